@@ -1,0 +1,68 @@
+"""Engine factory for SQLite + SpatiaLite (embedded) and PostgreSQL + PostGIS (production)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SPATIALITE_MODULE = "mod_spatialite"
+
+
+def _load_spatialite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    """Load SpatiaLite into a new sqlite3 connection and hand transaction control to SQLAlchemy.
+
+    Python's sqlite3 driver issues BEGIN itself and breaks SAVEPOINTs; SQLAlchemy's documented
+    workaround (SQLite dialect, "Serializable isolation / Savepoints / Transactional DDL") switches
+    that off here and emits BEGIN from the ``begin`` event below.
+    """
+    dbapi_connection.isolation_level = None
+    dbapi_connection.enable_load_extension(True)
+    dbapi_connection.load_extension(SPATIALITE_MODULE)
+    dbapi_connection.enable_load_extension(False)
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+    dbapi_connection.execute("PRAGMA journal_mode = WAL")
+    dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+
+
+def _begin_immediate(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock at BEGIN, so two writers serialise instead of failing late.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``; SQLite URLs get SpatiaLite loaded on every connection."""
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        if sa_url.database and sa_url.database != ":memory:":
+            Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(sa_url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _load_spatialite)
+        event.listen(engine, "begin", _begin_immediate)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    return create_engine(sa_url, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return the session factory the app and CLI use; sessions never expire on commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def spatial_version(conn: Connection) -> str:
+    """Return the spatial extension's name and version (``SpatiaLite 5.0.1`` / ``PostGIS 3.3``)."""
+    if conn.dialect.name == "sqlite":
+        return "SpatiaLite " + str(conn.execute(text("SELECT spatialite_version()")).scalar_one())
+    return "PostGIS " + str(conn.execute(text("SELECT postgis_lib_version()")).scalar_one())
+
+
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Yield a session that is closed afterwards (the caller commits)."""
+    with factory() as session:
+        yield session

@@ -1,0 +1,138 @@
+"""Database tables (SQLAlchemy 2 declarative, GeoAlchemy2 geometry in EPSG:4326).
+
+Geometry is stored in WGS-84 lon/lat (CGCS2000 treated as identical, DOMAIN §9.2). Metric work
+happens in memory in the deployment's projected CRS (``SANLING_PROJECTED_CRS``), see docs/architecture.md.
+The schema is created only by Alembic migrations (``migrations/``), never by ``create_all``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import DateTime, Float, Integer, MetaData, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SRID_WGS84 = 4326
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with named constraints, so migrations are stable on both databases."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _geometry(geometry_type: str) -> Geometry:
+    return Geometry(geometry_type=geometry_type, srid=SRID_WGS84, spatial_index=True)
+
+
+class GridArea(Base):
+    """Grid area (网格) served by one "1+1" team: a customer manager and a project manager."""
+
+    __tablename__ = "grid_areas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    area_type: Mapped[str] = mapped_column(String(16), default="urban")
+    customer_manager: Mapped[str | None] = mapped_column(String(100))
+    project_manager: Mapped[str | None] = mapped_column(String(100))
+    geom = mapped_column(_geometry("MULTIPOLYGON"), nullable=False)
+
+
+class Transformer(Base):
+    """Distribution transformer (配变) 10/0.4 kV feeding one LV area (台区)."""
+
+    __tablename__ = "transformers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rated_kva: Mapped[float] = mapped_column(Float)
+    peak_kva: Mapped[float] = mapped_column(Float, default=0.0)
+    peak_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reserved_kva: Mapped[float] = mapped_column(Float, default=0.0)
+    grid_area_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="in_service")
+    geom = mapped_column(_geometry("POINT"), nullable=False)
+
+
+class LvLine(Base):
+    """LV overhead line or cable (低压线路/电缆) section fed by a transformer."""
+
+    __tablename__ = "lv_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(64), unique=True)
+    transformer_asset_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    conductor_type: Mapped[str | None] = mapped_column(String(64))
+    geom = mapped_column(_geometry("LINESTRING"), nullable=False)
+
+
+class AccessPoint(Base):
+    """LV access point: pole (电杆) or cable branch box (电缆分支箱) fed by a transformer."""
+
+    __tablename__ = "access_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(64), unique=True)
+    transformer_asset_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    geom = mapped_column(_geometry("POINT"), nullable=False)
+
+
+class Road(Base):
+    """Road centre line with its class (主干路/次干路/支路/巷道) and width."""
+
+    __tablename__ = "roads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    road_class: Mapped[str] = mapped_column(String(16))
+    width_m: Mapped[float | None] = mapped_column(Float)
+    geom = mapped_column(_geometry("LINESTRING"), nullable=False)
+
+
+class NoOverheadZone(Base):
+    """Zone where overhead lines are forbidden (禁止架空区), so new works must be cable."""
+
+    __tablename__ = "no_overhead_zones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    geom = mapped_column(_geometry("MULTIPOLYGON"), nullable=False)
+
+
+class AssetGeneration(Base):
+    """One-row counter bumped in the same transaction as every asset or load change.
+
+    Each worker compares it with the generation its in-memory index was built from, once per
+    request, and rebuilds before answering when it moved (docs/siting.md, "Consistency").
+    """
+
+    __tablename__ = "asset_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+ASSET_TABLES: dict[str, type[Base]] = {
+    "grid_areas": GridArea,
+    "transformers": Transformer,
+    "lv_lines": LvLine,
+    "access_points": AccessPoint,
+    "roads": Road,
+    "no_overhead_zones": NoOverheadZone,
+}
