@@ -1,0 +1,49 @@
+"""Health and metrics endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.db import spatial_version
+from app.deps import SessionDep
+from app.loader import asset_counts
+from app.observability import metrics_response
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    """Service health: database reachability, spatial extension and asset counts."""
+
+    status: str = Field(description="`ok` or `degraded`.", examples=["ok"])
+    database: str = Field(description="Database dialect.", examples=["sqlite"])
+    spatial_extension: str = Field(examples=["SpatiaLite 5.0.1"])
+    schema_revision: str | None = Field(description="Alembic revision of the schema.", examples=["0001"])
+    asset_generation: int = Field(description="Counter bumped by every asset change.")
+    asset_counts: dict[str, int] = Field(examples=[{"transformers": 48}])
+
+
+@router.get("/healthz", response_model=Health, operation_id="health-read_health",
+            responses={503: {"description": "Database unreachable"}})
+def read_health(session: SessionDep) -> Health | JSONResponse:
+    """Report whether the database is reachable, the spatial extension's version and asset counts."""
+    try:
+        conn = session.connection()
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        generation = conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one()
+        return Health(status="ok", database=conn.dialect.name, spatial_extension=spatial_version(conn),
+                      schema_revision=revision, asset_generation=generation, asset_counts=asset_counts(conn))
+    except SQLAlchemyError as exc:
+        return JSONResponse({"code": "DATABASE_UNAVAILABLE", "message": str(exc.__class__.__name__),
+                             "details": {}}, status_code=503)
+
+
+@router.get("/metrics", operation_id="health-read_metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+def read_metrics() -> Response:
+    """Prometheus metrics (request counts and latencies per route, aggregated over workers)."""
+    return metrics_response()

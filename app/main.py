@@ -1,0 +1,50 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.api import health
+from app.db import create_db_engine, make_session_factory
+from app.errors import add_exception_handlers
+from app.observability import configure_logging, install_request_middleware
+from app.settings import Settings, get_settings
+
+API_DESCRIPTION = """
+Survey-and-design service for 三零 (zero visits, zero approvals, zero investment) low-voltage grid
+connections of small and micro enterprises. Every error answers `{code, message, details}` with a
+stable machine-readable `code`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings``; the engine is created in the lifespan, not at import."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_db_engine(settings.effective_database_url)
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    app = FastAPI(title="Sanling", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
+                  generate_unique_id_function=_operation_id)
+    app.state.settings = settings
+    add_exception_handlers(app)
+    install_request_middleware(app)
+    app.include_router(health.router)
+    return app

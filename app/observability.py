@@ -1,0 +1,98 @@
+"""Structured JSON logs with a request id, and Prometheus metrics (multi-process aware)."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+REQUESTS = Counter("sanling_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "sanling_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id and any ``extra``."""
+
+    _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as JSON."""
+        payload: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+        }
+        payload.update({k: v for k, v in record.__dict__.items() if k not in self._RESERVED})
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
+    """Send Sanling's and uvicorn's logs to stderr, as JSON when ``json_logs``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    if not json_logs:
+        handler.addFilter(lambda record: setattr(record, "request_id", request_id_var.get()) or True)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def install_request_middleware(app: FastAPI) -> None:
+    """Attach a request id (``X-Request-ID`` in or new), time the request, log and count it."""
+    access_log = logging.getLogger("sanling.access")
+
+    @app.middleware("http")
+    async def _request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            elapsed_s = time.perf_counter() - started
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(request.method, route, str(status)).inc()
+            LATENCY.labels(request.method, route).observe(elapsed_s)
+            access_log.info("%s %s %s", request.method, request.url.path, status,
+                            extra={"status": status, "duration_ms": round(elapsed_s * 1000, 3)})
+            request_id_var.reset(token)
+
+
+def metrics_response() -> Response:
+    """Render Prometheus metrics, aggregated over workers when ``PROMETHEUS_MULTIPROC_DIR`` is set."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

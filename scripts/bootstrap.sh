@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install what this machine lacks for Sanling: Debian packages, the .venv and the package itself.
+#   scripts/bootstrap.sh               # service needs: Python 3.11 + venv, SpatiaLite
+#   scripts/bootstrap.sh --with-test   # plus PostgreSQL 15 + PostGIS 3 and GDAL tools for tests/benchmarks
+# Safe to run any number of times; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_test=0
+[ "${1:-}" = "--with-test" ] && with_test=1
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(python3.11 python3.11-venv libsqlite3-mod-spatialite)
+if [ "$with_test" -eq 1 ]; then
+  packages+=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin)
+fi
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's python3.11 is required: its sqlite3 module can load SpatiaLite (some builds cannot).
+PY=/usr/bin/python3.11
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sqlite3; sqlite3.connect(":memory:").enable_load_extension' 2>/dev/null; then
+  echo "bootstrap: creating .venv with $PY"
+  rm -rf .venv
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+
+extras="."
+[ "$with_test" -eq 1 ] && extras=".[test]"
+stamp=".venv/.sanling-install-$(sha256sum pyproject.toml | cut -c1-16)-$with_test"
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing Sanling and its Python dependencies into .venv"
+  .venv/bin/python -m pip install -q -e "$extras" 2>&1 | grep -v "is ignored: it is neither" || true
+  .venv/bin/python -c 'import app, gis, design_rules' # fail here, not later, if the install broke
+  rm -f .venv/.sanling-install-*
+  touch "$stamp"
+fi

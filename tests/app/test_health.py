@@ -1,0 +1,50 @@
+"""Health, OpenAPI and metrics endpoints on a real database (issue 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def client(demo_db_url: str) -> Iterator[TestClient]:
+    """The real app on the demo database of the current backend."""
+    app = create_app(Settings(database_url=demo_db_url, log_json=True))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_healthz_reports_database_extension_and_counts(client: TestClient, backend: str) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["spatial_extension"].startswith("SpatiaLite" if backend == "spatialite" else "PostGIS")
+    assert body["schema_revision"]
+    assert body["asset_counts"]["transformers"] >= 40
+    assert body["asset_counts"]["grid_areas"] >= 4
+    assert body["asset_counts"]["no_overhead_zones"] >= 1
+
+
+def test_request_id_is_echoed_and_generated(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"X-Request-ID": "abc123"}).headers["X-Request-ID"] == "abc123"
+    assert len(client.get("/healthz").headers["X-Request-ID"]) == 32
+
+
+def test_openapi_and_metrics(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/healthz" in spec["paths"]
+    client.get("/healthz")
+    metrics = client.get("/metrics").text
+    assert 'sanling_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+
+
+def test_unknown_route_answers_code_and_message(client: TestClient) -> None:
+    response = client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.json()["code"] == "NOT_FOUND"
