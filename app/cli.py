@@ -25,7 +25,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     url = _settings().effective_database_url
     if args.action == "upgrade":
-        migrate.upgrade(url, args.revision or "head")
+        migrate.upgrade(url, args.revision or "heads")
     elif args.action == "downgrade":
         migrate.downgrade(url, args.revision or "-1")
     else:
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema migrations (Alembic)")
     db.add_argument("action", choices=["upgrade", "downgrade", "check"])
-    db.add_argument("--revision", help="target revision (upgrade: head, downgrade: -1)")
+    db.add_argument("--revision", help="target revision (upgrade: heads, downgrade: -1)")
     db.set_defaults(func=cmd_db)
 
     demo = sub.add_parser("load-demo", help="load the demo district from fixtures/demo")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import DateTime, Float, Integer, MetaData, String, func
+from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID_WGS84 = 4326
@@ -136,3 +136,27 @@ ASSET_TABLES: dict[str, type[Base]] = {
     "roads": Road,
     "no_overhead_zones": NoOverheadZone,
 }
+
+
+class Design(Base):
+    """A stored connection design (接入方案): one row per version, never updated in place.
+
+    ``design_id`` is stable across versions; ``version`` starts at 1 and each redesign adds a row.
+    ``request`` is the input as received, ``result`` the full computed design (JSON).
+    """
+
+    __tablename__ = "designs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    design_id: Mapped[str] = mapped_column(String(36), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    profile_id: Mapped[str] = mapped_column(String(64))
+    job_class: Mapped[str] = mapped_column(String(32))
+    transformer_asset_id: Mapped[str | None] = mapped_column(String(64))
+    total_cost_cny: Mapped[float] = mapped_column(Float, default=0.0)
+    request: Mapped[dict] = mapped_column(JSON)
+    result: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    meter_box = mapped_column(_geometry("POINT"), nullable=False)
+
+    __table_args__ = (UniqueConstraint("design_id", "version", name="uq_designs_design_id_version"),)
