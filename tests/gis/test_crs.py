@@ -1,0 +1,222 @@
+"""Tests of gis.crs: GCJ-02/BD-09 conversions, the projector and pin validation."""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely import LineString
+
+from gis import crs
+from gis.crs import (
+    CoordinateInvalidError,
+    CoordinateSystem,
+    CrsUnsupportedError,
+    OutOfServiceAreaError,
+    Projector,
+    pin_to_local,
+)
+from gis.errors import SanlingError
+from tests.gis.common import ROUND_TRIP_TOL_M, ground_distance_m
+
+# Mainland China well inside the GCJ-02 rectangle (0.5° margin so the offset never crosses its edge).
+inside_lon = st.floats(min_value=73.0, max_value=135.0)
+inside_lat = st.floats(min_value=18.0, max_value=53.0)
+# Points outside the rectangle: Europe/Africa and the southern hemisphere.
+outside_lon = st.floats(min_value=-170.0, max_value=60.0)
+outside_lat = st.floats(min_value=-80.0, max_value=80.0)
+
+CHONGQING_AREA = (106.3, 29.4, 106.8, 29.8)
+
+
+@pytest.fixture(scope="module")
+def projector() -> Projector:
+    return Projector("EPSG:4545", service_area_wgs84=CHONGQING_AREA)
+
+
+# Published reference values (coordtransform README, point near Tiananmen).
+@pytest.mark.parametrize(
+    ("func", "lon_in", "lat_in", "lon_out", "lat_out", "tol_deg"),
+    [
+        (crs.wgs84_to_gcj02, 116.404, 39.915, 116.41024449916938, 39.91640428150164, 1e-9),
+        (crs.gcj02_to_bd09, 116.404, 39.915, 116.41036949371029, 39.92133699351022, 1e-9),
+        # the published one-step inverse; our refined inverse is closer to exact, within 1e-6°
+        (crs.bd09_to_gcj02, 116.404, 39.915, 116.39762729119315, 39.90865673957631, 1e-6),
+    ],
+)
+def test_reference_points(
+    func: Any, lon_in: float, lat_in: float, lon_out: float, lat_out: float, tol_deg: float
+) -> None:
+    lon, lat = func(lon_in, lat_in)
+    assert lon == pytest.approx(lon_out, abs=tol_deg)
+    assert lat == pytest.approx(lat_out, abs=tol_deg)
+
+
+def test_gcj_offset_in_chongqing_is_hundreds_of_metres() -> None:
+    lon, lat = crs.wgs84_to_gcj02(106.55, 29.56)
+    assert 100.0 < ground_distance_m(106.55, 29.56, lon, lat) < 1000.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(inside_lon, inside_lat)
+def test_gcj_wgs_gcj_round_trip_inside_china(lon: float, lat: float) -> None:
+    w_lon, w_lat = crs.gcj02_to_wgs84(lon, lat)
+    g_lon, g_lat = crs.wgs84_to_gcj02(w_lon, w_lat)
+    assert ground_distance_m(lon, lat, g_lon, g_lat) < ROUND_TRIP_TOL_M
+    # and the inverse really moved the point (China applies an offset)
+    assert ground_distance_m(lon, lat, w_lon, w_lat) > 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(inside_lon, inside_lat)
+def test_wgs_gcj_wgs_round_trip_inside_china(lon: float, lat: float) -> None:
+    w_lon, w_lat = crs.gcj02_to_wgs84(*crs.wgs84_to_gcj02(lon, lat))
+    assert ground_distance_m(lon, lat, w_lon, w_lat) < ROUND_TRIP_TOL_M
+
+
+@settings(max_examples=300, deadline=None)
+@given(inside_lon, inside_lat)
+def test_bd_wgs_bd_round_trip_inside_china(lon: float, lat: float) -> None:
+    b_lon, b_lat = crs.wgs84_to_bd09(*crs.bd09_to_wgs84(lon, lat))
+    assert ground_distance_m(lon, lat, b_lon, b_lat) < ROUND_TRIP_TOL_M
+
+
+@settings(max_examples=200, deadline=None)
+@given(outside_lon, outside_lat)
+def test_gcj_is_identity_outside_china(lon: float, lat: float) -> None:
+    assert crs.wgs84_to_gcj02(lon, lat) == (lon, lat)
+    assert crs.gcj02_to_wgs84(lon, lat) == (lon, lat)
+    assert crs.to_wgs84(lon, lat, "gcj02") == (lon, lat)
+
+
+@settings(max_examples=200, deadline=None)
+@given(outside_lon, outside_lat)
+def test_bd_round_trip_outside_china(lon: float, lat: float) -> None:
+    b_lon, b_lat = crs.wgs84_to_bd09(*crs.bd09_to_wgs84(lon, lat))
+    assert ground_distance_m(lon, lat, b_lon, b_lat) < ROUND_TRIP_TOL_M
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "outcome"),
+    [
+        ("wgs84", CoordinateSystem.WGS84, nullcontext()),
+        ("EPSG:4326", CoordinateSystem.WGS84, nullcontext()),
+        ("GCJ-02", CoordinateSystem.GCJ02, nullcontext()),
+        ("bd-09", CoordinateSystem.BD09, nullcontext()),
+        ("EPSG:4490", CoordinateSystem.CGCS2000, nullcontext()),  # CGCS2000 geographic
+        (CoordinateSystem.BD09, CoordinateSystem.BD09, nullcontext()),
+        ("EPSG:3857", None, pytest.raises(CrsUnsupportedError)),  # web mercator is not a pin CRS
+        ("", None, pytest.raises(CrsUnsupportedError)),
+        ("mars", None, pytest.raises(CrsUnsupportedError)),
+    ],
+)
+def test_parse_crs(value: str, expected: CoordinateSystem | None, outcome: Any) -> None:
+    with outcome:
+        assert crs.parse_crs(value) is expected
+
+
+def test_cgcs2000_is_wgs84_for_siting() -> None:
+    assert crs.to_wgs84(106.55, 29.56, CoordinateSystem.CGCS2000) == (106.55, 29.56)
+
+
+def test_projector_reference_point() -> None:
+    # EPSG:4545 is Gauss-Krüger with central meridian 108°E and false easting 500 km.
+    x_m, y_m = Projector("EPSG:4545").project(108.0, 0.0)
+    assert x_m == pytest.approx(500_000.0, abs=1e-6)
+    assert y_m == pytest.approx(0.0, abs=1e-6)
+
+
+def test_projector_vectorised_matches_scalar(projector: Projector) -> None:
+    lon = np.array([106.3, 106.55, 106.8])
+    lat = np.array([29.4, 29.6, 29.8])
+    x_m, y_m = projector.project_many(lon, lat)
+    for i in range(3):
+        assert (x_m[i], y_m[i]) == pytest.approx(projector.project(lon[i], lat[i]), abs=1e-6)
+    back_lon, back_lat = projector.unproject_many(x_m, y_m)
+    np.testing.assert_allclose(back_lon, lon, atol=1e-9)
+    np.testing.assert_allclose(back_lat, lat, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("projected_crs", "outcome"),
+    [
+        ("EPSG:4545", nullcontext()),  # CGCS2000 GK CM 108E, metres
+        ("EPSG:32648", nullcontext()),  # UTM 48N, metres
+        ("EPSG:4326", pytest.raises(CrsUnsupportedError)),  # geographic
+        ("EPSG:2227", pytest.raises(CrsUnsupportedError)),  # projected, but US survey feet
+        ("EPSG:999999", pytest.raises(CrsUnsupportedError)),  # unknown code
+    ],
+)
+def test_projector_requires_metric_projected_crs(projected_crs: str, outcome: Any) -> None:
+    with outcome as raised:
+        Projector(projected_crs)
+    if raised is not None:
+        assert raised.value.details["field"] == "projected_crs"
+
+
+def test_projector_transformers_are_cached() -> None:
+    assert Projector("EPSG:4545")._forward is Projector("EPSG:4545")._forward
+
+
+def test_pin_to_local_wgs84(projector: Projector) -> None:
+    pin = pin_to_local(106.55, 29.56, "wgs84", projector)
+    assert (pin.lon_wgs84, pin.lat_wgs84) == (106.55, 29.56)
+    assert (pin.x_m, pin.y_m) == pytest.approx(projector.project(106.55, 29.56))
+
+
+@pytest.mark.parametrize("system", ["gcj02", "bd09"])
+def test_pin_to_local_converts_offset_datums(projector: Projector, system: str) -> None:
+    forward = crs.wgs84_to_gcj02 if system == "gcj02" else crs.wgs84_to_bd09
+    lon_in, lat_in = forward(106.55, 29.56)
+    pin = pin_to_local(lon_in, lat_in, system, projector)
+    assert ground_distance_m(pin.lon_wgs84, pin.lat_wgs84, 106.55, 29.56) < ROUND_TRIP_TOL_M
+    x_m, y_m = projector.project(106.55, 29.56)
+    assert math.hypot(pin.x_m - x_m, pin.y_m - y_m) < ROUND_TRIP_TOL_M
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "system", "error", "code", "field"),
+    [
+        (math.nan, 29.6, "wgs84", CoordinateInvalidError, "COORDINATE_INVALID", "lon"),
+        (106.5, math.inf, "wgs84", CoordinateInvalidError, "COORDINATE_INVALID", "lat"),
+        (181.0, 29.6, "wgs84", CoordinateInvalidError, "COORDINATE_INVALID", "lon"),
+        (106.5, -90.5, "wgs84", CoordinateInvalidError, "COORDINATE_INVALID", "lat"),
+        ("106.5", 29.6, "wgs84", CoordinateInvalidError, "COORDINATE_INVALID", "lon"),  # string
+        (106.5, 29.6, "utm", CrsUnsupportedError, "CRS_UNSUPPORTED", "crs"),
+        (107.5, 29.6, "wgs84", OutOfServiceAreaError, "OUT_OF_SERVICE_AREA", "lon"),  # east of area
+        (106.5, 29.2, "wgs84", OutOfServiceAreaError, "OUT_OF_SERVICE_AREA", "lat"),  # south of area
+        # inside the box as typed, but its WGS-84 point (~500 m west) falls outside
+        (106.3010, 29.6, "gcj02", OutOfServiceAreaError, "OUT_OF_SERVICE_AREA", "lon"),
+    ],
+)
+def test_pin_to_local_rejects(
+    projector: Projector, lon: Any, lat: float, system: str, error: type[SanlingError], code: str, field: str
+) -> None:
+    with pytest.raises(error) as raised:
+        pin_to_local(lon, lat, system, projector)
+    assert isinstance(raised.value, SanlingError)
+    body = raised.value.to_dict()
+    assert body["code"] == code
+    assert body["details"]["field"] == field
+    # details must be plain JSON (no NaN/inf floats)
+    json.dumps(body, allow_nan=False)
+
+
+def test_pin_without_service_area_accepts_any_valid_point() -> None:
+    pin = pin_to_local(2.35, 48.85, "gcj02", Projector("EPSG:4545"))
+    assert (pin.lon_wgs84, pin.lat_wgs84) == (2.35, 48.85)
+
+
+def test_geometry_round_trip(projector: Projector) -> None:
+    line_wgs84 = LineString([(106.5, 29.5), (106.51, 29.51)])
+    back = projector.geometry_to_wgs84(projector.geometry_to_local(line_wgs84))
+    assert back.equals_exact(line_wgs84, 1e-9)
+    geojson = projector.geojson_wgs84(projector.geometry_to_local(line_wgs84))
+    assert geojson["type"] == "LineString"
+    assert isinstance(geojson["coordinates"][0], list)
