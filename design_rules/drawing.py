@@ -1,0 +1,818 @@
+"""The works sketch 工程建设简图 (R4.4; CQ-32 annex 3) as SVG, GeoJSON and DXF from local-metre input."""
+
+from __future__ import annotations
+
+import io
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from datetime import date
+from decimal import Decimal
+from itertools import pairwise
+from typing import Any, Literal
+
+import ezdxf
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from design_rules.catalogue import DrawingStyle, JobClass, TypicalDesigns, load_typical_designs
+
+PointM = tuple[float, float]
+"""A point in local metres ``(x_m, y_m)``: x east, y north."""
+
+ToWgs84 = Callable[[float, float], tuple[float, float]]
+"""Maps local ``(x_m, y_m)`` to ``(lon, lat)`` WGS-84."""
+
+DXF_LAYERS: dict[str, int] = {"EXISTING": 7, "NEW_WORKS": 5, "PROPERTY_LINE": 1, "LABELS": 7, "METER_BOX": 5}
+"""DXF layer names and their ACI colours (7 black/white, 5 blue, 1 red)."""
+
+_ROUTE_KIND_ZH = {"overhead": "新建架空线路", "cable": "新建电缆线路", "service_drop": "新建接户线"}
+_LINE_KIND_ZH = {"overhead": "既有低压架空线", "cable": "既有低压电缆"}
+_ACCESS_KIND_ZH = {"pole": "既有电杆", "branch_box": "既有电缆分支箱"}
+_BOUNDARY_LABEL = "产权分界点（表箱出线端子）"
+_PROPERTY_LABEL = "客户红线（客户产权范围）"
+
+# Page layout in px: map frame, legend column and title block (presentation only).
+_MARGIN_PX = 20.0
+_LEGEND_WIDTH_PX = 250.0
+_TITLE_HEIGHT_PX = 150.0
+_TEXT_PX = 12.0
+_CALLOUT_WIDTH_PX = 190.0
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExistingTransformer(_Model):
+    """An existing distribution transformer (配变)."""
+
+    label: str
+    x_m: float
+    y_m: float
+    rated_kva: float | None = Field(default=None, gt=0)
+
+
+class ExistingAccessPoint(_Model):
+    """An existing LV pole or cable branch box."""
+
+    kind: Literal["pole", "branch_box"]
+    x_m: float
+    y_m: float
+    label: str = ""
+
+
+class ExistingLine(_Model):
+    """An existing LV overhead line or cable, as a polyline."""
+
+    kind: Literal["overhead", "cable"]
+    points_m: tuple[PointM, ...] = Field(min_length=2)
+    label: str = ""
+
+
+class NewRoute(_Model):
+    """The new line of this job, with its length and whether a road is dug (掘路)."""
+
+    kind: Literal["overhead", "cable", "service_drop"]
+    points_m: tuple[PointM, ...] = Field(min_length=2)
+    length_m: float = Field(gt=0)
+    road_dug: bool
+    label: str = ""
+
+
+class NewPole(_Model):
+    """A new pole of this job."""
+
+    x_m: float
+    y_m: float
+    label: str = ""
+
+
+class MeterBox(_Model):
+    """The meter box (计量箱), on the outside wall of the customer's building."""
+
+    x_m: float
+    y_m: float
+    label: str = "计量箱"
+
+
+class PropertyLine(_Model):
+    """The customer's property red line (客户红线) as an axis-aligned rectangle in local metres."""
+
+    x_min_m: float
+    y_min_m: float
+    x_max_m: float
+    y_max_m: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PropertyLine:
+        if not (self.x_min_m < self.x_max_m and self.y_min_m < self.y_max_m):
+            raise ValueError("need x_min_m < x_max_m and y_min_m < y_max_m")
+        return self
+
+    def corners_m(self) -> tuple[PointM, PointM, PointM, PointM]:
+        """Return the corners counter-clockwise from the south-west corner."""
+        return (
+            (self.x_min_m, self.y_min_m),
+            (self.x_max_m, self.y_min_m),
+            (self.x_max_m, self.y_max_m),
+            (self.x_min_m, self.y_max_m),
+        )
+
+
+class TitleBlock(_Model):
+    """Title block: job, customer, job class, date (passed in), works quantities and funding."""
+
+    job_id: str = Field(min_length=1)
+    customer: str = Field(min_length=1)
+    job_class: JobClass
+    drawing_date: date
+    total_cost_cny: Decimal | None = Field(default=None, ge=0)
+    works_summary: tuple[str, ...] = ()
+
+
+class DrawingInput(_Model):
+    """Everything the sketch shows, in local metres (R4.4; CQ-32 annex 3).
+
+    ``property_line`` defaults to a rectangle of the data's default size with the meter box in the
+    middle of the side that faces the incoming route, i.e. on the outside wall.
+    """
+
+    title: TitleBlock
+    meter_box: MeterBox
+    transformers: tuple[ExistingTransformer, ...] = ()
+    access_points: tuple[ExistingAccessPoint, ...] = ()
+    existing_lines: tuple[ExistingLine, ...] = ()
+    new_routes: tuple[NewRoute, ...] = ()
+    new_poles: tuple[NewPole, ...] = ()
+    property_line: PropertyLine | None = None
+
+
+# --------------------------------------------------------------------------------------------- shared helpers
+
+
+def route_label(route: NewRoute) -> str:
+    """Label of a new route: kind, designation, length in m and 掘路/不掘路 (CQ-32 annex 3).
+
+    Examples
+    --------
+    >>> route_label(NewRoute(kind="cable", points_m=((0, 0), (80, 0)), length_m=84.6, road_dug=True,
+    ...                      label="YJV22-0.6/1kV-4x95"))
+    '新建电缆线路 YJV22-0.6/1kV-4x95 85 m 掘路'
+    """
+    parts = [_ROUTE_KIND_ZH[route.kind]]
+    if route.label:
+        parts.append(route.label)
+    parts.append(f"{route.length_m:.0f} m")
+    parts.append("掘路" if route.road_dug else "不掘路")
+    return " ".join(parts)
+
+
+def property_line_of(d: DrawingInput, style: DrawingStyle | None = None) -> PropertyLine:
+    """The given property line, or the default rectangle with the meter box on its outer wall.
+
+    The default faces the last segment of the first new route: the property extends beyond the meter
+    box in that direction (its dominant axis), ``default_property_depth_m`` deep and
+    ``default_property_width_m`` wide, centred on the meter box.
+
+    Examples
+    --------
+    >>> d = DrawingInput(
+    ...     title=TitleBlock(job_id="J1", customer="C", job_class="overhead", drawing_date=date(2024, 5, 6)),
+    ...     meter_box=MeterBox(x_m=100, y_m=0),
+    ...     new_routes=(NewRoute(kind="overhead", points_m=((0, 0), (100, 0)), length_m=100, road_dug=False),))
+    >>> property_line_of(d)
+    PropertyLine(x_min_m=100.0, y_min_m=-10.0, x_max_m=115.0, y_max_m=10.0)
+    """
+    if d.property_line is not None:
+        return d.property_line
+    style = style or load_typical_designs().drawing
+    mx, my = d.meter_box.x_m, d.meter_box.y_m
+    dx, dy = 1.0, 0.0
+    if d.new_routes:
+        (px, py), (qx, qy) = d.new_routes[0].points_m[-2:]
+        if (qx, qy) != (px, py):
+            dx, dy = qx - px, qy - py
+    half_w = style.default_property_width_m / 2
+    depth = style.default_property_depth_m
+    if abs(dx) >= abs(dy):
+        x0, x1 = (mx, mx + depth) if dx > 0 else (mx - depth, mx)
+        return PropertyLine(x_min_m=x0, y_min_m=my - half_w, x_max_m=x1, y_max_m=my + half_w)
+    y0, y1 = (my, my + depth) if dy > 0 else (my - depth, my)
+    return PropertyLine(x_min_m=mx - half_w, y_min_m=y0, x_max_m=mx + half_w, y_max_m=y1)
+
+
+def _all_points(d: DrawingInput, prop: PropertyLine) -> list[PointM]:
+    points: list[PointM] = [(d.meter_box.x_m, d.meter_box.y_m), *prop.corners_m()]
+    points += [(t.x_m, t.y_m) for t in d.transformers]
+    points += [(a.x_m, a.y_m) for a in d.access_points]
+    points += [(p.x_m, p.y_m) for p in d.new_poles]
+    for line in (*d.existing_lines, *d.new_routes):
+        points += list(line.points_m)
+    return points
+
+
+def _inward_unit(d: DrawingInput, prop: PropertyLine) -> PointM:
+    """Unit vector from the meter box toward the inside of the property (customer side)."""
+    cx, cy = (prop.x_min_m + prop.x_max_m) / 2, (prop.y_min_m + prop.y_max_m) / 2
+    vx, vy = cx - d.meter_box.x_m, cy - d.meter_box.y_m
+    norm = math.hypot(vx, vy)
+    return (vx / norm, vy / norm) if norm > 1e-9 else (1.0, 0.0)
+
+
+def _longest_segment_mid(points: Iterable[PointM]) -> tuple[PointM, PointM]:
+    pts = list(points)
+    best = max(pairwise(pts), key=lambda s: math.dist(s[0], s[1]))
+    (ax, ay), (bx, by) = best
+    return ((ax + bx) / 2, (ay + by) / 2), (bx - ax, by - ay)
+
+
+# --------------------------------------------------------------------------------------------- SVG
+
+
+class _Frame:
+    """Local metres → page pixels (north up) for the map frame."""
+
+    def __init__(self, points: list[PointM], left: float, top: float, width: float, height: float) -> None:
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        span_x = max(max(xs) - min(xs), 30.0)
+        span_y = max(max(ys) - min(ys), 30.0)
+        self.cx, self.cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+        self.scale = min(width / (span_x * 1.45), height / (span_y * 1.45))
+        self.ox, self.oy = left + width / 2, top + height / 2
+        self.left, self.top, self.width, self.height = left, top, width, height
+
+    def px(self, point: PointM) -> PointM:
+        return (
+            round(self.ox + (point[0] - self.cx) * self.scale, 2),
+            round(self.oy - (point[1] - self.cy) * self.scale, 2),
+        )
+
+    def path(self, points: Iterable[PointM]) -> str:
+        return " ".join(f"{x},{y}" for x, y in (self.px(p) for p in points))
+
+
+def _sub(parent: ET.Element, tag: str, **attributes: Any) -> ET.Element:
+    return ET.SubElement(parent, tag, {k.rstrip("_").replace("_", "-"): str(v) for k, v in attributes.items()})
+
+
+def _text(parent: ET.Element, x: float, y: float, content: str, **attributes: Any) -> ET.Element:
+    attributes.setdefault("font_size", _TEXT_PX)
+    element = _sub(parent, "text", x=round(x, 2), y=round(y, 2), **attributes)
+    element.text = content
+    return element
+
+
+def _nice_scale_m(scale_px_per_m: float, max_px: float) -> float:
+    best = 1.0
+    for length_m in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000):
+        if length_m * scale_px_per_m <= max_px:
+            best = float(length_m)
+    return best
+
+
+def _svg_symbols(group: ET.Element, kind: str, x: float, y: float, colour: str) -> None:
+    if kind == "transformer":
+        _sub(group, "circle", cx=x - 4, cy=y, r=7, fill="none", stroke=colour, stroke_width=1.5)
+        _sub(group, "circle", cx=x + 4, cy=y, r=7, fill="none", stroke=colour, stroke_width=1.5)
+    elif kind == "pole":
+        _sub(group, "circle", cx=x, cy=y, r=4.5, fill="white", stroke=colour, stroke_width=1.5)
+    elif kind == "branch_box":
+        _sub(group, "rect", x=x - 7, y=y - 5, width=14, height=10, fill="white", stroke=colour, stroke_width=1.5)
+    elif kind == "meter_box":
+        _sub(group, "rect", x=x - 6, y=y - 5, width=12, height=10, fill=colour, stroke=colour, stroke_width=1.5)
+
+
+def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str:
+    """Render the 工程建设简图 as SVG text (R4.4; CQ-32 annex 3).
+
+    Existing equipment is black; new works are blue and each new route is labelled with its length in
+    metres and 掘路 or 不掘路; the customer's property red line is a red dashed box; the meter box sits
+    on the outside wall with the ownership boundary (产权分界点) marked at its outgoing terminals. A north
+    arrow, a scale bar, a legend and a title block (job, customer, job class, date, works, funding)
+    complete the sheet. Text uses a CJK-capable font-family list.
+
+    Parameters
+    ----------
+    d : DrawingInput
+        The sketch content in local metres.
+    designs : TypicalDesigns, optional
+        Drawing style and job-class names; the packaged file when omitted.
+
+    Returns
+    -------
+    str
+        A standalone SVG document.
+
+    Examples
+    --------
+    >>> d = DrawingInput(
+    ...     title=TitleBlock(job_id="J1", customer="某某商店", job_class="direct_meter", drawing_date=date(2024, 5, 6)),
+    ...     meter_box=MeterBox(x_m=20, y_m=0),
+    ...     access_points=(ExistingAccessPoint(kind="pole", x_m=0, y_m=0),),
+    ...     new_routes=(NewRoute(kind="service_drop", points_m=((0, 0), (20, 0)), length_m=20, road_dug=False),))
+    >>> svg = render_svg(d)
+    >>> svg.startswith("<?xml") and "不掘路" in svg and "产权分界点" in svg
+    True
+    """
+    designs = designs or load_typical_designs()
+    style = designs.drawing
+    prop = property_line_of(d, style)
+    width, height = style.canvas_width_px, style.canvas_height_px
+    map_w = width - _LEGEND_WIDTH_PX - 3 * _MARGIN_PX
+    map_h = height - _TITLE_HEIGHT_PX - 3 * _MARGIN_PX
+    points = _all_points(d, prop)
+    frame = _Frame(points, _MARGIN_PX, _MARGIN_PX, map_w, map_h)
+    # Reserve room for the customer callouts beyond the far side of the property, then refit.
+    ux, uy = _inward_unit(d, prop)
+    reach_m = _CALLOUT_WIDTH_PX / frame.scale
+    far_m = (d.meter_box.x_m + ux * reach_m, d.meter_box.y_m + uy * reach_m)
+    frame = _Frame([*points, far_m], _MARGIN_PX, _MARGIN_PX, map_w, map_h)
+    fonts = ", ".join(f"'{f}'" if " " in f else f for f in style.font_family)
+    black, blue, red = style.existing_colour, style.new_colour, style.property_colour
+
+    svg = ET.Element(
+        "svg",
+        {
+            "xmlns": "http://www.w3.org/2000/svg",
+            "width": f"{width:g}",
+            "height": f"{height:g}",
+            "viewBox": f"0 0 {width:g} {height:g}",
+            "font-family": fonts,
+        },
+    )
+    _sub(svg, "title").text = f"工程建设简图 {d.title.job_id}"
+    _sub(svg, "rect", x=0, y=0, width=f"{width:g}", height=f"{height:g}", fill="white")
+    _sub(svg, "rect", x=frame.left, y=frame.top, width=map_w, height=map_h, fill="none", stroke=black)
+
+    group = _sub(svg, "g", id="property-line", fill="none", stroke=red, stroke_width=2)
+    group.set("stroke-dasharray", style.property_dasharray)
+    _sub(group, "polygon", points=frame.path(prop.corners_m()))
+
+    existing = _sub(svg, "g", id="existing", stroke=black, fill="none")
+    for line in d.existing_lines:
+        element = _sub(existing, "polyline", points=frame.path(line.points_m), stroke_width=2)
+        if line.kind == "cable":
+            element.set("stroke-dasharray", "2 3")
+    for transformer in d.transformers:
+        _svg_symbols(existing, "transformer", *frame.px((transformer.x_m, transformer.y_m)), black)
+    for access in d.access_points:
+        _svg_symbols(existing, access.kind, *frame.px((access.x_m, access.y_m)), black)
+
+    new = _sub(svg, "g", id="new-works", stroke=blue, fill="none")
+    for route in d.new_routes:
+        element = _sub(new, "polyline", points=frame.path(route.points_m), stroke_width=3)
+        if route.kind == "cable":
+            element.set("stroke-dasharray", "10 4")
+    for pole in d.new_poles:
+        _svg_symbols(new, "pole", *frame.px((pole.x_m, pole.y_m)), blue)
+    box_x, box_y = frame.px((d.meter_box.x_m, d.meter_box.y_m))
+    _svg_symbols(new, "meter_box", box_x, box_y, blue)
+
+    ux, uy = _inward_unit(d, prop)
+    mark_x, mark_y = box_x + ux * 14, box_y - uy * 14  # page y points down
+    boundary = _sub(svg, "g", id="ownership-boundary", stroke=blue, fill=blue)
+    _sub(boundary, "line", x1=box_x, y1=box_y, x2=mark_x, y2=mark_y, stroke_width=1.5)
+    _sub(boundary, "circle", cx=round(mark_x, 2), cy=round(mark_y, 2), r=3.5)
+
+    labels = _sub(svg, "g", id="labels")
+    _svg_labels(labels, d, prop, frame, style, (mark_x, mark_y))
+    _svg_north_arrow(svg, frame, black)
+    _svg_scale_bar(svg, frame, black)
+    _svg_legend(svg, style, width - _LEGEND_WIDTH_PX - _MARGIN_PX, _MARGIN_PX)
+    _svg_title_block(svg, d, designs, _MARGIN_PX, height - _TITLE_HEIGHT_PX - _MARGIN_PX, width - 2 * _MARGIN_PX)
+    ET.indent(svg)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(svg, encoding="unicode") + "\n"
+
+
+Box = tuple[float, float, float, float]
+
+
+def _text_box(x: float, y: float, content: str, anchor: str) -> Box:
+    """Approximate page box of a text: CJK glyphs one em wide, others about 0.55 em."""
+    width = sum(_TEXT_PX if ord(c) >= 0x2E80 else 0.58 * _TEXT_PX for c in content)
+    left = x - width if anchor == "end" else x - width / 2 if anchor == "middle" else x
+    return (left, y - 0.9 * _TEXT_PX, left + width, y + 0.25 * _TEXT_PX)
+
+
+class _Placer:
+    """Greedy label placement: try candidate offsets, keep the first that hits nothing placed so far."""
+
+    def __init__(self, frame: _Frame) -> None:
+        self.frame = frame
+        self.boxes: list[Box] = []
+
+    def block_point(self, x: float, y: float, half_px: float = 7.0) -> None:
+        self.boxes.append((x - half_px, y - half_px, x + half_px, y + half_px))
+
+    def block_polyline(self, points: Iterable[PointM]) -> None:
+        for a, b in pairwise([self.frame.px(p) for p in points]):
+            steps = max(int(math.dist(a, b) // 6), 1)
+            for i in range(steps + 1):
+                self.block_point(a[0] + (b[0] - a[0]) * i / steps, a[1] + (b[1] - a[1]) * i / steps, 1.5)
+
+    def _hits(self, box: Box) -> int:
+        f = self.frame
+        outside = box[0] < f.left or box[2] > f.left + f.width or box[1] < f.top or box[3] > f.top + f.height
+        overlaps = sum(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in self.boxes)
+        return overlaps + (100 if outside else 0)
+
+    def place(
+        self,
+        group: ET.Element,
+        x: float,
+        y: float,
+        content: str,
+        fill: str,
+        candidates: Iterable[tuple[float, float, str]],
+    ) -> None:
+        options = [(x + dx, y + dy, anchor) for dx, dy, anchor in candidates]
+        scored = [
+            (self._hits(_text_box(tx, ty, content, anchor)), index) for index, (tx, ty, anchor) in enumerate(options)
+        ]
+        tx, ty, anchor = options[min(scored)[1]]  # fewest hits, earliest candidate on ties
+        self.boxes.append(_text_box(tx, ty, content, anchor))
+        _text(group, tx, ty, content, fill=fill, text_anchor=anchor)
+
+
+_AROUND_POINT = (
+    (10, -8, "start"),
+    (10, 18, "start"),
+    (0, -14, "middle"),
+    (0, 26, "middle"),
+    (-10, -8, "end"),
+    (-10, 18, "end"),
+)
+_ALONG_HORIZONTAL = (
+    (0, -10, "middle"),
+    (0, 20, "middle"),
+    (40, -10, "middle"),
+    (-40, -10, "middle"),
+    (40, 20, "middle"),
+    (-40, 20, "middle"),
+)
+_ALONG_VERTICAL = ((12, 4, "start"), (-12, 4, "end"), (12, -30, "start"), (12, 38, "start"), (-12, -30, "end"))
+
+
+def _svg_labels(
+    group: ET.Element, d: DrawingInput, prop: PropertyLine, frame: _Frame, style: DrawingStyle, mark: PointM
+) -> None:
+    black, blue = style.existing_colour, style.new_colour
+    placer = _Placer(frame)
+    for line in (*d.existing_lines, *d.new_routes):
+        placer.block_polyline(line.points_m)
+    placer.block_polyline(prop.corners_m() + prop.corners_m()[:1])
+    for x_m, y_m in (
+        [(t.x_m, t.y_m) for t in d.transformers]
+        + [(a.x_m, a.y_m) for a in d.access_points]
+        + [(p.x_m, p.y_m) for p in d.new_poles]
+    ):
+        placer.block_point(*frame.px((x_m, y_m)))
+    placer.boxes.extend(_svg_customer_callouts(group, d, prop, frame, style, mark))
+    for route in d.new_routes:
+        (mx, my), (dx, dy) = _longest_segment_mid(route.points_m)
+        candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL
+        placer.place(group, *frame.px((mx, my)), route_label(route), blue, candidates)
+    for transformer in d.transformers:
+        kva = f" {transformer.rated_kva:g} kVA" if transformer.rated_kva else ""
+        text = f"既有配变 {transformer.label}{kva}"
+        placer.place(group, *frame.px((transformer.x_m, transformer.y_m)), text, black, _AROUND_POINT)
+    for access in d.access_points:
+        text = f"{_ACCESS_KIND_ZH[access.kind]} {access.label}".strip()
+        placer.place(group, *frame.px((access.x_m, access.y_m)), text, black, _AROUND_POINT)
+    for pole in d.new_poles:
+        if pole.label:
+            placer.place(group, *frame.px((pole.x_m, pole.y_m)), f"新建电杆 {pole.label}", blue, _AROUND_POINT)
+    for line in d.existing_lines:
+        (mx, my), (dx, dy) = _longest_segment_mid(line.points_m)
+        candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL
+        text = f"{_LINE_KIND_ZH[line.kind]} {line.label}".strip()
+        placer.place(group, *frame.px((mx, my)), text, black, candidates)
+
+
+def _svg_customer_callouts(
+    group: ET.Element, d: DrawingInput, prop: PropertyLine, frame: _Frame, style: DrawingStyle, mark: PointM
+) -> list[Box]:
+    """Meter box, ownership boundary and red-line labels stacked beyond the far side of the property.
+
+    The route arrives on the meter-box side, so the far side is free; leader lines tie each label to
+    its feature however small the property is on the page.
+    """
+    blue, red = style.new_colour, style.property_colour
+    ux, uy = _inward_unit(d, prop)
+    cx, cy = (prop.x_min_m + prop.x_max_m) / 2, (prop.y_min_m + prop.y_max_m) / 2
+    half_x, half_y = (prop.x_max_m - prop.x_min_m) / 2, (prop.y_max_m - prop.y_min_m) / 2
+    far_x, far_y = frame.px((cx + ux * half_x, cy + uy * half_y))
+    step = 18.0
+    if abs(ux) >= abs(uy):
+        anchor = "start" if ux > 0 else "end"
+        text_x = far_x + (14 if ux > 0 else -14)
+        first_y = far_y - step + 4
+    else:
+        anchor = "start"
+        text_x = far_x + 14
+        first_y = far_y - 12 - 2 * step if uy > 0 else far_y + 22
+    box = frame.px((d.meter_box.x_m, d.meter_box.y_m))
+    callouts = [
+        (f"{d.meter_box.label}（外墙）", blue, box),
+        (_BOUNDARY_LABEL, blue, mark),
+        (_PROPERTY_LABEL, red, (far_x, far_y)),
+    ]
+    boxes: list[Box] = []
+    for index, (label, colour, (target_x, target_y)) in enumerate(callouts):
+        y = first_y + index * step
+        _text(group, text_x, y, label, fill=colour, text_anchor=anchor)
+        boxes.append(_text_box(text_x, y, label, anchor))
+        leader_x = text_x - 3 if anchor == "start" else text_x + 3
+        _sub(group, "line", x1=leader_x, y1=y - 4, x2=target_x, y2=target_y, stroke=colour, stroke_width=0.6)
+    return boxes
+
+
+def _svg_north_arrow(svg: ET.Element, frame: _Frame, colour: str) -> None:
+    x, y = frame.left + frame.width - 30, frame.top + 20
+    group = _sub(svg, "g", id="north-arrow", stroke=colour, fill=colour)
+    _sub(group, "polygon", points=f"{x},{y} {x - 8},{y + 26} {x},{y + 20} {x + 8},{y + 26}")
+    _text(group, x, y + 42, "N 北", text_anchor="middle", stroke="none")
+
+
+def _svg_scale_bar(svg: ET.Element, frame: _Frame, colour: str) -> None:
+    length_m = _nice_scale_m(frame.scale, frame.width / 4)
+    length_px = round(length_m * frame.scale, 2)
+    x, y = frame.left + 20, frame.top + frame.height - 20
+    group = _sub(svg, "g", id="scale-bar", stroke=colour, fill=colour)
+    _sub(group, "rect", x=x, y=y - 4, width=length_px, height=4, fill="none")
+    _sub(group, "rect", x=x, y=y - 4, width=round(length_px / 2, 2), height=4)
+    _text(group, x, y - 8, "0", stroke="none")
+    _text(group, x + length_px, y - 8, f"{length_m:g} m", stroke="none", text_anchor="middle")
+
+
+def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -> None:
+    black, blue, red = style.existing_colour, style.new_colour, style.property_colour
+    group = _sub(svg, "g", id="legend")
+    _sub(group, "rect", x=left, y=top, width=_LEGEND_WIDTH_PX, height=300, fill="none", stroke=black)
+    _text(group, left + 10, top + 22, "图例", font_weight="bold", fill=black)
+    entries: list[tuple[str, str, str]] = [
+        ("transformer", black, "既有配变（黑）"),
+        ("pole", black, "既有电杆"),
+        ("branch_box", black, "既有电缆分支箱"),
+        ("line", black, "既有低压线路"),
+        ("route", blue, "新建线路（蓝，注长度、掘路）"),
+        ("pole", blue, "新建电杆"),
+        ("meter_box", blue, "计量箱（外墙）"),
+        ("boundary", blue, "产权分界点"),
+        ("property", red, "客户红线（红色虚框）"),
+    ]
+    for index, (kind, colour, text) in enumerate(entries):
+        y = top + 48 + index * 27
+        x = left + 24
+        if kind in ("line", "route"):
+            _sub(
+                group, "line", x1=x - 12, y1=y, x2=x + 12, y2=y, stroke=colour, stroke_width=3 if kind == "route" else 2
+            )
+        elif kind == "property":
+            element = _sub(group, "rect", x=x - 12, y=y - 7, width=24, height=14, fill="none", stroke=colour)
+            element.set("stroke-dasharray", style.property_dasharray)
+        elif kind == "boundary":
+            _sub(group, "circle", cx=x, cy=y, r=3.5, fill=colour, stroke=colour)
+        else:
+            _svg_symbols(group, kind, x, y, colour)
+        _text(group, x + 24, y + 4, text, fill=colour)
+
+
+def _svg_title_block(
+    svg: ET.Element, d: DrawingInput, designs: TypicalDesigns, left: float, top: float, width: float
+) -> None:
+    black = designs.drawing.existing_colour
+    title = d.title
+    group = _sub(svg, "g", id="title-block", fill=black)
+    _sub(group, "rect", x=left, y=top, width=width, height=_TITLE_HEIGHT_PX, fill="none", stroke=black)
+    _text(group, left + 12, top + 26, "工程建设简图", font_size=18, font_weight="bold")
+    design = designs.designs.get(title.job_class)
+    job_class_zh = design.name_zh if design else title.job_class
+    rows = [
+        f"工单号：{title.job_id}",
+        f"客户：{title.customer}",
+        f"工程类别：{job_class_zh}",
+        f"日期：{title.drawing_date.isoformat()}",
+    ]
+    for index, row in enumerate(rows):
+        _text(group, left + 12, top + 52 + index * 22, row)
+    works = list(title.works_summary)
+    if title.total_cost_cny is not None:
+        works.append(f"建设资金（供电企业出资）：{title.total_cost_cny:,.2f} 元")
+    _text(group, left + width / 2, top + 26, "工程量及建设资金", font_weight="bold")
+    for index, row in enumerate(works[:5]):
+        _text(group, left + width / 2, top + 52 + index * 20, row)
+
+
+# --------------------------------------------------------------------------------------------- GeoJSON
+
+
+def render_geojson(d: DrawingInput, to_wgs84: ToWgs84, *, designs: TypicalDesigns | None = None) -> dict[str, Any]:
+    """Render the sketch as a GeoJSON FeatureCollection (RFC 7946, lon/lat WGS-84).
+
+    Every feature carries ``status`` (``existing`` or ``new``), ``kind`` and a Chinese ``label``;
+    new routes also carry ``length_m`` and ``road_dug``. The property red line is a polygon
+    (counter-clockwise exterior ring) with ``kind = "property_line"``.
+
+    Parameters
+    ----------
+    d : DrawingInput
+        The sketch content in local metres.
+    to_wgs84 : callable
+        ``(x_m, y_m) -> (lon, lat)``; e.g. a pyproj transformer from the projected CRS.
+    designs : TypicalDesigns, optional
+        Default property size; the packaged file when omitted.
+
+    Returns
+    -------
+    dict
+        A FeatureCollection.
+
+    Examples
+    --------
+    >>> d = DrawingInput(
+    ...     title=TitleBlock(job_id="J1", customer="C", job_class="direct_meter", drawing_date=date(2024, 5, 6)),
+    ...     meter_box=MeterBox(x_m=20, y_m=0))
+    >>> fc = render_geojson(d, lambda x, y: (106.5 + x / 1e5, 29.6 + y / 1e5))
+    >>> [f["properties"]["kind"] for f in fc["features"]]
+    ['property_line', 'meter_box', 'ownership_boundary']
+    """
+    style = (designs or load_typical_designs()).drawing
+    prop = property_line_of(d, style)
+
+    def lonlat(point: PointM) -> list[float]:
+        lon, lat = to_wgs84(point[0], point[1])
+        return [round(lon, 8), round(lat, 8)]
+
+    def feature(geometry: dict[str, Any], **properties: Any) -> dict[str, Any]:
+        return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+    def point(p: PointM) -> dict[str, Any]:
+        return {"type": "Point", "coordinates": lonlat(p)}
+
+    def linestring(points: Iterable[PointM]) -> dict[str, Any]:
+        return {"type": "LineString", "coordinates": [lonlat(p) for p in points]}
+
+    ring = [lonlat(p) for p in prop.corners_m()]
+    if _signed_area(ring) < 0:
+        ring.reverse()
+    ring.append(ring[0])
+    features = [
+        feature(
+            {"type": "Polygon", "coordinates": [ring]}, status="existing", kind="property_line", label=_PROPERTY_LABEL
+        )
+    ]
+    for t in d.transformers:
+        features.append(
+            feature(
+                point((t.x_m, t.y_m)),
+                status="existing",
+                kind="transformer",
+                label=f"既有配变 {t.label}",
+                rated_kva=t.rated_kva,
+            )
+        )
+    for a in d.access_points:
+        label = f"{_ACCESS_KIND_ZH[a.kind]} {a.label}".strip()
+        features.append(feature(point((a.x_m, a.y_m)), status="existing", kind=a.kind, label=label))
+    for line in d.existing_lines:
+        label = f"{_LINE_KIND_ZH[line.kind]} {line.label}".strip()
+        features.append(feature(linestring(line.points_m), status="existing", kind=f"lv_{line.kind}", label=label))
+    for route in d.new_routes:
+        features.append(
+            feature(
+                linestring(route.points_m),
+                status="new",
+                kind=f"new_{route.kind}",
+                label=route_label(route),
+                length_m=route.length_m,
+                road_dug=route.road_dug,
+                road_work="掘路" if route.road_dug else "不掘路",
+            )
+        )
+    for pole in d.new_poles:
+        features.append(
+            feature(point((pole.x_m, pole.y_m)), status="new", kind="pole", label=f"新建电杆 {pole.label}".strip())
+        )
+    box = (d.meter_box.x_m, d.meter_box.y_m)
+    features.append(feature(point(box), status="new", kind="meter_box", label=f"{d.meter_box.label}（外墙）"))
+    features.append(feature(point(box), status="new", kind="ownership_boundary", label=_BOUNDARY_LABEL))
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _signed_area(ring: list[list[float]]) -> float:
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=True)) / 2
+
+
+# --------------------------------------------------------------------------------------------- DXF
+
+
+def render_dxf(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> bytes:
+    """Render the sketch as DXF (R2010, units metres) on named layers, for CAD users.
+
+    Layers: ``EXISTING`` (black/white), ``NEW_WORKS`` (blue), ``PROPERTY_LINE`` (red, DASHED),
+    ``LABELS`` and ``METER_BOX`` (blue). Lines are LWPOLYLINEs in local metres, poles and transformers
+    circles, boxes closed polylines; texts use the style ``SANLING_CJK`` (font ``simsun.ttc``).
+
+    Parameters
+    ----------
+    d : DrawingInput
+        The sketch content in local metres.
+    designs : TypicalDesigns, optional
+        Default property size and job-class names; the packaged file when omitted.
+
+    Returns
+    -------
+    bytes
+        The DXF document, UTF-8.
+
+    Examples
+    --------
+    >>> d = DrawingInput(
+    ...     title=TitleBlock(job_id="J1", customer="C", job_class="direct_meter", drawing_date=date(2024, 5, 6)),
+    ...     meter_box=MeterBox(x_m=20, y_m=0))
+    >>> render_dxf(d)[:20].decode().split()[:2]
+    ['0', 'SECTION']
+    """
+    designs = designs or load_typical_designs()
+    prop = property_line_of(d, designs.drawing)
+    points = _all_points(d, prop)
+    extent_m = max(
+        max(p[0] for p in points) - min(p[0] for p in points),
+        max(p[1] for p in points) - min(p[1] for p in points),
+        30.0,
+    )
+    text_m = round(extent_m / 70, 3)
+
+    doc = ezdxf.new("R2010", setup=True)
+    doc.units = ezdxf.units.M
+    doc.styles.add("SANLING_CJK", font="simsun.ttc")
+    for name, colour in DXF_LAYERS.items():
+        doc.layers.add(name, color=colour, linetype="DASHED" if name == "PROPERTY_LINE" else "Continuous")
+    msp = doc.modelspace()
+
+    def text(content: str, at: PointM, layer: str = "LABELS") -> None:
+        msp.add_text(content, height=text_m, dxfattribs={"layer": layer, "style": "SANLING_CJK", "insert": at})
+
+    def box(at: PointM, half_w: float, half_h: float, layer: str) -> None:
+        x, y = at
+        corners = [
+            (x - half_w, y - half_h),
+            (x + half_w, y - half_h),
+            (x + half_w, y + half_h),
+            (x - half_w, y + half_h),
+        ]
+        msp.add_lwpolyline(corners, close=True, dxfattribs={"layer": layer})
+
+    msp.add_lwpolyline(prop.corners_m(), close=True, dxfattribs={"layer": "PROPERTY_LINE", "ltscale": text_m})
+    text(_PROPERTY_LABEL, (prop.x_min_m + text_m, prop.y_max_m - 1.5 * text_m))
+    for line in d.existing_lines:
+        msp.add_lwpolyline(line.points_m, dxfattribs={"layer": "EXISTING"})
+        (mx, my), _ = _longest_segment_mid(line.points_m)
+        text(f"{_LINE_KIND_ZH[line.kind]} {line.label}".strip(), (mx, my + text_m / 2))
+    for t in d.transformers:
+        msp.add_circle((t.x_m - 0.3 * text_m, t.y_m), 0.6 * text_m, dxfattribs={"layer": "EXISTING"})
+        msp.add_circle((t.x_m + 0.3 * text_m, t.y_m), 0.6 * text_m, dxfattribs={"layer": "EXISTING"})
+        kva = f" {t.rated_kva:g} kVA" if t.rated_kva else ""
+        text(f"既有配变 {t.label}{kva}", (t.x_m + text_m, t.y_m + text_m))
+    for a in d.access_points:
+        if a.kind == "pole":
+            msp.add_circle((a.x_m, a.y_m), 0.4 * text_m, dxfattribs={"layer": "EXISTING"})
+        else:
+            box((a.x_m, a.y_m), 0.6 * text_m, 0.4 * text_m, "EXISTING")
+        text(f"{_ACCESS_KIND_ZH[a.kind]} {a.label}".strip(), (a.x_m + text_m / 2, a.y_m + text_m / 2))
+    for route in d.new_routes:
+        msp.add_lwpolyline(route.points_m, dxfattribs={"layer": "NEW_WORKS"})
+        (mx, my), _ = _longest_segment_mid(route.points_m)
+        text(route_label(route), (mx, my + text_m / 2))
+    for pole in d.new_poles:
+        msp.add_circle((pole.x_m, pole.y_m), 0.4 * text_m, dxfattribs={"layer": "NEW_WORKS"})
+    bx, by = d.meter_box.x_m, d.meter_box.y_m
+    box((bx, by), 0.5 * text_m, 0.4 * text_m, "METER_BOX")
+    text(f"{d.meter_box.label}（外墙）", (bx + text_m / 2, by - 1.5 * text_m), "METER_BOX")
+    ux, uy = _inward_unit(d, prop)
+    mark = (bx + ux * text_m, by + uy * text_m)
+    msp.add_line((bx, by), mark, dxfattribs={"layer": "METER_BOX"})
+    msp.add_circle(mark, 0.2 * text_m, dxfattribs={"layer": "METER_BOX"})
+    text(_BOUNDARY_LABEL, (mark[0] + text_m / 2, mark[1] + text_m / 2))
+    _dxf_title(d, designs, text, min(p[0] for p in points), min(p[1] for p in points) - 3 * text_m, text_m)
+    stream = io.StringIO()
+    doc.write(stream)
+    return stream.getvalue().encode("utf-8")
+
+
+def _dxf_title(
+    d: DrawingInput, designs: TypicalDesigns, text: Callable[..., None], x_m: float, y_m: float, text_m: float
+) -> None:
+    title = d.title
+    design = designs.designs.get(title.job_class)
+    rows = [
+        f"工程建设简图  工单号：{title.job_id}",
+        f"客户：{title.customer}  工程类别：{design.name_zh if design else title.job_class}",
+        f"日期：{title.drawing_date.isoformat()}",
+        *title.works_summary,
+    ]
+    if title.total_cost_cny is not None:
+        rows.append(f"建设资金（供电企业出资）：{title.total_cost_cny:,.2f} 元")
+    for index, row in enumerate(rows):
+        text(row, (x_m, y_m - index * 1.6 * text_m))

@@ -1,0 +1,188 @@
+"""The works sketch 工程建设简图 (R4.4; CQ-32 annex 3): SVG, GeoJSON and DXF."""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from datetime import date
+from decimal import Decimal
+from itertools import pairwise
+
+import ezdxf
+import pytest
+from pydantic import ValidationError
+
+from design_rules.drawing import (
+    DXF_LAYERS,
+    DrawingInput,
+    ExistingAccessPoint,
+    ExistingLine,
+    ExistingTransformer,
+    MeterBox,
+    NewPole,
+    NewRoute,
+    PropertyLine,
+    TitleBlock,
+    property_line_of,
+    render_dxf,
+    render_geojson,
+    render_svg,
+)
+
+SVG_NS = {"svg": "http://www.w3.org/2000/svg"}
+BLUE, BLACK, RED = "#0000FF", "#000000", "#FF0000"
+
+
+def sketch(*, road_dug: bool = True, property_line: PropertyLine | None = None) -> DrawingInput:
+    """A cable job: transformer → pole P12 → new cable 150 m (north, then east) → meter box at (140, 60)."""
+    return DrawingInput(
+        title=TitleBlock(
+            job_id="CQ-2024-000123",
+            customer="重庆某某餐饮店",
+            job_class="underground_cable",
+            drawing_date=date(2024, 5, 6),
+            total_cost_cny=Decimal("89627.00"),
+            works_summary=("新建电缆 YJV22-0.6/1kV-4x70 150 m",),
+        ),
+        meter_box=MeterBox(x_m=140, y_m=60),
+        transformers=(ExistingTransformer(label="人民路1号", x_m=-30, y_m=-10, rated_kva=400),),
+        access_points=(ExistingAccessPoint(kind="pole", x_m=0, y_m=0, label="P12"),),
+        existing_lines=(ExistingLine(kind="overhead", points_m=((-30, -10), (0, 0), (80, 0))),),
+        new_routes=(
+            NewRoute(
+                kind="cable", points_m=((0, 0), (0, 60), (140, 60)), length_m=150, road_dug=road_dug, label="YJV22"
+            ),
+        ),
+        new_poles=(NewPole(x_m=0, y_m=30, label="N1"),),
+        property_line=property_line,
+    )
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg.encode("utf-8"))
+
+
+def texts(root: ET.Element) -> list[str]:
+    return [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_svg_is_xml_with_colours_dash_and_labels() -> None:
+    root = parse(render_svg(sketch()))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert "Noto Sans CJK SC" in root.get("font-family", "") and "WenQuanYi Micro Hei" in root.get("font-family", "")
+    groups = {g.get("id"): g for g in root.iterfind(".//svg:g", SVG_NS)}
+    assert groups["existing"].get("stroke") == BLACK
+    assert groups["new-works"].get("stroke") == BLUE
+    assert groups["property-line"].get("stroke") == RED and groups["property-line"].get("stroke-dasharray")
+    assert groups["new-works"].find("svg:polyline", SVG_NS) is not None
+    labels = texts(root)
+    assert any("150 m" in t and "掘路" in t and "不掘路" not in t for t in labels)
+    assert any("产权分界点" in t for t in labels)
+    assert any("客户红线" in t for t in labels)
+    assert {"north-arrow", "scale-bar", "legend", "title-block", "ownership-boundary"} <= set(groups)
+
+
+def test_svg_marks_undug_routes_and_title_block() -> None:
+    labels = texts(parse(render_svg(sketch(road_dug=False))))
+    assert any("不掘路" in t for t in labels)
+    assert "工单号：CQ-2024-000123" in labels and "客户：重庆某某餐饮店" in labels
+    assert any(t.startswith("工程类别：") and "电缆" in t for t in labels)
+    assert "日期：2024-05-06" in labels
+    assert any("89,627.00" in t for t in labels)
+
+
+def test_svg_escapes_markup_in_names() -> None:
+    d = sketch().model_copy(update={"meter_box": MeterBox(x_m=140, y_m=60, label="<表箱 & 1>")})
+    root = parse(render_svg(d))
+    assert any("<表箱 & 1>" in t for t in texts(root))
+
+
+def test_default_property_line_puts_meter_box_on_the_outside_wall() -> None:
+    prop = property_line_of(sketch())
+    # last route segment heads east into the meter box, so the property extends east of it
+    assert prop.x_min_m == 140 and prop.x_max_m > 140
+    assert prop.y_min_m < 60 < prop.y_max_m
+
+
+def test_given_property_line_is_kept() -> None:
+    given = PropertyLine(x_min_m=140, y_min_m=40, x_max_m=180, y_max_m=90)
+    assert property_line_of(sketch(property_line=given)) == given
+
+
+def test_bad_geometry_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        PropertyLine(x_min_m=10, y_min_m=0, x_max_m=5, y_max_m=10)
+    with pytest.raises(ValidationError):
+        NewRoute(kind="cable", points_m=((0, 0),), length_m=10, road_dug=False)
+
+
+def to_wgs84(x_m: float, y_m: float) -> tuple[float, float]:
+    return 106.55 + x_m / 97_000, 29.56 + y_m / 111_000
+
+
+def test_geojson_is_a_valid_feature_collection() -> None:
+    fc = render_geojson(sketch(), to_wgs84)
+    assert fc["type"] == "FeatureCollection"
+    for feature in fc["features"]:
+        assert feature["type"] == "Feature"
+        assert feature["properties"]["status"] in {"existing", "new"}
+        assert feature["properties"]["label"]
+        geometry = feature["geometry"]
+        assert geometry["type"] in {"Point", "LineString", "Polygon"}
+        if geometry["type"] == "Polygon":
+            ring = geometry["coordinates"][0]
+            assert ring[0] == ring[-1] and len(ring) == 5
+            area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in pairwise(ring))
+            assert area > 0  # RFC 7946: exterior ring counter-clockwise
+        for lon, lat in _positions(geometry):
+            assert 106 < lon < 107 and 29 < lat < 30
+    route = next(f for f in fc["features"] if f["properties"]["kind"] == "new_cable")
+    assert route["properties"]["length_m"] == 150 and route["properties"]["road_work"] == "掘路"
+    kinds = {f["properties"]["kind"] for f in fc["features"]}
+    assert {"transformer", "pole", "lv_overhead", "meter_box", "ownership_boundary", "property_line"} <= kinds
+
+
+def test_geojson_ring_stays_counter_clockwise_under_a_mirroring_transform() -> None:
+    fc = render_geojson(sketch(), lambda x_m, y_m: to_wgs84(-x_m, y_m))
+    ring = next(f for f in fc["features"] if f["geometry"]["type"] == "Polygon")["geometry"]["coordinates"][0]
+    assert sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in pairwise(ring)) > 0
+
+
+def _positions(geometry: dict) -> list[list[float]]:  # type: ignore[type-arg]
+    coordinates = geometry["coordinates"]
+    if geometry["type"] == "Point":
+        return [coordinates]
+    if geometry["type"] == "LineString":
+        return coordinates
+    return [p for ring in coordinates for p in ring]
+
+
+def test_dxf_reopens_with_layers_and_entities() -> None:
+    data = render_dxf(sketch())
+    doc = ezdxf.read(io.StringIO(data.decode("utf-8")))
+    assert set(DXF_LAYERS) <= {layer.dxf.name for layer in doc.layers}
+    assert doc.layers.get("PROPERTY_LINE").dxf.linetype == "DASHED"
+    assert doc.layers.get("NEW_WORKS").dxf.color == 5
+    msp = doc.modelspace()
+    by_layer: dict[str, list[str]] = {}
+    for entity in msp:
+        by_layer.setdefault(entity.dxf.layer, []).append(entity.dxftype())
+    assert "LWPOLYLINE" in by_layer["EXISTING"] and "CIRCLE" in by_layer["EXISTING"]
+    assert "LWPOLYLINE" in by_layer["NEW_WORKS"] and "CIRCLE" in by_layer["NEW_WORKS"]
+    assert by_layer["PROPERTY_LINE"] == ["LWPOLYLINE"]
+    assert "LWPOLYLINE" in by_layer["METER_BOX"]
+    label_texts = [e.dxf.text for e in msp.query("TEXT")]
+    assert any("150 m" in t and "掘路" in t for t in label_texts)
+    assert any("产权分界点" in t for t in label_texts)
+    route = next(e for e in msp.query("LWPOLYLINE[layer=='NEW_WORKS']"))
+    assert [tuple(p[:2]) for p in route.get_points()] == [(0, 0), (0, 60), (140, 60)]
+
+
+def test_minimal_sketch_with_only_the_meter_box_renders_everywhere() -> None:
+    d = DrawingInput(
+        title=TitleBlock(job_id="J0", customer="C", job_class="direct_meter", drawing_date=date(2024, 1, 2)),
+        meter_box=MeterBox(x_m=0, y_m=0),
+    )
+    assert parse(render_svg(d)).find(".//svg:g[@id='property-line']", SVG_NS) is not None
+    assert ezdxf.read(io.StringIO(render_dxf(d).decode("utf-8"))).modelspace().query("LWPOLYLINE")
+    assert len(render_geojson(d, to_wgs84)["features"]) == 3
