@@ -1,0 +1,345 @@
+"""Siting: the ranked feasible sources for a meter box, or the transformer to upgrade (R2, R4.1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from shapely import Point
+
+from gis.crs import LocalPin, Projector
+from gis.errors import InvalidInputError
+from gis.index import Neighbour, SourceIndex
+from gis.routing import RoadNetwork, Route
+
+__all__ = [
+    "NO_FEASIBLE_SOURCE",
+    "TRANSFORMER_KIND",
+    "AccessPointRef",
+    "SitingParams",
+    "SitingResult",
+    "SourceCandidate",
+    "site",
+]
+
+#: Reason code when no transformer within the supply radius can take the load (R2.3).
+NO_FEASIBLE_SOURCE = "NO_FEASIBLE_SOURCE"
+#: Access-point kind used when a transformer feeds no pole, branch box or overhead line.
+TRANSFORMER_KIND = "transformer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SitingParams:
+    """Inputs of one source search; every threshold comes from the policy profile (R2.3; BS 4.1.4).
+
+    Attributes
+    ----------
+    added_kva : float
+        Apparent power the connection adds to the transformer's peak, kVA
+        (``kw / power_factor × demand_factor``, computed by the caller).
+    max_load_after_pct : float
+        Highest projected load rate after connection, percent (80 in the seeds).
+    radius_m : float
+        Supply radius of the area type, straight-line metres (DOMAIN §1.1); ``math.inf`` for none.
+    may_start_pct, must_start_pct : float
+        Load rates (before connection) at which a reinforcement project may / must be started.
+    area_precontrol_kva : float
+        A grid area whose allowable connection capacity is below this is pre-controlled.
+    top_k : int
+        Number of nearest feasible transformers to evaluate and return.
+    """
+
+    added_kva: float
+    max_load_after_pct: float
+    radius_m: float
+    may_start_pct: float = 50.0
+    must_start_pct: float = 70.0
+    area_precontrol_kva: float = 160.0
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        checks = {
+            "added_kva": math.isfinite(self.added_kva) and self.added_kva >= 0.0,
+            "max_load_after_pct": math.isfinite(self.max_load_after_pct) and self.max_load_after_pct > 0.0,
+            "radius_m": not math.isnan(self.radius_m) and self.radius_m >= 0.0,
+            "may_start_pct": math.isfinite(self.may_start_pct),
+            "must_start_pct": math.isfinite(self.must_start_pct),
+            "area_precontrol_kva": math.isfinite(self.area_precontrol_kva),
+            "top_k": self.top_k >= 1,
+        }
+        for field, ok in checks.items():
+            if not ok:
+                raise InvalidInputError(
+                    f"Siting parameter {field} is out of range.", field=field, value=str(getattr(self, field))
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the parameters as plain JSON (an infinite radius becomes ``null``)."""
+        return {
+            "added_kva": self.added_kva,
+            "max_load_after_pct": self.max_load_after_pct,
+            "radius_m": _finite_or_none(self.radius_m),
+            "may_start_pct": self.may_start_pct,
+            "must_start_pct": self.must_start_pct,
+            "area_precontrol_kva": self.area_precontrol_kva,
+            "top_k": self.top_k,
+        }
+
+
+@dataclass(frozen=True)
+class AccessPointRef:
+    """Where the new connection leaves the existing network.
+
+    ``kind`` is ``'pole'``, ``'branch_box'``, ``'line_segment'`` (the nearest point of an LV
+    overhead line; ``asset_id`` is the line's) or ``'transformer'`` (it feeds no access geometry).
+    """
+
+    asset_id: str
+    kind: str
+    x_m: float
+    y_m: float
+
+    def to_dict(self, projector: Projector) -> dict[str, Any]:
+        """Return plain JSON with a GeoJSON Point in WGS-84."""
+        return {
+            "asset_id": self.asset_id,
+            "kind": self.kind,
+            "geometry": projector.geojson_wgs84(Point(self.x_m, self.y_m)),
+        }
+
+
+@dataclass(frozen=True)
+class SourceCandidate:
+    """One transformer evaluated as the source, with its access point, route and load flags.
+
+    Attributes
+    ----------
+    transformer_asset_id : str
+        Asset id of the transformer.
+    transformer_pos : int
+        Its position in the index snapshot.
+    transformer_x_m, transformer_y_m : float
+        Its location, local metres.
+    access_point : AccessPointRef
+        The nearest access geometry it feeds (or the transformer itself).
+    straight_to_access_point_m, straight_to_transformer_m : float
+        Straight-line distances from the meter box, metres.
+    route : Route
+        Route from the access point to the meter box.
+    load_rate_before_pct, load_rate_after_pct : float
+        ``peak / rated × 100`` and ``(peak + reserved + added) / rated × 100``.
+    may_start_project, must_start_project, start_in_advance : bool
+        Before ≥ ``may_start_pct``; before ≥ ``must_start_pct``; after > ``max_load_after_pct``.
+    grid_area_code : str or None
+        The transformer's grid area.
+    area_precontrol : bool
+        The grid area's allowable connection capacity is below ``area_precontrol_kva``.
+    """
+
+    transformer_asset_id: str
+    transformer_pos: int
+    transformer_x_m: float
+    transformer_y_m: float
+    access_point: AccessPointRef
+    straight_to_access_point_m: float
+    straight_to_transformer_m: float
+    route: Route
+    load_rate_before_pct: float
+    load_rate_after_pct: float
+    may_start_project: bool
+    must_start_project: bool
+    start_in_advance: bool
+    grid_area_code: str | None
+    area_precontrol: bool
+
+    def to_dict(self, projector: Projector) -> dict[str, Any]:
+        """Return plain JSON with GeoJSON geometries in WGS-84 lon/lat."""
+        return {
+            "transformer_asset_id": self.transformer_asset_id,
+            "transformer_geometry": projector.geojson_wgs84(Point(self.transformer_x_m, self.transformer_y_m)),
+            "access_point": self.access_point.to_dict(projector),
+            "straight_to_access_point_m": self.straight_to_access_point_m,
+            "straight_to_transformer_m": self.straight_to_transformer_m,
+            "route": self.route.to_dict(projector),
+            "load_rate_before_pct": self.load_rate_before_pct,
+            "load_rate_after_pct": self.load_rate_after_pct,
+            "may_start_project": self.may_start_project,
+            "must_start_project": self.must_start_project,
+            "start_in_advance": self.start_in_advance,
+            "grid_area_code": self.grid_area_code,
+            "area_precontrol": self.area_precontrol,
+        }
+
+
+@dataclass(frozen=True)
+class SitingResult:
+    """Outcome of :func:`site`.
+
+    Attributes
+    ----------
+    pin : LocalPin
+        The meter box.
+    params : SitingParams
+        The inputs used.
+    feasible : bool
+        Whether at least one transformer within the radius can take the load.
+    candidates : tuple of SourceCandidate
+        Feasible sources ranked by route length (best first); empty when not feasible.
+    reason_code : str or None
+        ``NO_FEASIBLE_SOURCE`` when not feasible.
+    reason : str or None
+        Human-readable explanation when not feasible.
+    upgrade_candidate : SourceCandidate or None
+        When not feasible: the nearest transformer whatever its load (to upgrade or to connect
+        first and reinforce later); ``None`` if the index is empty.
+    """
+
+    pin: LocalPin
+    params: SitingParams
+    feasible: bool
+    candidates: tuple[SourceCandidate, ...]
+    reason_code: str | None = None
+    reason: str | None = None
+    upgrade_candidate: SourceCandidate | None = None
+
+    @property
+    def best(self) -> SourceCandidate | None:
+        """The chosen source (first candidate), or ``None``."""
+        return self.candidates[0] if self.candidates else None
+
+    def to_dict(self, projector: Projector) -> dict[str, Any]:
+        """Return plain JSON (GeoJSON geometries in WGS-84 lon/lat)."""
+        return {
+            "pin": {
+                "lon_wgs84": self.pin.lon_wgs84,
+                "lat_wgs84": self.pin.lat_wgs84,
+                "x_m": self.pin.x_m,
+                "y_m": self.pin.y_m,
+                "geometry": projector.geojson_wgs84(Point(self.pin.x_m, self.pin.y_m)),
+            },
+            "params": self.params.to_dict(),
+            "feasible": self.feasible,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+            "candidates": [c.to_dict(projector) for c in self.candidates],
+            "upgrade_candidate": None if self.upgrade_candidate is None else self.upgrade_candidate.to_dict(projector),
+        }
+
+
+@lru_cache(maxsize=1)
+def _no_roads() -> RoadNetwork:
+    return RoadNetwork.build([], [])
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _candidate(
+    pin: LocalPin, index: SourceIndex, network: RoadNetwork, params: SitingParams, found: Neighbour
+) -> SourceCandidate:
+    t = index.transformers
+    pos = found.pos
+    tx_m, ty_m = float(t.x_m[pos]), float(t.y_m[pos])
+    hit = index.nearest_access_point(pin.x_m, pin.y_m, pos)
+    if hit is None:
+        access = AccessPointRef(str(t.asset_id[pos]), TRANSFORMER_KIND, tx_m, ty_m)
+        access_m = found.distance_m
+    else:
+        access = AccessPointRef(hit.asset_id, hit.kind, hit.x_m, hit.y_m)
+        access_m = hit.distance_m
+    before_pct, after_pct = index.load_rates_pct(pos, params.added_kva)
+    code = t.grid_area_code[pos]
+    return SourceCandidate(
+        transformer_asset_id=str(t.asset_id[pos]),
+        transformer_pos=pos,
+        transformer_x_m=tx_m,
+        transformer_y_m=ty_m,
+        access_point=access,
+        straight_to_access_point_m=access_m,
+        straight_to_transformer_m=found.distance_m,
+        route=network.route((access.x_m, access.y_m), (pin.x_m, pin.y_m)),
+        load_rate_before_pct=before_pct,
+        load_rate_after_pct=after_pct,
+        may_start_project=before_pct >= params.may_start_pct,
+        must_start_project=before_pct >= params.must_start_pct,
+        start_in_advance=after_pct > params.max_load_after_pct,
+        grid_area_code=None if code is None else str(code),
+        area_precontrol=index.area_precontrol(code, params.max_load_after_pct, params.area_precontrol_kva),
+    )
+
+
+def site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None, params: SitingParams) -> SitingResult:
+    """Find the source for a meter box (R2.2–R2.4, R4.1; CQ-45 m4, BS 4.1.4).
+
+    Takes the ``top_k`` nearest transformers within ``radius_m`` that stay at or below
+    ``max_load_after_pct`` after connection; for each, the nearest access point it feeds (or the
+    transformer itself) and the route from there to the meter box; ranks them by route length
+    (then straight distance to the transformer, then asset id). When none qualifies, the result
+    is not feasible and names the nearest transformer as the upgrade candidate.
+
+    Parameters
+    ----------
+    pin
+        The meter box, from :func:`gis.crs.pin_to_local`.
+    index
+        The current :class:`~gis.index.SourceIndex`.
+    network
+        Roads and no-overhead zones; ``None`` routes straight with the default detour factor.
+    params
+        Load and policy thresholds.
+
+    Returns
+    -------
+    SitingResult
+
+    Examples
+    --------
+    >>> from gis.index import TransformerSnapshot
+    >>> t = TransformerSnapshot.from_lists(
+    ...     ["T-full", "T-ok"], [0.0, 120.0], [0.0, 0.0], [100.0, 400.0], [78.0, 100.0], [0.0, 0.0], ["G", "G"])
+    >>> pin = LocalPin(lon_wgs84=0.0, lat_wgs84=0.0, x_m=10.0, y_m=0.0)
+    >>> index = SourceIndex.build(t)
+    >>> r = site(pin, index, None, SitingParams(added_kva=30.0, max_load_after_pct=80.0, radius_m=250.0))
+    >>> r.feasible, r.best.transformer_asset_id, r.best.load_rate_after_pct, r.best.route.method
+    (True, 'T-ok', 32.5, 'straight_fallback')
+    >>> r = site(pin, index, None, SitingParams(added_kva=300.0, max_load_after_pct=80.0, radius_m=250.0))
+    >>> r.feasible, r.reason_code, r.upgrade_candidate.transformer_asset_id, r.upgrade_candidate.start_in_advance
+    (False, 'NO_FEASIBLE_SOURCE', 'T-full', True)
+    """
+    roads = network if network is not None else _no_roads()
+    found = index.nearest_feasible(
+        pin.x_m, pin.y_m, params.added_kva, params.max_load_after_pct, params.radius_m, params.top_k
+    )
+    if found:
+        candidates = [_candidate(pin, index, roads, params, n) for n in found]
+        candidates.sort(key=lambda c: (c.route.length_m, c.straight_to_transformer_m, c.transformer_asset_id))
+        return SitingResult(pin=pin, params=params, feasible=True, candidates=tuple(candidates))
+    nearest = index.nearest_any(pin.x_m, pin.y_m)
+    radius = "any distance" if math.isinf(params.radius_m) else f"{params.radius_m:g} m"
+    if nearest is None:
+        return SitingResult(
+            pin=pin,
+            params=params,
+            feasible=False,
+            candidates=(),
+            reason_code=NO_FEASIBLE_SOURCE,
+            reason="No transformer is loaded in the source index.",
+        )
+    upgrade = _candidate(pin, index, roads, params, nearest)
+    reason = (
+        f"No transformer within {radius} stays at or below {params.max_load_after_pct:g} % after adding "
+        f"{params.added_kva:g} kVA; the nearest, {upgrade.transformer_asset_id} at "
+        f"{upgrade.straight_to_transformer_m:.0f} m, would reach {upgrade.load_rate_after_pct:.1f} %."
+    )
+    return SitingResult(
+        pin=pin,
+        params=params,
+        feasible=False,
+        candidates=(),
+        reason_code=NO_FEASIBLE_SOURCE,
+        reason=reason,
+        upgrade_candidate=upgrade,
+    )
