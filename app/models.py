@@ -7,10 +7,22 @@ The schema is created only by Alembic migrations (``migrations/``), never by ``c
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, String, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    func,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID_WGS84 = 4326
@@ -160,3 +172,92 @@ class Design(Base):
     meter_box = mapped_column(_geometry("POINT"), nullable=False)
 
     __table_args__ = (UniqueConstraint("design_id", "version", name="uq_designs_design_id_version"),)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(Base):
+    """A person or service account that signs in (docs/auth.md).
+
+    ``role`` is one of ``app.auth.Role``. ``grid_area_codes`` scopes customer managers and project
+    managers to their grid areas (网格); other roles leave it empty. Users are deactivated, never deleted.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    grid_area_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
+                                                 server_default=func.now())
+
+
+class ApiKey(Base):
+    """Long-lived API key of a terminal, shown once as ``sl_<prefix>_<secret>``; only an argon2id hash is kept.
+
+    ``prefix`` (8 characters, unique) finds the row and is shown in listings; revocation sets ``revoked_at``.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(8), unique=True, index=True)
+    key_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
+                                                 server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoadReading(Base):
+    """A transformer's peak load reading (负荷数据).
+
+    Importing readings moves ``transformers.peak_kva``/``peak_at`` to each transformer's latest reading
+    (docs/import.md); ``(transformer_asset_id, read_at)`` identifies a reading.
+    """
+
+    __tablename__ = "load_readings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transformer_asset_id: Mapped[str] = mapped_column(String(64), index=True)
+    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    peak_kva: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("transformer_asset_id", "read_at",
+                                       name="uq_load_readings_transformer_asset_id_read_at"),)
+
+
+class ImportJob(Base):
+    """A GIS batch import started through the API (R7): status, progress and the result document.
+
+    ``status`` is ``queued``, ``running``, ``succeeded``, ``rejected`` (invalid rows, nothing imported) or
+    ``failed`` (the file or the mapping could not be used; ``error`` is ``{code, message, details}``).
+    Any worker answers for any job from this row; ``report`` is the import report (docs/import.md).
+    """
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    layer: Mapped[str] = mapped_column(String(32))
+    source_name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    progress_pct: Mapped[float] = mapped_column(Float, default=0.0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    report: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[dict | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import pyproj
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SUPPORTED_SCHEMES = ("sqlite", "postgresql")
+# HS256 keys shorter than the hash output (32 bytes) weaken the signature (RFC 7518 §3.2).
+_MIN_JWT_SECRET_CHARS = 32
+JWT_SECRET_FILE = "jwt_secret"
 
 
 class Settings(BaseSettings):
@@ -47,6 +54,24 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes for `sanling serve`.")
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_json: bool = Field(default=True, description="Emit one JSON object per log line.")
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses the development fallbacks (generated JWT secret, fast password hashing).",
+    )
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="HS256 key signing access tokens (at least 32 characters). Empty outside production: a random "
+        "secret is generated once and kept in DATA_DIR/jwt_secret (mode 0600), shared by all workers.",
+    )
+    access_token_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="Lifetime of an access token issued by POST /api/v1/auth/token."
+    )
+    password_hash_profile: Literal["default", "fast"] = Field(
+        default="default",
+        description="argon2id cost: `default` = argon2-cffi's defaults (RFC 9106 low-memory); `fast` = cheap "
+        "parameters for test suites only, refused in production.",
+    )
+    _jwt_key: str | None = PrivateAttr(default=None)
 
     @field_validator("database_url")
     @classmethod
@@ -78,6 +103,33 @@ class Settings(BaseSettings):
             raise ValueError("service_area_wgs84 must be min_lon, min_lat, max_lon, max_lat in degrees")
         return self
 
+    @model_validator(mode="after")
+    def _check_auth_secrets(self) -> Settings:
+        secret = self.jwt_secret.get_secret_value()
+        if secret and len(secret) < _MIN_JWT_SECRET_CHARS:
+            raise ValueError(f"jwt_secret must be at least {_MIN_JWT_SECRET_CHARS} characters")
+        if self.env == "production":
+            if not secret:
+                raise ValueError("SANLING_JWT_SECRET must be set when SANLING_ENV=production "
+                                 "(the generated development secret is refused)")
+            if self.password_hash_profile != "default":
+                raise ValueError("SANLING_PASSWORD_HASH_PROFILE=fast is for tests and refused in production")
+        return self
+
+    def jwt_signing_key(self) -> str:
+        """Return the key that signs access tokens.
+
+        Returns
+        -------
+        str
+            ``jwt_secret`` when set; otherwise (development only, production refuses an empty secret) the
+            secret kept in ``data_dir/jwt_secret``, created on first use with mode 0600.
+        """
+        if self._jwt_key is None:
+            secret = self.jwt_secret.get_secret_value()
+            self._jwt_key = secret or load_or_create_secret(self.data_dir / JWT_SECRET_FILE)
+        return self._jwt_key
+
     @property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to the embedded SpatiaLite file under ``data_dir``."""
@@ -89,6 +141,41 @@ class Settings(BaseSettings):
     def is_postgres(self) -> bool:
         """Whether the database is PostgreSQL + PostGIS."""
         return self.effective_database_url.startswith("postgresql")
+
+
+def load_or_create_secret(path: Path) -> str:
+    """Read the secret at ``path``, creating it first with a random value and mode 0600 if it is missing.
+
+    Several workers may start at once: the secret is written to a private temporary file and hard-linked
+    into place, which fails when another worker won the race, so every worker ends up reading one value.
+
+    Parameters
+    ----------
+    path : Path
+        File holding the secret (one line).
+
+    Returns
+    -------
+    str
+        The secret.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another worker created it first: use theirs
+                os.link(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    secret = path.read_text(encoding="ascii").strip()
+    if len(secret) < _MIN_JWT_SECRET_CHARS:
+        raise ValueError(f"{path} holds fewer than {_MIN_JWT_SECRET_CHARS} characters; delete it to regenerate")
+    return secret
 
 
 @lru_cache(maxsize=1)
