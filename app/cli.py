@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gis.errors import SanlingError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -77,6 +83,92 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _session() -> Iterator[Session]:
+    from app.db import create_db_engine, make_session_factory
+
+    engine = create_db_engine(_settings().effective_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    from gis.errors import InvalidInputError
+
+    if args.password_env:
+        if args.password_env not in os.environ:
+            raise InvalidInputError(f"environment variable {args.password_env} is not set", field="password")
+        return os.environ[args.password_env]
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise InvalidInputError("the passwords differ", field="password")
+        return password
+    raise InvalidInputError("give the password with --password-stdin or --password-env VAR", field="password")
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """Create or list users (docs/auth.md)."""
+    from pydantic import ValidationError
+
+    from app import users
+
+    with _session() as session:
+        if args.action == "list":
+            for user in users.list_users(session):
+                print("\t".join([str(user.id), user.username, user.role, "active" if user.is_active else "inactive",
+                                 ",".join(user.grid_area_codes or []) or "-", user.full_name or "-"]))
+            return 0
+        try:
+            data = users.UserCreate(username=args.username, password=_read_password(args), role=args.role,
+                                    full_name=args.full_name, grid_area_codes=args.grid_area or [],
+                                    phone=args.phone)
+        except ValidationError as exc:
+            raise users.invalid_input(exc) from None
+        user = users.create_user(session, data=data, hash_profile=_settings().password_hash_profile)
+        session.commit()
+        print(f"user {user.id} created: {user.username} ({user.role})")
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys; a new key is printed once, alone on stdout."""
+    from pydantic import ValidationError
+
+    from app import users
+
+    with _session() as session:
+        if args.action == "create":
+            try:
+                data = users.ApiKeyCreate(name=args.name, expires_days=args.expires_days)
+            except ValidationError as exc:
+                raise users.invalid_input(exc) from None
+            owner = users.get_user(session, username=args.username)
+            row, key = users.create_api_key(session, user=owner, name=data.name, expires_days=data.expires_days,
+                                            hash_profile=_settings().password_hash_profile)
+            session.commit()
+            expiry = f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "no expiry"
+            print(f"API key {row.id} ({row.prefix}) for {owner.username}, {expiry}; it is not shown again:",
+                  file=sys.stderr)
+            print(key)
+        elif args.action == "list":
+            owner_id = users.get_user(session, username=args.username).id if args.username else None
+            for row in users.list_api_keys(session, user_id=owner_id):
+                state = "revoked" if row.revoked_at else "active"
+                print("\t".join([str(row.id), str(row.user_id), row.prefix, row.name, state,
+                                 f"{row.expires_at:%Y-%m-%d}" if row.expires_at else "-"]))
+        else:
+            row = users.revoke_api_key(session, key_id=args.id)
+            session.commit()
+            print(f"API key {row.id} ({row.prefix}) revoked")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``sanling`` command."""
     parser = argparse.ArgumentParser(prog="sanling", description="Sanling 三零 grid-connection design service")
@@ -96,6 +188,34 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--crs", help="source CRS when the file declares none, e.g. EPSG:4545")
     imp.add_argument("--replace", action="store_true", help="delete rows whose id is not in the file")
     imp.set_defaults(func=cmd_import)
+
+    user = sub.add_parser("user", help="create or list users (docs/auth.md)")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    user_create = user_sub.add_parser("create", help="create a user")
+    user_create.add_argument("username")
+    user_create.add_argument("--role", required=True,
+                             help="customer, customer_manager, project_manager, planner, gis_admin or admin")
+    password = user_create.add_mutually_exclusive_group()
+    password.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
+    password.add_argument("--password-env", metavar="VAR", help="read the password from environment variable VAR")
+    user_create.add_argument("--grid-area", action="extend", nargs="+", metavar="CODE",
+                             help="grid area code(s) of a customer manager or project manager")
+    user_create.add_argument("--full-name")
+    user_create.add_argument("--phone")
+    user_sub.add_parser("list", help="list users: id, username, role, state, grid areas, full name")
+    user.set_defaults(func=cmd_user)
+
+    apikey = sub.add_parser("apikey", help="create, list or revoke API keys for terminals")
+    apikey_sub = apikey.add_subparsers(dest="action", required=True)
+    apikey_create = apikey_sub.add_parser("create", help="create a key and print it once")
+    apikey_create.add_argument("username")
+    apikey_create.add_argument("--name", required=True, help="what the key is for, e.g. the terminal")
+    apikey_create.add_argument("--expires-days", type=int, help="days until the key expires (default: never)")
+    apikey_list = apikey_sub.add_parser("list", help="list keys: id, user id, prefix, name, state, expiry")
+    apikey_list.add_argument("username", nargs="?")
+    apikey_revoke = apikey_sub.add_parser("revoke", help="revoke a key at once")
+    apikey_revoke.add_argument("id", type=int)
+    apikey.set_defaults(func=cmd_apikey)
 
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host")

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.api import health
+from app.api import auth, health
 from app.db import create_db_engine, make_session_factory
 from app.errors import add_exception_handlers
 from app.observability import configure_logging, install_request_middleware
@@ -47,4 +47,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app)
     install_request_middleware(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
     return app

@@ -1,0 +1,203 @@
+"""Sign-in (OAuth2 password flow), the caller's identity, API keys and user administration (docs/auth.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app import users as user_service
+from app.auth import (
+    AdminUser,
+    CurrentUser,
+    ForbiddenError,
+    Role,
+    authenticate_password,
+    get_request_settings,
+    issue_access_token,
+)
+from app.deps import SessionDep
+from app.models import ApiKey, User
+from app.settings import Settings
+from gis.errors import InvalidInputError
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+SettingsDep = Annotated[Settings, Depends(get_request_settings)]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for DateTime(timezone=True); Sanling stores UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+_ERROR_BODY = {"application/json": {"example": {"code": "UNAUTHENTICATED", "message": "…", "details": {}}}}
+_UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid credentials (`UNAUTHENTICATED`, `CREDENTIALS_INVALID`, `TOKEN_EXPIRED`).",
+          "content": _ERROR_BODY},
+}
+_FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    **_UNAUTHENTICATED,
+    403: {"description": "The role does not allow this (`FORBIDDEN`)."},
+}
+
+
+class TokenResponse(BaseModel):
+    """An access token from the password flow."""
+
+    access_token: str = Field(description="HS256 JWT; send as `Authorization: Bearer <token>`.")
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Lifetime in seconds.", examples=[3600])
+
+
+class UserView(BaseModel):
+    """A user as shown to administrators and to the user themselves (never the password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str = Field(examples=["pm.wanzhou"])
+    full_name: str | None = Field(examples=["张工"])
+    role: Role
+    is_active: bool
+    grid_area_codes: list[str] = Field(examples=[["WZ-01"]])
+    phone: str | None
+    created_at: UtcDatetime
+
+
+class MeView(UserView):
+    """The caller, with how this request was authenticated."""
+
+    auth_method: Literal["password", "api_key"] = Field(description="`password` (JWT) or `api_key`.")
+    api_key_id: int | None = None
+
+
+class ApiKeyView(BaseModel):
+    """An API key without its secret; ``prefix`` identifies it (the key starts ``sl_<prefix>_``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str = Field(examples=["3f9a0c1e"])
+    created_at: UtcDatetime
+    last_used_at: UtcDatetime | None
+    revoked_at: UtcDatetime | None
+    expires_at: UtcDatetime | None
+
+
+class ApiKeyCreated(ApiKeyView):
+    """A new API key, including the key itself, which is shown this once and never stored."""
+
+    key: str = Field(description="`sl_<prefix>_<secret>`; send as `X-API-Key` or `Authorization: Bearer`.")
+
+
+@router.post("/auth/token", response_model=TokenResponse,
+             responses={401: {"description": "Incorrect username or password (`CREDENTIALS_INVALID`)."}})
+def create_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
+                 settings: SettingsDep) -> TokenResponse:
+    """Exchange a username and password for an access token (OAuth2 password flow).
+
+    Unknown users, wrong passwords and deactivated users get the same answer after the same work.
+    """
+    user = authenticate_password(session, username=form.username, password=form.password, settings=settings)
+    token, expires_in = issue_access_token(user, settings)
+    return TokenResponse(access_token=token, expires_in=expires_in)
+
+
+@router.get("/auth/me", response_model=MeView, responses=_UNAUTHENTICATED)
+def read_me(user: CurrentUser, session: SessionDep) -> MeView:
+    """Return the signed-in user."""
+    row = user_service.get_user(session, user_id=user.id)
+    return MeView.model_validate({**UserView.model_validate(row).model_dump(),
+                                  "auth_method": user.auth_method, "api_key_id": user.api_key_id})
+
+
+@router.post("/auth/api-keys", response_model=ApiKeyCreated, status_code=201, responses=_FORBIDDEN)
+def create_api_key(body: user_service.ApiKeyCreate, user: CurrentUser, session: SessionDep,
+                   settings: SettingsDep) -> ApiKeyCreated:
+    """Create an API key for a terminal; the key is in this response only.
+
+    Staff create keys for themselves; an admin may set ``user_id`` to create one for another user.
+    A request authenticated by an API key cannot create keys, so a leaked key cannot outlive its revocation.
+    """
+    if user.auth_method == "api_key":
+        raise ForbiddenError("API keys cannot create API keys; sign in with a password.")
+    if body.user_id is not None and body.user_id != user.id:
+        if not user.is_admin:
+            raise ForbiddenError("Only an admin may create API keys for another user.", user_id=body.user_id)
+        owner = user_service.get_user(session, user_id=body.user_id)
+        if not owner.is_active:
+            raise InvalidInputError("The user is deactivated.", field="user_id", user_id=body.user_id)
+    else:
+        if user.role is Role.CUSTOMER:
+            raise ForbiddenError("API keys are for staff terminals; customers sign in with a password.")
+        owner = user_service.get_user(session, user_id=user.id)
+    row, key = user_service.create_api_key(session, user=owner, name=body.name, expires_days=body.expires_days,
+                                           hash_profile=settings.password_hash_profile)
+    session.commit()
+    return ApiKeyCreated.model_validate({**ApiKeyView.model_validate(row).model_dump(), "key": key})
+
+
+@router.get("/auth/api-keys", response_model=list[ApiKeyView], responses=_FORBIDDEN)
+def list_api_keys(
+    user: CurrentUser,
+    session: SessionDep,
+    user_id: Annotated[int | None, Query(ge=1, description="Another user's keys (admins only).")] = None,
+) -> list[ApiKey]:
+    """List your API keys (admins: another user's with ``user_id``), revoked and expired ones included."""
+    if user_id is not None and user_id != user.id and not user.is_admin:
+        raise ForbiddenError("Only an admin may list another user's API keys.", user_id=user_id)
+    return user_service.list_api_keys(session, user_id=user_id or user.id)
+
+
+@router.delete("/auth/api-keys/{key_id}", response_model=ApiKeyView,
+               responses={**_UNAUTHENTICATED, 404: {"description": "No such key among yours (`NOT_FOUND`)."}})
+def revoke_api_key(key_id: Annotated[int, Path(ge=1)], user: CurrentUser, session: SessionDep) -> ApiKey:
+    """Revoke an API key at once; admins may revoke anyone's. Another user's key answers 404."""
+    row = user_service.revoke_api_key(session, key_id=key_id, actor=user)
+    session.commit()
+    return row
+
+
+@router.post("/users", response_model=UserView, status_code=201,
+             responses={**_FORBIDDEN, 409: {"description": "Username taken (`USERNAME_TAKEN`)."}})
+def create_user(body: user_service.UserCreate, _admin: AdminUser, session: SessionDep,
+                settings: SettingsDep) -> User:
+    """Create a user (admins only)."""
+    user = user_service.create_user(session, data=body, hash_profile=settings.password_hash_profile)
+    session.commit()
+    return user
+
+
+@router.get("/users", response_model=list[UserView], responses=_FORBIDDEN)
+def list_users(
+    _admin: AdminUser,
+    session: SessionDep,
+    role: Annotated[Role | None, Query(description="Only users of this role.")] = None,
+) -> list[User]:
+    """List users (admins only)."""
+    return user_service.list_users(session, role=role)
+
+
+@router.patch("/users/{user_id}", response_model=UserView,
+              responses={**_FORBIDDEN, 404: {"description": "No such user (`NOT_FOUND`)."}})
+def update_user(user_id: Annotated[int, Path(ge=1)], body: user_service.UserUpdate, admin: AdminUser,
+                session: SessionDep, settings: SettingsDep) -> User:
+    """Change a user's role, grid areas, contact details or password, or deactivate them (admins only).
+
+    An admin cannot deactivate or demote themselves, so the last admin cannot lock everyone out by mistake.
+    """
+    user = user_service.get_user(session, user_id=user_id)
+    if user.id == admin.id and (body.is_active is False or (body.role is not None and body.role is not Role.ADMIN)):
+        raise InvalidInputError("You cannot deactivate or demote yourself.",
+                                field="is_active" if body.is_active is False else "role")
+    user_service.update_user(session, user=user, data=body, hash_profile=settings.password_hash_profile)
+    session.commit()
+    return user
