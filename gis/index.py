@@ -25,7 +25,7 @@ __all__ = [
     "Neighbour",
     "SourceIndex",
     "TransformerSnapshot",
-    "exact_added_kva_limit",
+    "added_kva_limit",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -183,7 +183,7 @@ class TransformerSnapshot:
 
     def positions_by_asset_id(self) -> dict[str, int]:
         """Return ``{asset_id: position}``."""
-        return {asset: pos for pos, asset in enumerate(self.asset_id.tolist())}
+        return dict(zip(self.asset_id.tolist(), range(len(self.asset_id)), strict=True))
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,6 +313,12 @@ class LineSegmentSnapshot:
         _check_finite("line_segments", self.asset_id, floats)
 
     @classmethod
+    def empty(cls) -> LineSegmentSnapshot:
+        """Return a snapshot without line segments."""
+        no_floats = np.zeros(0)
+        return cls(_object_array([]), _readonly([], np.int64), no_floats, no_floats, no_floats, no_floats)
+
+    @classmethod
     def from_lines(
         cls,
         asset_id: Sequence[str],
@@ -376,51 +382,44 @@ class AccessHit(NamedTuple):
     distance_m: float
 
 
-def exact_added_kva_limit(rated_kva: FloatArray, committed_kva: FloatArray, max_load_after_pct: float) -> FloatArray:
-    """Largest ``added_kva`` per transformer for which the feasibility test holds, exactly in float64.
+def added_kva_limit(
+    rated_kva: FloatArray, committed_kva: FloatArray, max_load_after_pct: float
+) -> tuple[FloatArray, float]:
+    """Upper bound of the ``added_kva`` each transformer can take, and the width of the doubtful band.
 
-    The test (architecture.md, R2.3) is ``(committed_kva + added_kva) / rated_kva * 100 <=
-    max_load_after_pct`` with ``committed_kva = peak_kva + reserved_kva``. It is monotone in
-    ``added_kva``, so it holds exactly when ``added_kva <= limit``; the algebraic limit
-    ``rated × pct / 100 − committed`` is corrected by a few ulps so the two never disagree.
+    The feasibility test (architecture.md, R2.3) is ``(committed_kva + added_kva) / rated_kva × 100
+    <= max_load_after_pct`` with ``committed_kva = peak_kva + reserved_kva``. The algebraic limit
+    ``rated × pct / 100 − committed`` differs from the float64 boundary of that test by a few ulps,
+    so this returns ``upper`` (the limit plus a margin) and ``band_kva``:
+    ``added_kva > upper`` never passes the test, ``added_kva <= upper − band_kva`` always does, and
+    the searches evaluate the test itself only inside the band.
 
     Examples
     --------
-    >>> lim = exact_added_kva_limit(np.array([100.0]), np.array([30.0]), 80.0)
-    >>> float(lim[0])  # one ulp above 50: (30 + 50.00000000000001) / 100 * 100 rounds to 80.0
-    50.00000000000001
+    >>> upper, band_kva = added_kva_limit(np.array([100.0]), np.array([30.0]), 80.0)
+    >>> bool(abs(float(upper[0]) - 50.0) < 1e-6), band_kva < 1e-6
+    (True, True)
     """
-
-    def holds(added: FloatArray) -> npt.NDArray[np.bool_]:
-        return (committed_kva + added) / rated_kva * 100.0 <= max_load_after_pct
-
-    limit = rated_kva * max_load_after_pct / 100.0 - committed_kva
-    for _ in range(64):
-        down = ~holds(limit)
-        if not down.any():
-            break
-        limit[down] = np.nextafter(limit[down], -np.inf)
-    for _ in range(64):
-        above = np.nextafter(limit, np.inf)
-        up = holds(above)
-        if not up.any():
-            break
-        limit[up] = above[up]
-    return limit
+    capacity_kva = rated_kva * (max_load_after_pct / 100.0)
+    # rounding of the test and of the limit is a few ulps of these magnitudes; 1e-12 leaves a wide margin
+    margin_kva = 1e-12 * (float(np.max(capacity_kva + committed_kva, initial=0.0)) + 1.0)
+    return capacity_kva - committed_kva + margin_kva, 2.0 * margin_kva
 
 
 class _Packed:
-    """Per-transformer ``added_kva`` limit, x_m, y_m and position, interleaved in grid order.
+    """Per-transformer ``added_kva`` upper limit, x_m, y_m and position, interleaved in grid order.
 
     One contiguous run of memory per grid row keeps a query to a handful of cache lines; this, not
     arithmetic, dominates the cost of a query over a million transformers (docs/siting.md).
     """
 
-    def __init__(self, limit_kva: FloatArray, grid: _Grid) -> None:
-        table = np.column_stack([limit_kva, grid.x_np, grid.y_np, grid.order.astype(np.float64)])
+    def __init__(self, upper_kva: FloatArray, band_kva: float, max_load_after_pct: float, grid: _Grid) -> None:
+        table = np.column_stack([upper_kva, grid.x_np, grid.y_np, grid.order.astype(np.float64)])
         self.values = array("d", np.ascontiguousarray(table).tobytes())
         self.view = memoryview(self.values)
-        self.limit_kva: FloatArray = limit_kva
+        self.upper_kva: FloatArray = upper_kva
+        self.band_kva = band_kva
+        self.max_load_after_pct = max_load_after_pct
 
 
 class _Grid:
@@ -581,7 +580,7 @@ class SourceIndex:
         if access_points is None:
             access_points = AccessPointSnapshot.empty()
         if line_segments is None:
-            line_segments = LineSegmentSnapshot.from_lines([], [], [], transformers)
+            line_segments = LineSegmentSnapshot.empty()
         return cls(transformers, access_points, line_segments)
 
     def __len__(self) -> int:
@@ -591,15 +590,15 @@ class SourceIndex:
 
     def _no_limit(self) -> _Packed:
         if self._no_limit_packed is None:
-            self._no_limit_packed = _Packed(np.full(len(self), np.inf), self._grid)
+            self._no_limit_packed = _Packed(np.full(len(self), np.inf), 0.0, math.inf, self._grid)
         return self._no_limit_packed
 
     def _added_kva_limits(self, max_load_after_pct: float) -> _Packed:
-        """Exact per-transformer limits of ``added_kva`` (cached per percentage, in grid order)."""
+        """Per-transformer limits of ``added_kva`` (cached per percentage, in grid order)."""
         limits = self._limits.get(max_load_after_pct)
         if limits is None:
-            exact = exact_added_kva_limit(self.transformers.rated_kva, self._committed_kva, float(max_load_after_pct))
-            limits = _Packed(exact[self._grid.order], self._grid)
+            upper, band_kva = added_kva_limit(self.transformers.rated_kva, self._committed_kva, max_load_after_pct)
+            limits = _Packed(upper[self._grid.order], band_kva, max_load_after_pct, self._grid)
             if len(self._limits) >= _MAX_CACHED_LIMITS:
                 self._limits.pop(next(iter(self._limits)))
             self._limits[max_load_after_pct] = limits
@@ -726,20 +725,32 @@ class SourceIndex:
         outer = max(1, -col, col - (grid.ncol - 1), -row, row - (grid.nrow - 1))
         inner = -1
         view = packed.view
+        sure = added + packed.band_kva  # limits at or above this pass without evaluating the test
         hypot = math.hypot
         heap: list[tuple[float, float]] = []  # (-distance, -pos): the top is the worst kept
         worst = math.inf
+        ncol, ptr = grid.ncol, grid.ptr
         while True:
             if outer > _RING_SWITCH:
                 return self._search_vectorised(qx, qy, col, row, outer, packed, added, radius, k)
-            for start, stop in grid.shell_ranges(col, row, inner, outer):
-                if start == stop:
-                    continue
+            if outer == 1 and 0 < col < ncol - 1 and 0 < row < grid.nrow - 1:
+                # the usual first step, inlined: the 3×3 block is three runs of three cells
+                base = (row - 1) * ncol + col - 1
+                ranges = [
+                    (ptr[base], ptr[base + 3]),
+                    (ptr[base + ncol], ptr[base + ncol + 3]),
+                    (ptr[base + 2 * ncol], ptr[base + 2 * ncol + 3]),
+                ]
+            else:
+                ranges = grid.shell_ranges(col, row, inner, outer)
+            for start, stop in ranges:
                 run = iter(view[4 * start : 4 * stop].tolist())
                 for limit_kva, x_m, y_m, pos in zip(run, run, run, run, strict=True):
                     if limit_kva >= added:
                         d = hypot(x_m - qx, y_m - qy)
                         if d <= worst and d <= radius:
+                            if limit_kva < sure and not self._holds(int(pos), added, packed.max_load_after_pct):
+                                continue
                             if len(heap) < k:
                                 heappush(heap, (-d, -pos))
                                 if len(heap) == k:
@@ -755,6 +766,12 @@ class SourceIndex:
         heap.sort(reverse=True)
         return [Neighbour(int(-p), -d) for d, p in heap]
 
+    def _holds(self, pos: int, added: float, max_load_after_pct: float) -> bool:
+        """The feasibility test itself, for limits inside the doubtful band."""
+        return (float(self._committed_kva[pos]) + added) / float(
+            self.transformers.rated_kva[pos]
+        ) * 100.0 <= max_load_after_pct
+
     def _search_vectorised(
         self,
         qx: float,
@@ -769,9 +786,15 @@ class SourceIndex:
     ) -> list[Neighbour]:
         """Doubling block scan in numpy for far answers (sparse feasibility or a large radius)."""
         grid = self._grid
+        rated_kva = self.transformers.rated_kva
         while True:
             sorted_pos = grid.block_positions(col, row, ring)
-            sorted_pos = sorted_pos[packed.limit_kva[sorted_pos] >= added]
+            sorted_pos = sorted_pos[packed.upper_kva[sorted_pos] >= added]
+            doubtful = packed.upper_kva[sorted_pos] < added + packed.band_kva
+            if doubtful.any():
+                orig = grid.order[sorted_pos]
+                holds = (self._committed_kva[orig] + added) / rated_kva[orig] * 100.0 <= packed.max_load_after_pct
+                sorted_pos = sorted_pos[holds | ~doubtful]
             d_np = np.hypot(grid.x_np[sorted_pos] - qx, grid.y_np[sorted_pos] - qy)
             keep = d_np <= radius * (1.0 + _NUMPY_SLACK) + _NUMPY_SLACK
             sorted_pos, d_np = sorted_pos[keep], d_np[keep]

@@ -19,7 +19,7 @@ from gis.index import (
     Neighbour,
     SourceIndex,
     TransformerSnapshot,
-    exact_added_kva_limit,
+    added_kva_limit,
 )
 
 R10_KVA = [30, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800]
@@ -145,17 +145,41 @@ def test_feasibility_boundary_is_inclusive() -> None:
     assert index.nearest_feasible(1.0, 0.0, 40.0, 79.99) == []
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.parametrize(
+    ("rated_kva", "committed_kva", "pct", "added_kva"),
+    [
+        (100.0, 30.0, 80.0, 50.00000000000001),  # one ulp above the algebraic limit, yet the test passes
+        (630.0, 65.82, 55.0, 280.68),  # the algebraic limit itself, yet the test fails
+        (100.0, 18.12, 59.1, 40.980000000000004),  # same
+    ],
+)
+def test_rounding_at_the_limit_follows_the_formula(
+    rated_kva: float, committed_kva: float, pct: float, added_kva: float
+) -> None:
+    t = snapshot([(0.0, 0.0, rated_kva, committed_kva, 0.0)])
+    expected = oracle(t, 3.0, 4.0, added_kva, pct, math.inf, 1)
+    assert SourceIndex.build(t).nearest_feasible(3.0, 4.0, added_kva, pct) == expected
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     st.floats(1.0, 2_000.0),
     st.floats(0.0, 2_000.0),
     st.floats(1.0, 120.0),
     st.floats(0.0, 500.0),
+    st.floats(-1e-9, 1e-9),
 )
-def test_exact_limit_agrees_with_formula(rated_kva: float, committed_kva: float, pct: float, added_kva: float) -> None:
-    limit = float(exact_added_kva_limit(np.array([rated_kva]), np.array([committed_kva]), pct)[0])
-    holds = (committed_kva + added_kva) / rated_kva * 100 <= pct
-    assert holds == (added_kva <= limit)
+def test_limit_bounds_the_formula(
+    rated_kva: float, committed_kva: float, pct: float, added_kva: float, nudge_kva: float
+) -> None:
+    upper, band_kva = added_kva_limit(np.array([rated_kva]), np.array([committed_kva]), pct)
+    # probe right at the algebraic boundary too, where rounding decides
+    for added in (added_kva, max(float(upper[0]) + nudge_kva, 0.0), max(float(upper[0]) - band_kva / 2, 0.0)):
+        holds = (committed_kva + added) / rated_kva * 100 <= pct
+        if added > upper[0]:
+            assert not holds
+        if added <= upper[0] - band_kva:
+            assert holds
 
 
 @pytest.mark.parametrize(
