@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -558,6 +559,7 @@ class SourceIndex:
         self._ap_order, self._ap_ptr = _csr(access_points.transformer_pos, n)
         self._seg_order, self._seg_ptr = _csr(line_segments.transformer_pos, n)
         self._area_cache: dict[float, Mapping[str, float]] = {}
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def build(
@@ -590,18 +592,27 @@ class SourceIndex:
 
     def _no_limit(self) -> _Packed:
         if self._no_limit_packed is None:
-            self._no_limit_packed = _Packed(np.full(len(self), np.inf), 0.0, math.inf, self._grid)
+            with self._cache_lock:
+                if self._no_limit_packed is None:
+                    self._no_limit_packed = _Packed(np.full(len(self), np.inf), 0.0, math.inf, self._grid)
         return self._no_limit_packed
 
     def _added_kva_limits(self, max_load_after_pct: float) -> _Packed:
         """Per-transformer limits of ``added_kva`` (cached per percentage, in grid order)."""
         limits = self._limits.get(max_load_after_pct)
         if limits is None:
-            upper, band_kva = added_kva_limit(self.transformers.rated_kva, self._committed_kva, max_load_after_pct)
-            limits = _Packed(upper[self._grid.order], band_kva, max_load_after_pct, self._grid)
-            if len(self._limits) >= _MAX_CACHED_LIMITS:
-                self._limits.pop(next(iter(self._limits)))
-            self._limits[max_load_after_pct] = limits
+            with self._cache_lock:  # request threads share the index; fill each entry once
+                limits = self._limits.get(max_load_after_pct)
+                if limits is None:
+                    upper, band_kva = added_kva_limit(
+                        self.transformers.rated_kva, self._committed_kva, max_load_after_pct
+                    )
+                    limits = _Packed(upper[self._grid.order], band_kva, max_load_after_pct, self._grid)
+                    cache = dict(self._limits)
+                    if len(cache) >= _MAX_CACHED_LIMITS:
+                        cache.pop(next(iter(cache)))
+                    cache[max_load_after_pct] = limits
+                    self._limits = cache  # readers see the old or the new dict, never one being changed
         return limits
 
     def load_rates_pct(self, pos: int, added_kva: float = 0.0) -> tuple[float, float]:
@@ -631,6 +642,13 @@ class SourceIndex:
         >>> dict(SourceIndex.build(t).area_spare_kva(80.0))
         {'G': 80.0}
         """
+        cached = self._area_cache.get(max_load_after_pct)
+        if cached is not None:
+            return cached
+        with self._cache_lock:
+            return self._area_spare_locked(max_load_after_pct)
+
+    def _area_spare_locked(self, max_load_after_pct: float) -> Mapping[str, float]:
         cached = self._area_cache.get(max_load_after_pct)
         if cached is not None:
             return cached

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
 
@@ -301,3 +302,17 @@ def test_access_points_must_reference_known_transformers() -> None:
     assert len(kept.asset_id) == 0
     with pytest.raises(InvalidInputError):
         AccessPointSnapshot.from_lists(["P1"], ["T0"], ["manhole"], [1.0], [1.0], t)
+
+
+def test_concurrent_queries_with_many_percentages() -> None:
+    # more percentages than the cache holds, from several threads at once
+    rows = [(float(i % 17) * 25.0, float(i // 17) * 25.0, 200.0, float(i % 9) * 20.0, 0.0) for i in range(300)]
+    t = snapshot(rows)
+    index = SourceIndex.build(t)
+    jobs = [(x * 7.0, x * 5.0, 30.0, 60.0 + x % 12, math.inf, 3) for x in range(60)]
+
+    def run(job: tuple[float, float, float, float, float, int]) -> bool:
+        return index.nearest_feasible(*job) == oracle(t, *job)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(run, jobs))
