@@ -18,6 +18,8 @@ from gis.errors import SanlingError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from gis.importing import Issue
+
 
 def _settings():  # type: ignore[no-untyped-def]
     from app.settings import get_settings
@@ -52,15 +54,70 @@ def cmd_load_demo(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_issues(issues: Sequence[Issue], limit: int = 20) -> None:
+    for issue in issues[:limit]:
+        print(f"  row {issue.row}" + (f" ({issue.key})" if issue.key else "") + f" {issue.field} {issue.code}: "
+              f"{issue.message}", file=sys.stderr)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
-    """Import one layer file (upsert by asset id, all or nothing)."""
+    """Import one layer file: map, validate, upsert by key, all or nothing (docs/import.md)."""
+    from tqdm import tqdm
+
     from app.db import create_db_engine
     from app.loader import import_layer_file
+    from gis.importing import FieldMapping, ImportProgress, ImportRejectedError, ImportReport
 
-    engine = create_db_engine(_settings().effective_database_url)
-    with engine.begin() as conn:
-        count = import_layer_file(conn, args.layer, Path(args.file), source_crs=args.crs, replace=args.replace)
-    print(f"{args.layer}: {count} rows imported from {args.file}")
+    settings = _settings()
+    mapping = FieldMapping.from_file(Path(args.mapping)) if args.mapping else FieldMapping()
+    mapping = mapping.merged(FieldMapping.from_pairs(args.map or []))
+    report_prefix = Path(args.report) if args.report else None
+    bar = tqdm(unit=" rows", unit_scale=True, file=sys.stderr, disable=args.no_progress, desc=f"{args.layer}: reading",
+               mininterval=0.5)
+
+    def progress(state: ImportProgress) -> None:
+        if state.rows_total is not None and bar.total != state.rows_total:
+            bar.total = state.rows_total
+        bar.update(state.rows_done - bar.n)
+        if state.phase == "writing":
+            bar.set_description(f"{args.layer}: writing")
+
+    def save(report: ImportReport) -> None:
+        if report_prefix is not None:
+            report.write_json(report_prefix.with_suffix(".json"))
+            print(f"report: {report_prefix.with_suffix('.json')} and {report_prefix.with_suffix('.csv')}",
+                  file=sys.stderr)
+
+    engine = create_db_engine(settings.effective_database_url)
+    try:
+        with engine.begin() as conn:
+            report = import_layer_file(
+                conn, args.layer, Path(args.file), source_crs=args.crs, replace=args.replace,
+                skip_invalid=args.skip_invalid, dry_run=args.dry_run, mapping=mapping, encoding=args.encoding,
+                source_layer=args.source_layer, service_area_wgs84=settings.service_area_wgs84,
+                report_csv=report_prefix.with_suffix(".csv") if report_prefix else None, progress=progress)
+    except ImportRejectedError as exc:
+        bar.close()
+        save(exc.report)
+        print(f"error {exc.code}: {exc.message}", file=sys.stderr)
+        print("issues: " + ", ".join(f"{code} {n}" for code, n in sorted(exc.report.issue_counts.items())),
+              file=sys.stderr)
+        _print_issues(exc.report.issues)
+        return 2
+    finally:
+        engine.dispose()
+    bar.close()
+    save(report)
+    verb = "would be imported (dry run)" if report.dry_run else "imported"
+    print(f"{args.layer}: {report.rows_read} rows read, {report.rows_valid} {verb}: {report.inserted} inserted, "
+          f"{report.updated} updated, {report.unchanged} unchanged, {report.deleted} deleted "
+          f"[{report.strategy}] in {report.duration_s:.1f} s ({report.rows_per_s:,.0f} rows/s)")
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if report.issue_counts:
+        print("issues: " + ", ".join(f"{code} {n}" for code, n in sorted(report.issue_counts.items())),
+              file=sys.stderr)
+        _print_issues(report.issues)
     return 0
 
 
@@ -182,11 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("load-demo", help="load the demo district from fixtures/demo")
     demo.set_defaults(func=cmd_load_demo)
 
-    imp = sub.add_parser("import", help="import a GIS layer file")
-    imp.add_argument("layer", help="grid_areas, transformers, lv_lines, access_points, roads, no_overhead_zones")
+    imp = sub.add_parser("import", help="import a GIS layer file (docs/import.md)")
+    imp.add_argument("layer", help="grid_areas, roads, no_overhead_zones, transformers, lv_lines, access_points, "
+                                   "load_readings")
     imp.add_argument("file", help="GeoPackage, zipped Shapefile, GeoJSON or CSV")
-    imp.add_argument("--crs", help="source CRS when the file declares none, e.g. EPSG:4545")
+    imp.add_argument("--map", action="append", metavar="SRC=DST",
+                     help="take field DST from source column SRC; SRC[UNIT]=DST converts (e.g. sn_mva[MVA]=rated_kva); "
+                          "DST x/y names CSV coordinate columns")
+    imp.add_argument("--mapping", metavar="FILE", help="mapping file (.toml, .yaml, .json); --map pairs override it")
+    imp.add_argument("--crs", help="CRS of the coordinates when the file declares none or a wrong one, e.g. EPSG:4545")
+    imp.add_argument("--encoding", help="attribute encoding when the file declares none, e.g. GBK")
+    imp.add_argument("--source-layer", help="layer inside a GeoPackage or zip with several layers")
+    imp.add_argument("--dry-run", action="store_true", help="validate and count, change nothing")
+    imp.add_argument("--skip-invalid", action="store_true", help="import the valid rows, report the others")
     imp.add_argument("--replace", action="store_true", help="delete rows whose id is not in the file")
+    imp.add_argument("--report", metavar="PREFIX", help="write the row report to PREFIX.json and PREFIX.csv")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
 
     user = sub.add_parser("user", help="create or list users (docs/auth.md)")

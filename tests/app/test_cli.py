@@ -49,7 +49,7 @@ def test_import_reports_row_and_field_of_a_bad_row(cli_db: str, tmp_path: Path,
     path.write_text(json.dumps(bad))
     assert main(["import", "transformers", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "LAYER_ROW_INVALID" in err and "row 2" in err and "rated_kva" in err
+    assert "IMPORT_REJECTED" in err and "row 2 (T-2) rated_kva FIELD_MISSING" in err
     engine = create_db_engine(cli_db)
     with engine.connect() as conn:
         assert asset_counts(conn)["transformers"] == 0  # nothing half-imported
