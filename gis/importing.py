@@ -69,7 +69,7 @@ __all__ = [
     "SourceField",
     "SourceInfo",
     "WriteCounts",
-    "encode_ewkb_hex",
+    "encode_ewkb_points",
     "import_layer",
     "iter_batches",
     "open_source",
@@ -529,8 +529,8 @@ class ImportSink(Protocol):
     the caller's transaction; an exception anywhere leaves the caller to roll back.
     """
 
-    #: How ``write`` wants the ``geom`` column: ``ewkb_hex`` (text, SRID 4326) or ``wkb`` (binary).
-    geometry_encoding: Literal["ewkb_hex", "wkb"]
+    #: How ``write`` wants the ``geom`` column: ``ewkb`` (with SRID 4326) or ``wkb``, both binary.
+    geometry_encoding: Literal["ewkb", "wkb"]
 
     def known_keys(self, layer: str, key: str) -> set[str]:
         """Return every value of ``key`` in ``layer`` as stored now (for reference checks)."""
@@ -540,12 +540,21 @@ class ImportSink(Protocol):
         """Prepare to receive rows of ``spec``; only ``provided_fields`` may overwrite stored values."""
         ...
 
-    def write(self, table: pa.Table) -> None:
-        """Stage one batch of valid rows: the layer's fields in order, then ``geom`` if it has one."""
+    def encode(self, table: pa.Table) -> Any:
+        """Turn one batch of valid rows (the layer's fields in order, then ``geom`` if it has one) into what
+        :meth:`write` sends; runs on the importing thread, so encoding overlaps the previous write."""
+        ...
+
+    def write(self, batch: Any) -> None:
+        """Stage one encoded batch (called on the writer thread, one batch at a time)."""
         ...
 
     def finish(self, *, replace: bool, dry_run: bool) -> WriteCounts:
         """Upsert the staged rows by key (deleting the rest with ``replace``); on a dry run only count."""
+        ...
+
+    def abort(self) -> None:
+        """Discard anything staged outside the caller's transaction (called when the import fails)."""
         ...
 
 
@@ -841,8 +850,6 @@ def _to_wgs84(crs_wkt: str) -> pyproj.Transformer | None:
     return pyproj.Transformer.from_crs(crs, SRID_WGS84, always_xy=True)
 
 
-_HEX_DIGITS = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
-_HEX_TABLE = np.stack([_HEX_DIGITS[np.arange(256) >> 4], _HEX_DIGITS[np.arange(256) & 15]], axis=1)
 _POINT_WKB_BYTES = 21
 
 
@@ -879,22 +886,20 @@ class Geometries:
         offsets = np.arange(0, _POINT_WKB_BYTES * (count + 1), _POINT_WKB_BYTES, dtype=np.int32)
         return pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(buffer)])
 
-    def to_ewkb_hex(self, srid: int = SRID_WGS84) -> pa.Array:
-        """Hex EWKB with ``srid`` as an Arrow string array (PostGIS reads it as geometry text)."""
+    def to_ewkb(self, srid: int = SRID_WGS84) -> pa.Array:
+        """EWKB with ``srid`` as an Arrow binary array (what PostGIS's binary COPY reads)."""
         if self.shapes is not None:
-            return pa.array(
-                shapely.to_wkb(shapely.set_srid(self.shapes, srid), hex=True, include_srid=True), type=pa.string()
-            )
+            return pa.array(shapely.to_wkb(shapely.set_srid(self.shapes, srid), include_srid=True), type=pa.binary())
         assert self.x is not None and self.y is not None
-        return encode_ewkb_hex(self.x, self.y, srid)
+        return encode_ewkb_points(self.x, self.y, srid)
 
 
-def encode_ewkb_hex(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], srid: int = SRID_WGS84) -> pa.Array:
-    """Encode points as hex EWKB (little endian, with SRID) without building geometry objects.
+def encode_ewkb_points(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], srid: int = SRID_WGS84) -> pa.Array:
+    """Encode points as EWKB (little endian, with SRID) without building geometry objects.
 
     Examples
     --------
-    >>> encode_ewkb_hex(np.array([1.0]), np.array([2.0])).to_pylist()[0]
+    >>> encode_ewkb_points(np.array([1.0]), np.array([2.0])).to_pylist()[0].hex().upper()
     '0101000020E6100000000000000000F03F0000000000000040'
     """
     count = len(x)
@@ -905,9 +910,8 @@ def encode_ewkb_hex(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], srid
     buffer[:, 5:9] = np.frombuffer(int(srid).to_bytes(4, "little"), dtype=np.uint8)
     buffer[:, 9:17] = np.ascontiguousarray(x, dtype="<f8").view(np.uint8).reshape(count, 8)
     buffer[:, 17:25] = np.ascontiguousarray(y, dtype="<f8").view(np.uint8).reshape(count, 8)
-    text = _HEX_TABLE[buffer].reshape(count, 2 * width)
-    offsets = np.arange(0, 2 * width * (count + 1), 2 * width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    offsets = np.arange(0, width * (count + 1), width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(buffer)])
 
 
 def _points_fast(column: pa.Array) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
@@ -1408,7 +1412,7 @@ class _Validator:
             table = table.filter(pa.array(valid))
         if geometries is not None:
             kept = geometries if valid.all() else geometries.take(valid)
-            encoded = kept.to_ewkb_hex() if self.sink.geometry_encoding == "ewkb_hex" else kept.to_wkb()
+            encoded = kept.to_ewkb() if self.sink.geometry_encoding == "ewkb" else kept.to_wkb()
             table = table.append_column("geom", encoded)
         return _BatchResult(table, problems, keys)
 
@@ -1546,7 +1550,7 @@ class _WriteBehind:
 
     def __init__(self, sink: ImportSink, depth: int = 2) -> None:
         self.sink = sink
-        self.pending: queue.Queue[pa.Table | None] = queue.Queue(maxsize=depth)
+        self.pending: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="sanling-import-writer", daemon=True)
 
@@ -1555,18 +1559,18 @@ class _WriteBehind:
         return self
 
     def _run(self) -> None:
-        while (table := self.pending.get()) is not None:
+        while (batch := self.pending.get()) is not None:
             if self.error is None:
                 try:
-                    self.sink.write(table)
+                    self.sink.write(batch)
                 except BaseException as exc:  # handed to the importing thread
                     self.error = exc
 
     def write(self, table: pa.Table) -> None:
-        """Queue one batch; raises the writer's error, if any, at once."""
+        """Encode one batch here and queue it for the writer; raises the writer's error, if any, at once."""
         if self.error is not None:
             raise self.error
-        self.pending.put(table)
+        self.pending.put(self.sink.encode(table))
 
     def __exit__(self, exc_type: object, *_exc: object) -> None:
         self.pending.put(None)
@@ -1608,6 +1612,37 @@ class _IssueLog:
                 self._writer.writerow(
                     [issue.row, issue.key, issue.field, issue.code, issue.severity, issue.message, issue.value]
                 )
+
+
+def _run_batches(source: SourceInfo, validator: _Validator, sink: ImportSink, options: ImportOptions,
+                 report: ImportReport, tell: Callable[[Literal["reading", "writing", "done"], int | None], None]
+                 ) -> WriteCounts:
+    """Validate and stage every batch, then finish the sink (or raise when rows were rejected)."""
+    total = source.feature_count if source.feature_count >= 0 else None
+    tell("reading", total)
+    with _IssueLog(report, options.max_issues_kept, options.report_csv) as log, _WriteBehind(sink) as writer:
+        for batch in iter_batches(source, options.batch_rows):
+            result = validator.validate(batch)
+            first_row = report.rows_read + 1
+            report.rows_read += batch.num_rows
+            errors, warnings = result.problems.errors, result.problems.warnings
+            report.rows_rejected += int(errors.sum())
+            report.rows_valid += int((~errors).sum())
+            report.rows_with_warnings += int((warnings & ~errors).sum())
+            log.add(result.problems.issues(first_row, result.keys))
+            # Strict mode stops writing at the first error but goes on validating for a full report.
+            if result.table.num_rows and (options.skip_invalid or report.rows_rejected == 0):
+                writer.write(result.table)
+            tell("reading", total)
+    if report.rows_rejected and not options.skip_invalid:
+        report.status = "rejected"
+        raise ImportRejectedError(report)
+    if options.replace and report.rows_valid == 0:
+        raise ImportEmptyReplaceError(
+            f"{report.source} has no valid row; replacing would delete every row of {report.layer}.",
+            layer=report.layer)
+    tell("writing", total)
+    return sink.finish(replace=options.replace, dry_run=options.dry_run)
 
 
 def import_layer(
@@ -1687,31 +1722,12 @@ def import_layer(
         total = source.feature_count if source.feature_count >= 0 else None
         validator = _Validator(main, sink)
         sink.begin(spec, main.provided_fields, max(source.feature_count, 0))
-        tell("reading", total)
-        with _IssueLog(report, options.max_issues_kept, options.report_csv) as log, _WriteBehind(sink) as writer:
-            for batch in iter_batches(source, options.batch_rows):
-                result = validator.validate(batch)
-                first_row = report.rows_read + 1
-                report.rows_read += batch.num_rows
-                errors, warnings = result.problems.errors, result.problems.warnings
-                report.rows_rejected += int(errors.sum())
-                report.rows_valid += int((~errors).sum())
-                report.rows_with_warnings += int((warnings & ~errors).sum())
-                log.add(result.problems.issues(first_row, result.keys))
-                # Strict mode stops writing at the first error but goes on validating for a full report.
-                if result.table.num_rows and (options.skip_invalid or report.rows_rejected == 0):
-                    writer.write(result.table)
-                tell("reading", total)
-        if report.rows_rejected and not options.skip_invalid:
-            report.status = "rejected"
+        try:
+            counts = _run_batches(source, validator, sink, options, report, tell)
+        except BaseException:
             report.duration_s = time.perf_counter() - started
-            raise ImportRejectedError(report)
-        if options.replace and report.rows_valid == 0:
-            raise ImportEmptyReplaceError(
-                f"{report.source} has no valid row; replacing would delete every row of {layer}.", layer=layer
-            )
-        tell("writing", total)
-        counts = sink.finish(replace=options.replace, dry_run=options.dry_run)
+            sink.abort()
+            raise
     report.inserted, report.updated, report.unchanged, report.deleted = (
         counts.inserted,
         counts.updated,

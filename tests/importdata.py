@@ -101,11 +101,12 @@ class MemorySink:
     """An :class:`gis.importing.ImportSink` that keeps the staged rows in memory (no database)."""
 
     def __init__(self, known: dict[tuple[str, str], set[str]] | None = None,
-                 geometry_encoding: Literal["ewkb_hex", "wkb"] = "wkb") -> None:
+                 geometry_encoding: Literal["ewkb", "wkb"] = "wkb") -> None:
         self.known = known or {}
         self.geometry_encoding = geometry_encoding
         self.tables: list[pa.Table] = []
         self.finished: dict[str, bool] | None = None
+        self.aborted = False
 
     def known_keys(self, layer: str, key: str) -> set[str]:
         return set(self.known.get((layer, key), set()))
@@ -113,8 +114,14 @@ class MemorySink:
     def begin(self, spec: LayerSpec, provided_fields: tuple[str, ...], expected_rows: int) -> None:
         self.spec, self.provided, self.expected_rows = spec, provided_fields, expected_rows
 
-    def write(self, table: pa.Table) -> None:
-        self.tables.append(table)
+    def encode(self, table: pa.Table) -> pa.Table:
+        return table
+
+    def write(self, batch: pa.Table) -> None:
+        self.tables.append(batch)
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def finish(self, *, replace: bool, dry_run: bool) -> WriteCounts:
         self.finished = {"replace": replace, "dry_run": dry_run}

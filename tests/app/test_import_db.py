@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from app import migrate
 from app.db import create_db_engine
@@ -207,3 +208,19 @@ def text_json(document: dict[str, Any]) -> str:
     import json
 
     return json.dumps(document, ensure_ascii=False)
+
+
+def test_bulk_staging_leaves_nothing_behind(conn: Connection, import_engine: Engine, tmp_path: Path) -> None:
+    """PostgreSQL's direct strategy stages on a helper connection; a dry run or a rejection drops it again."""
+    features = [({"asset_id": f"T-{i}", "rated_kva": 100}, point(106.5, 29.5)) for i in range(6)]
+    features.append(({"asset_id": "T-bad", "rated_kva": -1}, point(106.5, 29.5)))  # rejected, after 3 batches
+    path = tmp_path / "t.geojson"
+    path.write_text(text_json(feature_collection(features)))
+    report = imp(conn, path, bulk_min_rows=4, batch_rows=2, dry_run=True, skip_invalid=True)
+    assert (report.inserted, report.strategy) == (6, "direct" if conn.dialect.name == "postgresql" else "rebuild")
+    with pytest.raises(ImportRejectedError):
+        imp(conn, path, bulk_min_rows=4, batch_rows=2)
+    # PostgreSQL: look from another connection, which sees what the helper connection committed.
+    with import_engine.connect() if conn.dialect.name == "postgresql" else nullcontext(conn) as other:
+        tables = set(inspect(other).get_table_names())
+    assert "transformers__new" not in tables and rows(conn, "SELECT count(*) FROM transformers") == [(0,)]

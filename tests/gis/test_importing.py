@@ -23,7 +23,7 @@ from gis.importing import (
     LayerFileError,
     SourceCrsError,
     _points_fast,
-    encode_ewkb_hex,
+    encode_ewkb_points,
     import_layer,
 )
 from gis.layers import LAYERS, LayerUnknownError
@@ -211,7 +211,7 @@ def test_every_row_error_is_reported_and_nothing_written(tmp_path: Path) -> None
         (8, "asset_id", "ID_DUPLICATE"), (9, "geometry", "OUT_OF_SERVICE_AREA"), (10, "asset_id", "FIELD_INVALID"),
         (11, "grid_area_code", "REFERENCE_UNKNOWN"),
     }
-    assert report.rows_rejected == 9 and report.rows_with_warnings == 1 and sink.finished is None
+    assert report.rows_rejected == 9 and report.rows_with_warnings == 1 and sink.finished is None and sink.aborted
     assert raised.value.details["issue_counts"]["FIELD_INVALID"] == 4
     with (tmp_path / "report.csv").open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
@@ -341,8 +341,8 @@ def test_point_fast_path_matches_shapely() -> None:
     wkb = pa.array(shapely.to_wkb(shapely.points(x, y)), pa.binary())
     fast = _points_fast(wkb.slice(10, 50))
     assert fast is not None and np.array_equal(fast[0], x[10:60]) and np.array_equal(fast[1], y[10:60])
-    hexed = encode_ewkb_hex(x, y).to_pylist()
-    assert hexed == list(shapely.to_wkb(shapely.set_srid(shapely.points(x, y), 4326), hex=True, include_srid=True))
+    ewkb = encode_ewkb_points(x, y).to_pylist()
+    assert ewkb == list(shapely.to_wkb(shapely.set_srid(shapely.points(x, y), 4326), include_srid=True))
     assert _points_fast(pa.array([shapely.to_wkb(shapely.Point(1, 2, 3))], pa.binary())) is None  # 3D: slow path
 
 
