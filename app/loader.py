@@ -1,18 +1,4 @@
-"""Load GIS layers into the database through the batch importer (R7): the database sink, demo loading, counts.
-
-``gis.importing`` reads, maps and validates; :class:`DatabaseSink` stages the valid rows in the caller's
-transaction (PostgreSQL ``COPY``, SQLite ``executemany``) and upserts them by key, bumping the asset
-generation in the same transaction so every worker rebuilds its siting index after the commit.
-
-Write strategies (reported as ``strategy``):
-
-- ``merge``: update changed rows, insert new ones, delete missing ones (``replace``) in place. Used on
-  SQLite, and on PostgreSQL when few rows change.
-- ``rebuild`` (PostgreSQL): when many rows change, build the new layer as a fresh table, create its
-  indexes once, and swap it in (drop + rename) just before the commit. Readers keep reading the old table
-  until the commit; they never see half a layer. ``id`` values of existing rows are kept.
-- ``direct`` (PostgreSQL, empty table): like ``rebuild`` but ``COPY`` goes straight into the fresh table.
-"""
+"""Load GIS layers into the database through the batch importer (R7): the database sink, demo loading, counts."""
 
 from __future__ import annotations
 
@@ -177,6 +163,14 @@ class _Encoded:
 
 class DatabaseSink:
     """The importer's sink over a SQLAlchemy ``Connection`` inside the caller's transaction.
+
+    Rows are staged (PostgreSQL binary ``COPY``, SQLite ``executemany``) and upserted by key with one of
+    three strategies, reported as ``strategy`` (docs/import.md, "Writing"): ``merge`` updates changed
+    rows, inserts new ones and deletes missing ones (``replace``) in place; ``rebuild`` (many changes)
+    builds the next table, indexes it once and swaps it in (PostgreSQL) or merges with SpatiaLite's
+    per-row triggers off and rebuilds the R*Tree (SQLite); ``direct`` (PostgreSQL, empty table) copies
+    straight into the next table. The asset generation is bumped in the same transaction when anything
+    changed, so every worker rebuilds its siting index after the commit.
 
     Everything readers can see changes in the caller's transaction, which this class never commits. The
     one exception is the ``direct`` strategy on PostgreSQL: the next table, ``<layer>__new``, is filled

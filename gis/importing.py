@@ -1,22 +1,4 @@
-"""Batch import of GIS layer files (R7): streamed reading, field mapping, units, reprojection, per-row validation.
-
-The module is pure: it reads files and validates rows, and hands the valid rows to a sink (see
-:class:`ImportSink`) that writes them; ``app/loader.py`` provides the database sink. Nothing here opens a
-session or knows a table class.
-
-Pipeline, one Arrow record batch at a time (memory is bounded by the batch size, not the file):
-
-1. :func:`open_source` finds the layer (GeoPackage, zipped or plain Shapefile, GeoJSON, CSV with
-   coordinate columns), its CRS, feature count and text encoding (GBK/GB18030 detected in DBFs and CSVs
-   that declare none).
-2. :class:`FieldMapping` maps source columns to the layer's fields, with unit conversion, value maps and
-   constants (``--map`` pairs and mapping files).
-3. Each batch is coerced and validated column by column with numpy/pyarrow; geometries are decoded,
-   normalised to the layer's type, reprojected to EPSG:4326, checked against the service area and repaired
-   where that is safe; every problem becomes an :class:`Issue` of the row report.
-4. Valid rows go to the sink; :meth:`ImportSink.finish` upserts them by key (all or nothing unless
-   ``skip_invalid``).
-"""
+"""Batch import of GIS layer files (R7): streamed reading, field mapping, units, reprojection, per-row validation."""
 
 from __future__ import annotations
 
@@ -993,6 +975,8 @@ class _Problems:
             for index in np.flatnonzero(mask):
                 text = message if isinstance(message, str) else message[index]
                 value = None if values is None else values[index]
+                if isinstance(value, pa.Scalar):  # Arrow columns are read only where there is an issue
+                    value = value.as_py()
                 key = keys[index]
                 yield Issue(
                     row=first_row + int(index),
@@ -1043,9 +1027,8 @@ def _coerce_str(raw: pa.Array, plan: _FieldPlan, problems: _Problems) -> pa.Arra
         canonical = pa.array(list(spec.choices), pa.string())
         index = pc.index_in(pc.utf8_lower(column), value_set=pc.utf8_lower(canonical))
         unknown = present & np.asarray(pc.is_null(index).to_numpy(zero_copy_only=False), dtype=bool)
-        values = column.to_numpy(zero_copy_only=False)
         problems.add(
-            unknown, spec.name, "FIELD_INVALID", f"{spec.name} must be one of {', '.join(spec.choices)}", values
+            unknown, spec.name, "FIELD_INVALID", f"{spec.name} must be one of {', '.join(spec.choices)}", column
         )
         column = pc.if_else(pc.is_null(index), column, pc.take(canonical, index))
     if spec.max_length is not None:
@@ -1058,7 +1041,7 @@ def _coerce_str(raw: pa.Array, plan: _FieldPlan, problems: _Problems) -> pa.Arra
             spec.name,
             "FIELD_INVALID",
             f"{spec.name} is longer than {spec.max_length} characters",
-            column.to_numpy(zero_copy_only=False),
+            column,
         )
     return column
 
@@ -1679,6 +1662,17 @@ def import_layer(
         was not finished, so the caller's rollback leaves the layer untouched.
     LayerUnknownError, LayerFileError, ImportMappingError, SourceCrsError, ImportEmptyReplaceError
         Problems with the layer name, the file, the mapping, the CRS or an empty ``replace``.
+
+    Notes
+    -----
+    One Arrow record batch at a time (memory is bounded by the batch size, not the file):
+    :func:`open_source` finds the layer, its CRS, size and text encoding; :class:`FieldMapping` maps
+    columns to fields (units, value maps, constants); each batch is coerced and validated column by
+    column with numpy/pyarrow, its geometries decoded, normalised to the layer's type, reprojected to
+    EPSG:4326, checked against the service area and repaired where safe; every problem becomes an
+    :class:`Issue`. Valid rows are encoded on this thread and written by a second one
+    (:class:`_WriteBehind`) while the next batch is read. Nothing here opens a session or knows a
+    table: the sink does the writing (docs/import.md).
     """
     options = options or ImportOptions()
     spec = get_layer(layer)
