@@ -55,7 +55,8 @@ def cmd_load_demo(_args: argparse.Namespace) -> int:
 
 
 def _print_issues(issues: Sequence[Issue], limit: int = 20) -> None:
-    for issue in issues[:limit]:
+    errors_first = sorted(issues, key=lambda issue: issue.severity != "error")
+    for issue in errors_first[:limit]:
         print(f"  row {issue.row}" + (f" ({issue.key})" if issue.key else "") + f" {issue.field} {issue.code}: "
               f"{issue.message}", file=sys.stderr)
 
@@ -117,7 +118,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if report.issue_counts:
         print("issues: " + ", ".join(f"{code} {n}" for code, n in sorted(report.issue_counts.items())),
               file=sys.stderr)
-        _print_issues(report.issues)
+        _print_issues(report.issues, limit=5)
     return 0
 
 
