@@ -118,3 +118,13 @@ def test_kill_during_import_leaves_previous_data(cli_db: str, tmp_path: Path, bi
     # The killed import left no lock and no half-built table behind: the same import now runs through.
     assert main(["import", "transformers", str(big_layer), "--no-progress"]) == 0
     assert scalar(cli_db, "SELECT count(*) FROM transformers") == KILL_ROWS + 5
+    migrate.check(cli_db)  # the rebuilt table has the migrated schema (names, types, indexes)
+
+
+def test_bulk_load_into_an_empty_layer_keeps_the_schema(cli_db: str, big_layer: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["import", "transformers", str(big_layer), "--no-progress"]) == 0
+    strategy = "direct" if cli_db.startswith("postgresql") else "rebuild"
+    assert f"{KILL_ROWS} inserted, 0 updated, 0 unchanged, 0 deleted [{strategy}]" in capsys.readouterr().out
+    migrate.check(cli_db)
+    assert scalar(cli_db, "SELECT generation FROM asset_generation") == 1
