@@ -275,7 +275,7 @@ class DatabaseSink:
                                  strategy="rebuild" if rebuild else "merge")
             if not dry_run and changed:
                 if rebuild and self.is_postgres:
-                    self._rebuild(replace)
+                    self._rebuild(replace, counts)
                 elif rebuild:
                     self._merge_sqlite_bulk(replace, counts)
                 else:
@@ -323,20 +323,18 @@ class DatabaseSink:
         return " OR ".join(f"{left}.{_q(name)} IS DISTINCT FROM {right}.{_q(name)}" for name in compared)
 
     def _count(self, replace: bool) -> WriteCounts:
-        target, stage = _q(self.spec.table), self.stage_sql
-        matched_sql = f"SELECT count(*) FROM {stage} s WHERE EXISTS (SELECT 1 FROM {target} t WHERE " \
-                      f"{self._key_match('t', 's')})"
-        matched = self.conn.exec_driver_sql(matched_sql).scalar_one() if self.target_rows else 0
-        changed = self.conn.exec_driver_sql(
-            f"SELECT count(*) FROM {stage} s JOIN {target} t ON {self._key_match('t', 's')} "
-            f"WHERE {self._differs('t', 's')}").scalar_one() if matched else 0
-        deleted = 0
-        if replace and self.target_rows:
-            deleted = self.conn.exec_driver_sql(
-                f"SELECT count(*) FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE "
-                f"{self._key_match('t', 's')})").scalar_one()
+        """Count what the stage would insert, update, leave and (``replace``) delete, in one join.
+
+        Keys are unique in the stage (the importer drops duplicates) and in the table, so the rows of the
+        table that the stage does not match are exactly the ones ``replace`` deletes.
+        """
+        matched = changed = 0
+        if self.target_rows:
+            matched, changed = self.conn.exec_driver_sql(
+                f"SELECT count(*), coalesce(sum(CASE WHEN {self._differs('t', 's')} THEN 1 ELSE 0 END), 0) "
+                f"FROM {self.stage_sql} s JOIN {_q(self.spec.table)} t ON {self._key_match('t', 's')}").one()
         return WriteCounts(inserted=self.staged - matched, updated=changed, unchanged=matched - changed,
-                           deleted=deleted)
+                           deleted=self.target_rows - matched if replace else 0)
 
     def _merge(self, replace: bool, counts: WriteCounts) -> None:
         target, stage = _q(self.spec.table), self.stage_sql
@@ -439,7 +437,7 @@ class DatabaseSink:
         conn.exec_driver_sql(f"CREATE TABLE {new} (LIKE {target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
                              "INCLUDING STORAGE INCLUDING COMMENTS)")
 
-    def _rebuild(self, replace: bool) -> None:
+    def _rebuild(self, replace: bool, counts: WriteCounts) -> None:
         """Build the layer's next table from the stage and the rows it keeps, then swap it in."""
         name = self.spec.table
         new, target, stage = _q(name + _NEW_SUFFIX), _q(name), self.stage_sql
@@ -447,13 +445,15 @@ class DatabaseSink:
         provided = set(self.provided) | set(self.spec.key) | {"geom"}
         columns = ", ".join(_q(n) for n in self.columns)
         kept = ", ".join(f"s.{_q(n)}" if n in provided else f"t.{_q(n)}" for n in self.columns)
-        self.conn.exec_driver_sql(  # rows in the file that exist: keep id and the fields the file does not provide
-            f"INSERT INTO {new} (id, {columns}) SELECT t.id, {kept} FROM {stage} s "
-            f"JOIN {target} t ON {self._key_match('t', 's')}")
-        self.conn.exec_driver_sql(
-            f"INSERT INTO {new} ({columns}) SELECT {', '.join('s.' + _q(n) for n in self.columns)} FROM {stage} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {self._key_match('t', 's')})")
-        if not replace:
+        matched = counts.updated + counts.unchanged
+        if matched:  # rows in the file that exist: keep id and the fields the file does not provide
+            self.conn.exec_driver_sql(f"INSERT INTO {new} (id, {columns}) SELECT t.id, {kept} FROM {stage} s "
+                                      f"JOIN {target} t ON {self._key_match('t', 's')}")
+        if counts.inserted:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {new} ({columns}) SELECT {', '.join('s.' + _q(n) for n in self.columns)} "
+                f"FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {self._key_match('t', 's')})")
+        if not replace and self.target_rows > matched:  # rows the file does not name stay
             self.conn.exec_driver_sql(
                 f"INSERT INTO {new} SELECT t.* FROM {target} t "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {self._key_match('t', 's')})")
