@@ -722,19 +722,27 @@ def open_source(
         elif suffix == ".csv":
             raw = path.read_bytes()[:1_000_000]
             detected = encoding or _guess_text_encoding(raw.removeprefix(b"\xef\xbb\xbf"))
-            if detected and detected.replace("-", "").lower() not in ("utf8", "ascii"):
+            if detected and detected.replace("-", "").replace("_", "").lower() not in ("utf8", "utf8sig"):
                 tmp_dir = Path(tempfile.mkdtemp(prefix="sanling-import-"))
                 utf8_path = tmp_dir / path.name
-                with (
-                    path.open(encoding=detected, errors="strict", newline="") as src,
-                    utf8_path.open("w", encoding="utf-8", newline="") as dst,
-                ):
-                    shutil.copyfileobj(src, dst, 1 << 20)
+                try:
+                    with (
+                        path.open(encoding=detected, errors="strict", newline="") as src,
+                        utf8_path.open("w", encoding="utf-8", newline="") as dst,
+                    ):
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                except (UnicodeDecodeError, LookupError) as exc:
+                    raise LayerFileError(f"{path.name} is not valid {detected} text ({exc}); give its encoding, "
+                                         "e.g. --encoding GBK.", file=path.name, encoding=detected) from None
                 if encoding is None:
                     notes.append(f"the CSV is not UTF-8; its text was read as {detected}")
                 gdal_path = str(utf8_path)
             encoding = None
-            header = _csv_header(Path(gdal_path), "utf-8-sig")
+            try:
+                header = _csv_header(Path(gdal_path), "utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise LayerFileError(f"{path.name} is not UTF-8 text ({exc}); give its encoding, e.g. --encoding GBK.",
+                                     file=path.name) from None
             if x_column or y_column:
                 if not (x_column and y_column):
                     raise LayerFileError("Give both coordinate columns (x and y) of the CSV.", file=path.name)

@@ -88,6 +88,8 @@ def test_gbk_csv_is_transcoded(tmp_path: Path) -> None:
     report, sink = run(path)
     assert [r["name"] for r in sink.records()] == ["测试配变1号", "测试配变2号"]
     assert any("GB18030" in n for n in report.notes)
+    with pytest.raises(LayerFileError):  # a wrong explicit encoding is an error, not mojibake
+        run(path, encoding="ascii")
 
 
 @pytest.mark.parametrize(("crs", "prj"), [
