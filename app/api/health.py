@@ -33,7 +33,8 @@ def read_health(session: SessionDep) -> Health | JSONResponse:
     """Report whether the database is reachable, the spatial extension's version and asset counts."""
     try:
         conn = session.connection()
-        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        revisions = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        revision = ", ".join(revisions) or None
         generation = conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one()
         return Health(status="ok", database=conn.dialect.name, spatial_extension=spatial_version(conn),
                       schema_revision=revision, asset_generation=generation, asset_counts=asset_counts(conn))
