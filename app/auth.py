@@ -23,7 +23,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.deps import SessionDep
+from app.deps import SessionDep, get_request_settings
 from app.errors import register_error_table
 from app.models import ApiKey, User
 from app.settings import Settings
@@ -428,11 +428,6 @@ _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
                                description="An access token from the password flow, or an API key.")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="A terminal's API key, `sl_<prefix>_<secret>`.")
-
-
-def get_request_settings(request: Request) -> Settings:
-    """Return the settings the app was created with (``create_app(settings)``)."""
-    return request.app.state.settings  # type: ignore[no-any-return]
 
 
 def get_current_user(

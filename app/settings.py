@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     demand_factor: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Overrides the profile's demand factor (同时率)."
     )
+    default_area_type: Literal["urban", "rural", "A+", "A", "B", "C", "D", "E"] = Field(
+        default="urban",
+        description="Area type (supply radius class) for pins in no grid area when the request names none.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `sanling serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `sanling serve` binds to.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes for `sanling serve`.")

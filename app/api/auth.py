@@ -16,17 +16,14 @@ from app.auth import (
     ForbiddenError,
     Role,
     authenticate_password,
-    get_request_settings,
     issue_access_token,
 )
-from app.deps import SessionDep
+from app.deps import SessionDep, SettingsDep
 from app.models import ApiKey, User
-from app.settings import Settings
 from gis.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
-SettingsDep = Annotated[Settings, Depends(get_request_settings)]
 
 
 def _as_utc(moment: datetime) -> datetime:

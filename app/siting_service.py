@@ -1,0 +1,183 @@
+"""The siting engine of one worker process: the network in memory, kept consistent with the database.
+
+Every worker holds one :class:`SitingEngine` (on ``app.state``). Each request first reads the
+one-row ``asset_generation`` counter (a primary-key lookup, ~0.1 ms); every committed change of
+assets, load readings or capacity reservations bumps that counter in the same transaction. When the
+counter differs from the generation the in-memory snapshot was built from, the worker re-reads the
+network (streamed, projected in bulk) and rebuilds the source index and the road graph before it
+answers. So no worker answers from data older than the last commit it can see (docs/siting.md,
+"Consistency"). Rebuilds are serialised per worker by a lock; concurrent requests on the old
+generation wait for the new snapshot instead of building their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import shapely
+from shapely import STRtree
+from sqlalchemy import Connection, text
+
+from app.network import NetworkData, read_network
+from app.settings import Settings
+from design_rules.profiles import AreaType, Profile
+from gis.crs import LocalPin, Projector
+from gis.index import AccessPointSnapshot, LineSegmentSnapshot, SourceIndex, TransformerSnapshot
+from gis.routing import RoadNetwork
+from gis.siting import SitingParams
+
+log = logging.getLogger("sanling.siting")
+
+
+@dataclass(frozen=True)
+class GridAreaHit:
+    """The grid area (网格) a point lies in."""
+
+    code: str
+    area_type: str
+
+
+@dataclass(frozen=True)
+class NetworkSnapshot:
+    """Everything one siting request reads, built from one database generation; immutable once built."""
+
+    generation: int
+    index: SourceIndex
+    roads: RoadNetwork
+    transformer_name: dict[str, str]
+    grid_area_codes: tuple[str, ...]
+    grid_area_types: tuple[str, ...]
+    grid_area_tree: STRtree
+    data: NetworkData
+    build_s: float
+
+    @classmethod
+    def build(cls, data: NetworkData) -> NetworkSnapshot:
+        """Build the source index, access points, overhead-line segments and the road graph."""
+        started = time.perf_counter()
+        transformers = TransformerSnapshot.from_lists(
+            list(data.transformer_asset_id),
+            data.transformer_x_m,
+            data.transformer_y_m,
+            data.rated_kva,
+            data.peak_kva,
+            data.reserved_kva,
+            list(data.transformer_grid_area),
+        )
+        access_points = AccessPointSnapshot.from_lists(
+            list(data.access_asset_id),
+            list(data.access_transformer_asset_id),
+            list(data.access_kind),
+            data.access_x_m,
+            data.access_y_m,
+            transformers,
+            skip_unknown=True,
+        )
+        overhead = [i for i, kind in enumerate(data.line_kind) if kind == "overhead"]
+        segments = LineSegmentSnapshot.from_lines(
+            [str(data.line_asset_id[i]) for i in overhead],
+            [str(data.line_transformer_asset_id[i]) for i in overhead],
+            [data.line_local[i] for i in overhead],
+            transformers,
+        )
+        index = SourceIndex.build(transformers, access_points, segments)
+        roads = RoadNetwork.build(
+            list(zip(data.road_asset_id, data.road_name, data.road_class, data.road_local, strict=True)),
+            data.zone_local,
+        )
+        return cls(
+            generation=data.generation,
+            index=index,
+            roads=roads,
+            transformer_name={str(a): str(n) for a, n in zip(data.transformer_asset_id, data.transformer_name,
+                                                             strict=True)},
+            grid_area_codes=tuple(data.grid_area_code),
+            grid_area_types=tuple(data.grid_area_type),
+            grid_area_tree=STRtree(data.grid_area_local),
+            data=data,
+            build_s=time.perf_counter() - started,
+        )
+
+    def grid_area_at(self, x_m: float, y_m: float) -> GridAreaHit | None:
+        """The grid area containing the point (the lowest code when areas overlap), or ``None``."""
+        hits = self.grid_area_tree.query(shapely.Point(x_m, y_m), predicate="intersects")
+        if len(hits) == 0:
+            return None
+        pos = min(int(h) for h in hits)
+        return GridAreaHit(self.grid_area_codes[pos], self.grid_area_types[pos])
+
+
+class SitingEngine:
+    """One worker's siting engine: the projector and the current :class:`NetworkSnapshot`."""
+
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+        self._snapshot: NetworkSnapshot | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SitingEngine:
+        """The engine for the deployment's projected CRS and service area."""
+        return cls(Projector(settings.projected_crs, settings.service_area_wgs84))
+
+    def snapshot(self, conn: Connection) -> NetworkSnapshot:
+        """The snapshot of the database's current generation, rebuilt first if the database moved on."""
+        generation = int(conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one())
+        current = self._snapshot
+        if current is not None and current.generation == generation:
+            return current
+        with self._lock:
+            current = self._snapshot
+            if current is not None and current.generation >= generation:
+                return current
+            started = time.perf_counter()
+            data = read_network(conn, self.projector)
+            snapshot = NetworkSnapshot.build(data)
+            self._snapshot = snapshot
+            log.info("siting snapshot rebuilt", extra={
+                "generation": snapshot.generation, "transformers": len(snapshot.index),
+                "read_build_s": round(time.perf_counter() - started, 3)})
+            return snapshot
+
+
+def resolve_area_type(requested: str | None, snapshot: NetworkSnapshot, pin: LocalPin,
+                      default: str) -> tuple[AreaType, str]:
+    """The area type for the supply radius and where it came from (``request``, ``grid_area``, ``deployment``)."""
+    if requested is not None:
+        return AreaType(requested), "request"
+    hit = snapshot.grid_area_at(pin.x_m, pin.y_m)
+    if hit is not None and hit.area_type:
+        return AreaType(hit.area_type), "grid_area"
+    return AreaType(default), "deployment"
+
+
+def requested_kva(kw: float, power_factor: float) -> float:
+    """Apparent power asked for, kVA: ``kw / power_factor`` (R2.3)."""
+    return kw / power_factor
+
+
+def siting_params(kw: float, area_type: AreaType, profile: Profile, settings: Settings, top_k: int) -> SitingParams:
+    """Siting thresholds from the profile, power and demand factor overridable by settings (R2.3)."""
+    power_factor, demand_factor = effective_factors(profile, settings)
+    radius = profile.supply_radius_m.radius_m.get(area_type)
+    thresholds = profile.load_thresholds
+    return SitingParams(
+        added_kva=requested_kva(kw, power_factor) * demand_factor,
+        max_load_after_pct=thresholds.max_load_after_pct,
+        radius_m=math.inf if radius is None else float(radius),
+        may_start_pct=thresholds.may_start_pct,
+        must_start_pct=thresholds.must_start_pct,
+        area_precontrol_kva=thresholds.area_precontrol_kva,
+        top_k=top_k,
+    )
+
+
+def effective_factors(profile: Profile, settings: Settings) -> tuple[float, float]:
+    """``(power_factor, demand_factor)`` in force: the settings' overrides, else the profile's."""
+    power_factor = settings.power_factor if settings.power_factor is not None else profile.power_factor.value
+    demand_factor = settings.demand_factor if settings.demand_factor is not None else profile.demand_factor.value
+    return power_factor, demand_factor
