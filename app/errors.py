@@ -9,12 +9,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from design_rules.calendar import CalendarDataError
+from design_rules.catalogue import CatalogueInvalidError
+from design_rules.profiles import ProfileError, UnknownProfileError
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 logger = logging.getLogger("sanling.errors")
 
 # Most specific classes first; the first isinstance match wins.
+# A broken data file of the deployment (profile, catalogue, calendar) is the server's fault: 500 with its code.
 STATUS_BY_ERROR: list[tuple[type[SanlingError], int]] = [
+    (UnknownProfileError, 422),  # a request named a profile that does not exist
+    (ProfileError, 500),
+    (CatalogueInvalidError, 500),
+    (CalendarDataError, 500),
     (NotFoundError, 404),
     (InvalidInputError, 422),
     (SanlingError, 422),

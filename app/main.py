@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.api import auth, health, imports
+from app.api import auth, health, imports, sources
 from app.db import create_db_engine, make_session_factory
 from app.errors import add_exception_handlers
 from app.observability import configure_logging, install_request_middleware
 from app.settings import Settings, get_settings
+from app.siting_service import SitingEngine
 
 API_DESCRIPTION = """
 Survey-and-design service for 三零 (zero visits, zero approvals, zero investment) low-voltage grid
@@ -44,9 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Sanling", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
                   generate_unique_id_function=_operation_id)
     app.state.settings = settings
+    app.state.siting_engine = SitingEngine.from_settings(settings)
     add_exception_handlers(app)
     install_request_middleware(app)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(imports.router)
+    app.include_router(sources.router)
     return app
