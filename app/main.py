@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.api import auth, health, imports, sources
+from app.api import auth, designs, health, imports, sources
 from app.db import create_db_engine, make_session_factory
 from app.errors import add_exception_handlers
 from app.observability import configure_logging, install_request_middleware
@@ -52,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(imports.router)
     app.include_router(sources.router)
+    app.include_router(designs.router)
     return app

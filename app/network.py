@@ -51,7 +51,9 @@ class NetworkData:
 
 
 def _stream(conn: Connection, sql: str) -> list[tuple]:
-    result = conn.execution_options(stream_results=True, yield_per=STREAM_CHUNK_ROWS).execute(text(sql))
+    # Options on the statement, not the connection: Connection.execution_options() would change the
+    # caller's connection in place, and its later INSERTs would run through server-side cursors.
+    result = conn.execute(text(sql).execution_options(stream_results=True, yield_per=STREAM_CHUNK_ROWS))
     rows: list[tuple] = []
     for partition in result.partitions():
         rows.extend(tuple(row) for row in partition)

@@ -52,6 +52,7 @@ class NetworkSnapshot:
     grid_area_codes: tuple[str, ...]
     grid_area_types: tuple[str, ...]
     grid_area_tree: STRtree
+    line_tree: STRtree
     data: NetworkData
     build_s: float
 
@@ -98,6 +99,7 @@ class NetworkSnapshot:
             grid_area_codes=tuple(data.grid_area_code),
             grid_area_types=tuple(data.grid_area_type),
             grid_area_tree=STRtree(data.grid_area_local),
+            line_tree=STRtree(data.line_local),
             data=data,
             build_s=time.perf_counter() - started,
         )

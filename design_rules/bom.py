@@ -107,6 +107,31 @@ class Bom:
             "drivers": dict(self.drivers),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Bom:
+        """Rebuild a BOM from :meth:`to_dict` output (a stored, frozen design); money back to Decimal fen.
+
+        Examples
+        --------
+        >>> from design_rules.sizing import size_service_drop
+        >>> bom = build_bom("direct_meter", size_service_drop(8, 0.9, 1, 20, "overhead", 2.0), 20, [], False, "urban")
+        >>> Bom.from_dict(bom.to_dict()) == bom
+        True
+        """
+        lines = tuple(
+            BomLine(material_code=line["material_code"], name_zh=line["name_zh"], name_en=line["name_en"],
+                    unit=line["unit"], quantity=float(line["quantity"]), unit_price_cny=_fen(line["unit_price_cny"]),
+                    amount_cny=_fen(line["amount_cny"]), assembly=line["assembly"])
+            for line in data["lines"]
+        )
+        return cls(job_class=data["job_class"], lines=lines, total_cny=_fen(data["total_cny"]),
+                   by_assembly={key: _fen(value) for key, value in data["by_assembly"].items()},
+                   drivers=dict(data["drivers"]))
+
+
+def _fen(value: float | str) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
 
 def quantity_drivers(
     sizing: SizingResult,

@@ -1,0 +1,224 @@
+"""Design service: site the meter box, compose the design, store it as a new version (R2–R4, R5.2).
+
+Designs are stored one row per version in ``designs`` and never updated: a survey adjustment (move
+the meter box, mark a no-overhead stretch, choose another candidate) adds a version. The stored
+``result`` holds everything the exports need (drawing input, BOM lines, schedule), so an old version
+renders the same drawing and BOM tomorrow even if prices or the network change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import shapely
+from geoalchemy2.shape import from_shape
+from pydantic import ConfigDict, Field, field_validator
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Design
+from app.settings import Settings
+from app.siting_service import NetworkSnapshot, SitingEngine, effective_factors, resolve_area_type, siting_params
+from design_rules.bom import Bom
+from design_rules.calendar import WorkCalendar
+from design_rules.design import ApplicationFacts, ConnectionDesign, compose_design
+from design_rules.drawing import DrawingInput, ExistingAccessPoint, ExistingLine, ExistingTransformer
+from design_rules.profiles import get_profile
+from gis.crs import pin_to_local
+from gis.errors import NotFoundError
+from gis.siting import site
+
+#: Existing equipment within this distance of the meter box is drawn (工程建设简图 context).
+DRAWING_CONTEXT_M = 150.0
+#: A marked no-overhead stretch (a line) is widened by this on each side to a corridor.
+STRETCH_HALF_WIDTH_M = 2.0
+
+
+class DesignNotFoundError(NotFoundError):
+    """No design has this id (or this version)."""
+
+    code = "DESIGN_NOT_FOUND"
+    default_message = "No design has this id."
+
+
+class DesignRequest(ApplicationFacts):
+    """A design request: the meter-box pin, the application, and survey adjustments if any."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
+        "lon": 106.4883433, "lat": 29.499325, "crs": "wgs84", "kw": 10, "phases": 1,
+        "category": "small_enterprise", "customer_name": "山城小面馆"}]})
+
+    lon: float = Field(description="Longitude of the meter box (表箱) in `crs`.")
+    lat: float = Field(description="Latitude of the meter box in `crs`.")
+    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+    area_type: Literal["urban", "rural", "A+", "A", "B", "C", "D", "E"] | None = Field(
+        default=None, description="Supply-radius class; default: the grid area's, else the deployment's.")
+    profile: str | None = Field(default=None, description="Policy profile id; default: the deployment's.")
+    transformer_asset_id: str | None = Field(
+        default=None, description="Survey adjustment: use this feasible candidate instead of the best.")
+    no_overhead_stretches: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=50,
+        description="Survey adjustment: GeoJSON geometries (WGS-84) of obstacles or stretches where no overhead "
+                    "line may run; lines are widened to a 4 m corridor. A route touching one becomes cable.")
+
+    @field_validator("no_overhead_stretches")
+    @classmethod
+    def _geometries(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in value:
+            try:
+                geometry = shape(item)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(f"not a GeoJSON geometry: {exc}") from exc
+            if geometry.is_empty or not geometry.is_valid:
+                raise ValueError("empty or invalid GeoJSON geometry")
+        return value
+
+    def facts(self) -> ApplicationFacts:
+        """The application part of the request."""
+        return ApplicationFacts(**{name: getattr(self, name) for name in ApplicationFacts.model_fields})
+
+
+@lru_cache(maxsize=1)
+def work_calendar() -> WorkCalendar:
+    """The packaged working-day calendar with its overrides (built once per process)."""
+    return WorkCalendar.default()
+
+
+def _stretches_local(request: DesignRequest, engine: SitingEngine) -> list[BaseGeometry]:
+    zones = []
+    for item in request.no_overhead_stretches:
+        local = engine.projector.geometry_to_local(shape(item))
+        zones.append(local if local.geom_type in ("Polygon", "MultiPolygon") else local.buffer(STRETCH_HALF_WIDTH_M))
+    return zones
+
+
+def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer_asset_id: str) -> dict[str, Any]:
+    """Existing transformers, access points and lines near the meter box, for the drawing."""
+    data = snapshot.data
+    near_t = np.hypot(data.transformer_x_m - x_m, data.transformer_y_m - y_m) <= DRAWING_CONTEXT_M
+    near_t |= data.transformer_asset_id == transformer_asset_id
+    transformers = [ExistingTransformer(label=str(data.transformer_asset_id[i]), x_m=float(data.transformer_x_m[i]),
+                                        y_m=float(data.transformer_y_m[i]), rated_kva=float(data.rated_kva[i]))
+                    for i in np.flatnonzero(near_t)]
+    near_a = np.hypot(data.access_x_m - x_m, data.access_y_m - y_m) <= DRAWING_CONTEXT_M
+    access_points = [ExistingAccessPoint(kind=str(data.access_kind[i]), x_m=float(data.access_x_m[i]),
+                                         y_m=float(data.access_y_m[i]), label=str(data.access_asset_id[i]))
+                     for i in np.flatnonzero(near_a) if data.access_kind[i] in ("pole", "branch_box")]
+    r = DRAWING_CONTEXT_M
+    box = shapely.box(x_m - r, y_m - r, x_m + r, y_m + r)
+    lines = []
+    for i in sorted(int(h) for h in snapshot.line_tree.query(box, predicate="intersects")):
+        geometry = data.line_local[i]
+        for part in shapely.get_parts(geometry.intersection(box)):
+            if part.geom_type == "LineString" and len(part.coords) >= 2:
+                lines.append(ExistingLine(kind=str(data.line_kind[i]), label=str(data.line_asset_id[i]),
+                                          points_m=tuple((float(x), float(y)) for x, y in part.coords)))
+    return {"transformers": transformers, "access_points": access_points, "existing_lines": lines}
+
+
+def compute_design(session: Session, engine: SitingEngine, settings: Settings, request: DesignRequest,
+                   *, design_id: str, accepted_at: datetime) -> tuple[ConnectionDesign, dict[str, Any]]:
+    """Site the pin on the current network and compose the design; return it with its JSON."""
+    profile = get_profile(request.profile or settings.profile)
+    snapshot = engine.snapshot(session.connection())
+    pin = pin_to_local(request.lon, request.lat, request.crs, engine.projector)
+    area_type, area_source = resolve_area_type(request.area_type, snapshot, pin, settings.default_area_type)
+    params = siting_params(request.kw, area_type, profile, settings, top_k=5)
+    siting = site(pin, snapshot.index, snapshot.roads, params)
+    power_factor, demand_factor = effective_factors(profile, settings)
+    chosen = request.transformer_asset_id
+    best = siting.best if siting.feasible else siting.upgrade_candidate
+    around_id = chosen or (best.transformer_asset_id if best is not None else "")
+    design = compose_design(
+        job_ref=design_id, facts=request.facts(), siting=siting, area_type=area_type, profile=profile,
+        power_factor=power_factor, accepted_at=accepted_at, calendar=work_calendar(),
+        chosen_transformer_asset_id=chosen, extra_no_overhead_local=_stretches_local(request, engine),
+        surroundings=_surroundings(snapshot, pin.x_m, pin.y_m, around_id),
+    )
+    area = snapshot.grid_area_at(pin.x_m, pin.y_m)
+    result = design.to_dict(engine.projector)
+    result.update({
+        "pin": {"lon_wgs84": pin.lon_wgs84, "lat_wgs84": pin.lat_wgs84, "x_m": pin.x_m, "y_m": pin.y_m},
+        "grid_area_code": None if area is None else area.code,
+        "area_type_source": area_source,
+        "power_factor": power_factor,
+        "demand_factor": demand_factor,
+        "siting_params": params.to_dict(),
+        "alternatives": [c.to_dict(engine.projector) for c in siting.candidates
+                         if c.transformer_asset_id != design.source.transformer_asset_id],
+        "network_generation": snapshot.generation,
+        "projected_crs": engine.projector.projected_crs,
+    })
+    return design, result
+
+
+def create_design(session: Session, engine: SitingEngine, settings: Settings, request: DesignRequest,
+                  *, design_id: str | None = None, now: datetime | None = None) -> Design:
+    """Compute and store a design: version 1 of a new id, or the next version of ``design_id``.
+
+    ``now`` is the server clock (R5.3); the caller commits.
+    """
+    accepted_at = now or datetime.now(UTC)
+    version = 1
+    if design_id is None:
+        design_id = str(uuid.uuid4())
+    else:
+        latest = session.execute(select(func.max(Design.version)).where(Design.design_id == design_id)).scalar()
+        if latest is None:
+            raise DesignNotFoundError(design_id=design_id)
+        version = int(latest) + 1
+    design, result = compute_design(session, engine, settings, request, design_id=design_id,
+                                    accepted_at=accepted_at)
+    pin = result["pin"]
+    row = Design(
+        design_id=design_id, version=version, profile_id=design.profile_id, job_class=str(design.job_class),
+        transformer_asset_id=design.source.transformer_asset_id, total_cost_cny=float(design.bom.total_cny),
+        request=request.model_dump(mode="json"), result=result, created_at=accepted_at,
+        meter_box=from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def load_design(session: Session, design_id: str, version: int | None = None) -> Design:
+    """The stored design (latest version unless ``version`` is given)."""
+    query = select(Design).where(Design.design_id == design_id)
+    query = query.where(Design.version == version) if version is not None else query.order_by(Design.version.desc())
+    row = session.execute(query.limit(1)).scalar_one_or_none()
+    if row is None:
+        raise DesignNotFoundError(design_id=design_id, version=version)
+    return row
+
+
+def design_etag(row: Design) -> str:
+    """Strong ETag of one stored design version (for If-Match on adjustments)."""
+    return f'"{row.design_id}.v{row.version}"'
+
+
+def design_json(row: Design) -> dict[str, Any]:
+    """The API representation of a stored design version."""
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return {"design_id": row.design_id, "version": row.version, "created_at": created.isoformat(),
+            "request": row.request, **row.result}
+
+
+def stored_drawing(row: Design) -> DrawingInput:
+    """The drawing input frozen with the design."""
+    return DrawingInput.model_validate(row.result["drawing_input"])
+
+
+def stored_bom(row: Design) -> Bom:
+    """The bill of materials frozen with the design, as a :class:`Bom` for the CSV/XLSX writers."""
+    return Bom.from_dict(row.result["bom"])
+
+
+def to_wgs84_function(engine: SitingEngine) -> Any:
+    """``(x_m, y_m) → (lon, lat)`` for the GeoJSON drawing."""
+    return engine.projector.unproject

@@ -1,0 +1,362 @@
+"""The whole connection design (接入方案) of one application, composed from the rules (R1.3, R3, R4, R5.2).
+
+:func:`compose_design` is pure: it takes the application's facts, the siting result of
+:func:`gis.siting.site` and the policy profile, and returns eligibility, the chosen source, the job
+class with its reasons, the sized conductor and meter, the priced bill of materials, the schedule and
+the drawing input. The caller (``app``) does the I/O: it reads the network, stores the design and
+renders the drawing formats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+import shapely
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
+from shapely.geometry.base import BaseGeometry
+
+from design_rules.bom import Bom, build_bom
+from design_rules.calendar import WorkCalendar
+from design_rules.drawing import DrawingInput, MeterBox, NewPole, NewRoute, TitleBlock
+from design_rules.eligibility import EligibilityInput, EligibilityResult, check_eligibility
+from design_rules.job_class import JobDecision, SiteFacts, classify_job
+from design_rules.profiles import AreaType, Category, JobClass, Profile, StepCode
+from design_rules.reasons import Reason
+from design_rules.schedule import Schedule, build_schedule
+from design_rules.sizing import SizingResult, size_conductor, size_service_drop
+from gis.errors import InvalidInputError, SanlingError
+from gis.siting import SitingResult, SourceCandidate
+
+__all__ = [
+    "ApplicationFacts",
+    "CandidateUnknownError",
+    "ConnectionDesign",
+    "DesignNotFeasibleError",
+    "NotEligibleError",
+    "angle_pole_count",
+    "compose_design",
+    "pole_positions_m",
+]
+
+#: Area types that take the rural pole type and span (DOMAIN §1.1: D and E are rural supply areas).
+_RURAL = frozenset({AreaType.RURAL, AreaType.D, AreaType.E})
+#: A route bend sharper than this needs an angle (strain) pole (DOMAIN §4.1).
+ANGLE_POLE_MIN_DEG = 15.0
+
+
+class NotEligibleError(SanlingError):
+    """The application fails a 三零 eligibility rule; ``details['reasons']`` lists every failed rule (R1.3)."""
+
+    code = "NOT_ELIGIBLE"
+    default_message = "The application is not eligible for a 三零 connection."
+
+
+class CandidateUnknownError(InvalidInputError):
+    """A surveyor chose a transformer that is not among the feasible candidates (R5)."""
+
+    code = "CANDIDATE_UNKNOWN"
+    default_message = "The chosen transformer is not a feasible candidate for this meter box."
+
+
+class DesignNotFeasibleError(SanlingError):
+    """No catalogue conductor meets ampacity and the voltage-drop budget over the route (R4.2)."""
+
+    code = "DESIGN_NOT_FEASIBLE"
+    default_message = "No standard conductor can carry this load over this route within the voltage-drop budget."
+
+
+class ApplicationFacts(BaseModel):
+    """What the customer asked for (用电申请), as far as the design depends on it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kw: float = Field(gt=0, le=10_000, description="Requested capacity (报装容量), kW.")
+    phases: Literal[1, 3] = Field(default=3, description="1: 220 V single-phase; 3: 380 V three-phase.")
+    category: Category = Category.SMALL_ENTERPRISE
+    voltage_kv: float = Field(default=0.38, gt=0, description="Requested supply voltage, kV.")
+    customer_name: str = Field(default="客户", min_length=1, max_length=200)
+    wanted_power_on: date | None = Field(default=None, description="客户预计送电时间, if the customer names one.")
+
+
+@dataclass(frozen=True)
+class ConnectionDesign:
+    """One computed design; ``to_dict`` is what the API returns and the database keeps."""
+
+    job_ref: str
+    profile_id: str
+    area_type: AreaType
+    eligibility: EligibilityResult
+    source: SourceCandidate
+    feasible_source: bool
+    site_facts: SiteFacts
+    decision: JobDecision
+    lv_job_class: JobClass
+    sizing: SizingResult
+    bom: Bom
+    schedule: Schedule
+    drawing: DrawingInput
+    warnings: tuple[Reason, ...]
+
+    @property
+    def job_class(self) -> JobClass:
+        """The job class (工程类别)."""
+        return self.decision.job_class
+
+    def to_dict(self, projector: Any) -> dict[str, Any]:
+        """Return plain JSON; geometries as GeoJSON in WGS-84 through ``projector``."""
+        return to_jsonable_python({
+            "job_class": self.job_class,
+            "lv_job_class": self.lv_job_class,
+            "job_class_reasons": [r.to_dict() for r in self.decision.reasons],
+            "excavation": self.decision.excavation,
+            "needs_outage": self.decision.needs_outage,
+            "profile_id": self.profile_id,
+            "area_type": self.area_type.value,
+            "eligibility": {
+                "eligible": self.eligibility.eligible,
+                "reasons": [r.to_dict() for r in self.eligibility.reasons],
+                "notes": [r.to_dict() for r in self.eligibility.notes],
+                "max_kw": self.eligibility.max_kw,
+            },
+            "feasible_source": self.feasible_source,
+            "source": self.source.to_dict(projector),
+            "sizing": self.sizing.to_dict(),
+            "bom": self.bom.to_dict(),
+            "total_cost_cny": float(self.bom.total_cny),
+            "schedule": _schedule_dict(self.schedule),
+            "drawing_input": self.drawing.model_dump(mode="json"),
+            "warnings": [r.to_dict() for r in self.warnings],
+        })
+
+
+def _schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    data: dict[str, Any] = to_jsonable_python(schedule)
+    data["reasons"] = [r.to_dict() for r in schedule.reasons]
+    data["warnings"] = [r.to_dict() for r in schedule.warnings]
+    return data
+
+
+def angle_pole_count(line: BaseGeometry, min_deflection_deg: float = ANGLE_POLE_MIN_DEG) -> int:
+    """Interior vertices of a route where it turns by more than ``min_deflection_deg`` (转角杆)."""
+    coords = list(line.coords)
+    count = 0
+    for (x0, y0), (x1, y1), (x2, y2) in zip(coords, coords[1:], coords[2:], strict=False):
+        a = math.atan2(y1 - y0, x1 - x0)
+        b = math.atan2(y2 - y1, x2 - x1)
+        turn = abs((math.degrees(b - a) + 180.0) % 360.0 - 180.0)
+        if turn > min_deflection_deg:
+            count += 1
+    return count
+
+
+def pole_positions_m(line: BaseGeometry, span_m: float) -> list[tuple[float, float]]:
+    """New pole positions along an overhead route: every ``span_m`` and at every bend, not at the ends.
+
+    The route starts at an existing access point and ends at the customer's wall, so neither end gets
+    a new pole; the last pole stands within one span of the meter box.
+    """
+    if span_m <= 0:
+        raise InvalidInputError("span_m must be > 0.", field="span_m")
+    length = line.length
+    at = {round(d, 3) for d in _multiples(span_m, length)}
+    coords = list(line.coords)
+    for x, y in coords[1:-1]:
+        at.add(round(line.project(shapely.Point(x, y)), 3))
+    points = [line.interpolate(d) for d in sorted(at) if 0.5 < d < length - 0.5]
+    return [(p.x, p.y) for p in points]
+
+
+def _multiples(step: float, below: float) -> list[float]:
+    return [step * i for i in range(1, int(below // step) + 1) if step * i < below]
+
+
+def _area_for_bom(area_type: AreaType) -> Literal["urban", "rural"]:
+    return "rural" if area_type in _RURAL else "urban"
+
+
+def _site_facts(candidate: SourceCandidate, feasible: bool, area_type: AreaType,
+                extra_no_overhead_local: Sequence[BaseGeometry], *, lv_works_only: bool = False) -> SiteFacts:
+    """Facts for ``classify_job``; ``lv_works_only`` leaves the load out (the LV part of an upgrade job)."""
+    route = candidate.route
+    extra = any(zone.intersects(route.line_local) for zone in extra_no_overhead_local)
+    end = shapely.Point(route.line_local.coords[-1])
+    return SiteFacts(
+        feasible_source=feasible,
+        access_point_kind=candidate.access_point.kind if feasible else None,  # type: ignore[arg-type]
+        new_route_length_m=route.length_m if feasible else None,
+        straight_distance_m=candidate.straight_to_access_point_m if feasible else None,
+        road_crossings=tuple((c.name or c.road_id, c.road_class) for c in route.crossings),
+        enters_no_overhead_zone=route.enters_no_overhead_zone or extra,
+        meter_box_in_no_overhead_zone=any(zone.intersects(end) for zone in extra_no_overhead_local),
+        load_rate_after_pct=None if lv_works_only else candidate.load_rate_after_pct,
+        area_type=area_type,
+    )
+
+
+def _size(lv_job_class: JobClass, facts: ApplicationFacts, candidate: SourceCandidate, power_factor: float,
+          profile: Profile) -> SizingResult:
+    budget = profile.voltage_drop_budget_pct
+    length_m = max(candidate.route.length_m, 1.0)
+    if lv_job_class == JobClass.DIRECT_METER:
+        installation = "cable" if candidate.access_point.kind == "branch_box" else "overhead"
+        return size_service_drop(facts.kw, power_factor, facts.phases, length_m, installation, budget)
+    installation = "cable" if lv_job_class == JobClass.UNDERGROUND_CABLE else "overhead"
+    return size_conductor(facts.kw, power_factor, facts.phases, length_m, installation, budget)
+
+
+def _new_works(lv_job_class: JobClass, candidate: SourceCandidate, excavation: bool,
+               span_m: float) -> tuple[tuple[NewRoute, ...], tuple[NewPole, ...]]:
+    route = candidate.route
+    points = tuple((float(x), float(y)) for x, y in route.line_local.coords)
+    if len(points) < 2 or route.length_m <= 0:
+        return (), ()
+    kind = {JobClass.DIRECT_METER: "service_drop", JobClass.OVERHEAD: "overhead",
+            JobClass.UNDERGROUND_CABLE: "cable"}[lv_job_class]
+    new_route = NewRoute(kind=kind, points_m=points, length_m=route.length_m, road_dug=excavation)
+    poles: tuple[NewPole, ...] = ()
+    if lv_job_class == JobClass.OVERHEAD:
+        poles = tuple(NewPole(x_m=x, y_m=y, label=f"N{i}")
+                      for i, (x, y) in enumerate(pole_positions_m(route.line_local, span_m), start=1))
+    return (new_route,), poles
+
+
+def compose_design(
+    *,
+    job_ref: str,
+    facts: ApplicationFacts,
+    siting: SitingResult,
+    area_type: AreaType,
+    profile: Profile,
+    power_factor: float,
+    accepted_at: datetime,
+    calendar: WorkCalendar,
+    chosen_transformer_asset_id: str | None = None,
+    extra_no_overhead_local: Sequence[BaseGeometry] = (),
+    surroundings: dict[str, Any] | None = None,
+) -> ConnectionDesign:
+    """Compose the design of one application (R1.3 → R2 → R3 → R4.2–R4.4 → R5.2).
+
+    Parameters
+    ----------
+    job_ref
+        The design's id, printed in the drawing's title block.
+    facts
+        The application.
+    siting
+        :func:`gis.siting.site` for the meter box with the profile's thresholds.
+    area_type
+        Area type of the site (supply radius, pole type and span).
+    profile
+        The policy profile.
+    power_factor
+        Power factor in force (profile's or the deployment's override).
+    accepted_at
+        Timezone-aware acceptance time (the server clock), day 0 of the schedule.
+    calendar
+        Working-day calendar.
+    chosen_transformer_asset_id
+        Use this feasible candidate instead of the best (a surveyor's choice, R5).
+    extra_no_overhead_local
+        No-overhead stretches or obstacles marked during survey, local metres: a route that touches one
+        must be cable.
+    surroundings
+        Existing equipment for the drawing: ``transformers``, ``access_points``, ``existing_lines`` as
+        lists of :mod:`design_rules.drawing` models.
+
+    Raises
+    ------
+    NotEligibleError
+        An eligibility rule fails (every failed rule in ``details['reasons']``).
+    InvalidInputError
+        ``chosen_transformer_asset_id`` is not among the feasible candidates (``CANDIDATE_UNKNOWN``).
+    DesignNotFeasibleError
+        No conductor of the catalogue fits.
+    """
+    eligibility = check_eligibility(
+        EligibilityInput(kw=facts.kw, category=facts.category, voltage_kv=facts.voltage_kv, area_type=area_type),
+        profile, accepted_at.date())
+    if not eligibility.eligible:
+        raise NotEligibleError(reasons=[r.to_dict() for r in eligibility.reasons])
+    candidate = _choose(siting, chosen_transformer_asset_id)
+    feasible = siting.feasible
+    site_facts = _site_facts(candidate, feasible, area_type, extra_no_overhead_local)
+    decision = classify_job(site_facts, profile)
+    lv_decision = decision if feasible else classify_job(
+        _site_facts(candidate, True, area_type, extra_no_overhead_local, lv_works_only=True), profile)
+    lv_job_class = lv_decision.job_class
+    excavation = decision.excavation or lv_decision.excavation
+    sizing = _size(lv_job_class, facts, candidate, power_factor, profile)
+    if not sizing.feasible:
+        raise DesignNotFeasibleError(reasons=[r.to_dict() for r in sizing.reasons],
+                                     route_length_m=candidate.route.length_m, kw=facts.kw)
+    area = _area_for_bom(area_type)
+    span_m = profile.overhead.span_rural_m if area == "rural" else profile.overhead.span_urban_m
+    access_kind = {"branch_box": "branch_box", "transformer": "transformer"}.get(candidate.access_point.kind, "pole")
+    route = candidate.route
+    bom = build_bom(
+        decision.job_class, sizing, route.length_m,
+        [(c.name or c.road_id, c.road_class) for c in route.crossings], excavation, area, span_m,
+        angle_poles=angle_pole_count(route.line_local) if lv_job_class == JobClass.OVERHEAD else 0,
+        access_kind=access_kind,  # type: ignore[arg-type]
+    )
+    schedule = build_schedule(decision.job_class, accepted_at, profile, calendar,
+                              excavation if _has_approval_step(profile, decision.job_class) else False,
+                              facts.wanted_power_on)
+    new_routes, new_poles = _new_works(lv_job_class, candidate, excavation, span_m)
+    pin = siting.pin
+    around = surroundings or {}
+    drawing = DrawingInput(
+        title=TitleBlock(job_id=job_ref, customer=facts.customer_name, job_class=decision.job_class,
+                         drawing_date=accepted_at.date(), total_cost_cny=bom.total_cny,
+                         works_summary=tuple(_works_summary(lv_job_class, route.length_m, len(new_poles),
+                                                            sizing, excavation))),
+        meter_box=MeterBox(x_m=pin.x_m, y_m=pin.y_m),
+        transformers=tuple(around.get("transformers", ())),
+        access_points=tuple(around.get("access_points", ())),
+        existing_lines=tuple(around.get("existing_lines", ())),
+        new_routes=new_routes,
+        new_poles=new_poles,
+    )
+    warnings = [*schedule.warnings]
+    if not feasible and siting.reason:
+        warnings.insert(0, Reason(siting.reason_code or "NO_FEASIBLE_SOURCE", siting.reason, "R2.3"))
+    return ConnectionDesign(
+        job_ref=job_ref, profile_id=profile.profile_id, area_type=area_type, eligibility=eligibility,
+        source=candidate, feasible_source=feasible, site_facts=site_facts, decision=decision,
+        lv_job_class=lv_job_class, sizing=sizing, bom=bom, schedule=schedule, drawing=drawing,
+        warnings=tuple(warnings),
+    )
+
+
+def _has_approval_step(profile: Profile, job_class: JobClass) -> bool:
+    return profile.deadlines[job_class].steps_days[StepCode.ADMIN_APPROVAL] > 0
+
+
+def _choose(siting: SitingResult, asset_id: str | None) -> SourceCandidate:
+    if asset_id is None:
+        best = siting.best if siting.feasible else siting.upgrade_candidate
+        if best is None:
+            raise InvalidInputError("No transformer is loaded near the meter box.", field="lon/lat")
+        return best
+    for candidate in siting.candidates:
+        if candidate.transformer_asset_id == asset_id:
+            return candidate
+    raise CandidateUnknownError(
+        f"Transformer {asset_id!r} is not a feasible candidate for this meter box.",
+        field="transformer_asset_id", candidates=[c.transformer_asset_id for c in siting.candidates])
+
+
+def _works_summary(lv_job_class: JobClass, length_m: float, poles: int, sizing: SizingResult,
+                   excavation: bool) -> list[str]:
+    lines = [f"{sizing.conductor} {length_m:.0f} m"]
+    if lv_job_class == JobClass.OVERHEAD:
+        lines.append(f"新立电杆 {poles} 基")
+    if excavation:
+        lines.append("掘路 (行政审批)")
+    lines.append(f"电能表 {sizing.meter_designation}")
+    return lines

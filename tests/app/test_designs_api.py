@@ -1,0 +1,196 @@
+"""POST/GET /api/v1/designs end to end on the demo district, on SpatiaLite and PostGIS (R1.3, R3, R4, R5.2)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ezdxf
+import openpyxl
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from shapely.geometry import shape
+from sqlalchemy import Engine
+
+from app.auth import Role
+from app.main import create_app
+from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
+
+SAMPLES = list(csv.DictReader((Path(__file__).parents[2] / "fixtures" / "sample_applications.csv").open()))
+JOB_CLASSES = ("direct_meter", "overhead", "underground_cable", "transformer_upgrade")
+
+
+def _request(sample: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {"lon": float(sample["lon"]), "lat": float(sample["lat"]), "crs": sample["crs"], "kw": float(sample["kw"]),
+            "phases": int(sample["phases"]), "category": sample["category"], "area_type": sample["area_type"],
+            "customer_name": f"客户 {sample['app_id']}", **extra}
+
+
+def _sample(job_class: str) -> dict[str, str]:
+    return next(s for s in SAMPLES if s["expected_job_class"] == job_class)
+
+
+@pytest.fixture(scope="module")
+def client(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path_factory.mktemp("data")))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def headers(client: TestClient, demo_engine: Engine) -> dict[str, str]:
+    return auth_headers(client, make_user(demo_engine, Role.PLANNER))
+
+
+@pytest.fixture(scope="module")
+def designs(client: TestClient, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every demo sample designed once through the API."""
+    out = {}
+    for sample in SAMPLES:
+        response = client.post("/api/v1/designs", json=_request(sample), headers=headers)
+        assert response.status_code == 201, (sample["app_id"], response.text)
+        out[sample["app_id"]] = response.json()
+    return out
+
+
+def test_every_sample_gets_the_job_class_a_designer_expects(designs: dict[str, dict[str, Any]]) -> None:
+    """R3: the job class of all demo samples matches the fixture's expectation (confusion table on failure)."""
+    confusion = Counter((s["expected_job_class"], designs[s["app_id"]]["job_class"]) for s in SAMPLES)
+    table = "\n".join(f"expected {e:<20} got {g:<20} {n}" for (e, g), n in sorted(confusion.items()))
+    misses = [(s["app_id"], s["expected_job_class"], designs[s["app_id"]]["job_class"]) for s in SAMPLES
+              if s["expected_job_class"] != designs[s["app_id"]]["job_class"]]
+    assert not misses, f"{misses}\n{table}"
+    assert {g for (_, g) in confusion} == set(JOB_CLASSES)
+
+
+@pytest.mark.parametrize("job_class", JOB_CLASSES)
+def test_a_design_is_complete_for_every_job_class(designs: dict[str, dict[str, Any]], job_class: str) -> None:
+    """R4: reasons, sized conductor and meter, priced BOM summing to the total, and a schedule per step."""
+    design = designs[_sample(job_class)["app_id"]]
+    assert design["job_class_reasons"] and all(r["code"] and r["message"] for r in design["job_class_reasons"])
+    assert design["eligibility"]["eligible"] is True
+    assert design["sizing"]["feasible"] is True and design["sizing"]["conductor"]
+    assert design["sizing"]["voltage_drop_pct"] <= design["sizing"]["voltage_drop_budget_pct"]
+    bom = design["bom"]
+    assert bom["lines"] and abs(sum(line["amount_cny"] for line in bom["lines"]) - bom["total_cny"]) < 0.01
+    assert design["total_cost_cny"] == bom["total_cny"] > 0
+    schedule = design["schedule"]
+    assert sum(step["duration_days"] for step in schedule["steps"]) == schedule["total_days"]
+    assert schedule["promised_power_on"] >= schedule["accepted_on"]
+    assert design["source"]["route"]["geometry"]["type"] == "LineString"
+    assert design["feasible_source"] is (job_class != "transformer_upgrade")
+
+
+def test_deadlines_follow_the_chongqing_totals(designs: dict[str, dict[str, Any]]) -> None:
+    """R3/R5.2 (CQ-32): 4 working days direct meter, 10 overhead, 15 underground cable."""
+    totals = {job_class: designs[_sample(job_class)["app_id"]]["schedule"]["total_days"]
+              for job_class in ("direct_meter", "overhead", "underground_cable")}
+    assert totals == {"direct_meter": 4, "overhead": 10, "underground_cable": 15}
+
+
+def test_overhead_design_places_new_poles_and_prices_them(designs: dict[str, dict[str, Any]]) -> None:
+    """R4.3: an overhead job has new poles on its route and pole lines in the BOM."""
+    design = designs[_sample("overhead")["app_id"]]
+    assert design["drawing_input"]["new_poles"]
+    assert design["bom"]["drivers"]["poles"] >= 1
+
+
+@pytest.mark.parametrize("job_class", JOB_CLASSES)
+def test_exports_render_for_every_job_class(client: TestClient, headers: dict[str, str],
+                                            designs: dict[str, dict[str, Any]], job_class: str) -> None:
+    """R4.3/R4.4: SVG, DXF, GeoJSON drawing and CSV, XLSX bill of materials of the stored design."""
+    design = designs[_sample(job_class)["app_id"]]
+    base = f"/api/v1/designs/{design['design_id']}"
+    svg = client.get(f"{base}/drawing.svg", headers=headers)
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert "<svg" in svg.text and design["design_id"] in svg.text
+    dxf = client.get(f"{base}/drawing.dxf", headers=headers)
+    assert dxf.status_code == 200
+    document = ezdxf.read(io.StringIO(dxf.content.decode("utf-8", errors="replace")))
+    assert len(document.modelspace()) > 0
+    geojson = client.get(f"{base}/drawing.geojson", headers=headers).json()
+    assert geojson["type"] == "FeatureCollection" and geojson["features"]
+    min_lon, min_lat, max_lon, max_lat = shapely.GeometryCollection(
+        [shape(f["geometry"]) for f in geojson["features"]]).bounds
+    assert 106.3 < min_lon < max_lon < 106.7 and 29.3 < min_lat < max_lat < 29.7  # WGS-84 around the demo
+    rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/bom.csv", headers=headers).text)))
+    assert len(rows) == len(design["bom"]["lines"])
+    assert abs(sum(float(r["amount_cny"]) for r in rows) - design["total_cost_cny"]) < 0.01
+    workbook = openpyxl.load_workbook(io.BytesIO(client.get(f"{base}/bom.xlsx", headers=headers).content))
+    assert "BOM" in workbook.sheetnames
+
+
+def test_survey_adjustment_adds_a_version_and_if_match_stops_lost_updates(
+        client: TestClient, headers: dict[str, str]) -> None:
+    """R5: a marked no-overhead stretch turns an overhead job into cable as version 2; a stale If-Match → 412."""
+    sample = _sample("overhead")
+    first = client.post("/api/v1/designs", json=_request(sample), headers=headers)
+    assert first.status_code == 201 and first.json()["job_class"] == "overhead"
+    etag = first.headers["ETag"]
+    route = first.json()["source"]["route"]["geometry"]
+    adjusted = client.post(f"/api/v1/designs/{first.json()['design_id']}/versions",
+                           json=_request(sample, no_overhead_stretches=[route]),
+                           headers={**headers, "If-Match": etag})
+    assert adjusted.status_code == 201, adjusted.text
+    body = adjusted.json()
+    assert body["version"] == 2 and body["job_class"] == "underground_cable"
+    stale = client.post(f"/api/v1/designs/{body['design_id']}/versions", json=_request(sample),
+                        headers={**headers, "If-Match": etag})
+    assert stale.status_code == 412 and stale.json()["code"] == "DESIGN_VERSION_CONFLICT"
+    v1 = client.get(f"/api/v1/designs/{body['design_id']}", params={"version": 1}, headers=headers).json()
+    assert v1["job_class"] == "overhead"  # earlier versions are kept unchanged
+    latest = client.get(f"/api/v1/designs/{body['design_id']}", headers=headers)
+    assert latest.json()["version"] == 2 and latest.headers["ETag"] == adjusted.headers["ETag"]
+
+
+def test_choosing_another_candidate(client: TestClient, headers: dict[str, str]) -> None:
+    """R5: the surveyor may choose another feasible candidate; an unknown one is refused with a code."""
+    sample = _sample("overhead")
+    first = client.post("/api/v1/designs", json=_request(sample), headers=headers).json()
+    if first["alternatives"]:
+        other = first["alternatives"][0]["transformer_asset_id"]
+        second = client.post(f"/api/v1/designs/{first['design_id']}/versions",
+                             json=_request(sample, transformer_asset_id=other), headers=headers)
+        assert second.status_code == 201 and second.json()["source"]["transformer_asset_id"] == other
+    bad = client.post("/api/v1/designs", json=_request(sample, transformer_asset_id="T-NOPE"), headers=headers)
+    assert bad.status_code == 422 and bad.json()["code"] == "CANDIDATE_UNKNOWN"
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"category": "residential_development"}, "NOT_ELIGIBLE"),
+    ({"kw": 400}, "NOT_ELIGIBLE"),
+    ({"lon": 116.4, "lat": 39.9, "crs": "wgs84"}, "OUT_OF_SERVICE_AREA"),
+    ({"crs": "utm"}, "REQUEST_INVALID"),
+    ({"no_overhead_stretches": [{"type": "Point"}]}, "REQUEST_INVALID"),
+    ({"profile": "nowhere-1999"}, "PROFILE_UNKNOWN"),
+])
+def test_bad_requests_get_a_code_and_store_nothing(client: TestClient, headers: dict[str, str],
+                                                  change: dict[str, Any], code: str) -> None:
+    """R1.3: an ineligible application is refused with every failed rule; bad input → 422 with a code."""
+    response = client.post("/api/v1/designs", json=_request(_sample("direct_meter"), **change), headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == code
+    if code == "NOT_ELIGIBLE":
+        assert response.json()["details"]["reasons"]
+
+
+def test_roles_and_grid_areas_are_enforced(client: TestClient, demo_engine: Engine,
+                                          designs: dict[str, dict[str, Any]]) -> None:
+    """R5.1: customers cannot design; a project manager sees only designs in their grid areas."""
+    sample = _sample("direct_meter")
+    design = designs[sample["app_id"]]
+    assert client.post("/api/v1/designs", json=_request(sample)).status_code == 401
+    customer = auth_headers(client, make_user(demo_engine, Role.CUSTOMER))
+    assert client.post("/api/v1/designs", json=_request(sample), headers=customer).status_code == 403
+    own = auth_headers(client, make_user(demo_engine, Role.PROJECT_MANAGER, grid_areas=[design["grid_area_code"]]))
+    other = auth_headers(client, make_user(demo_engine, Role.PROJECT_MANAGER, grid_areas=["CQ-NOWHERE"]))
+    assert client.get(f"/api/v1/designs/{design['design_id']}", headers=own).status_code == 200
+    denied = client.get(f"/api/v1/designs/{design['design_id']}", headers=other)
+    assert denied.status_code == 403 and denied.json()["code"] == "FORBIDDEN"
+    assert client.get(f"/api/v1/designs/{design['design_id']}/bom.csv", headers=other).status_code == 403
+    assert client.get("/api/v1/designs/no-such-id", headers=own).json()["code"] == "DESIGN_NOT_FOUND"
