@@ -8,6 +8,7 @@ The schema is created only by Alembic migrations (``migrations/``), never by ``c
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -16,9 +17,11 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     func,
     true,
@@ -261,3 +264,88 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    """One state change: who (user id and role), when (server clock, UTC), what (entity, id, action), before/after.
+
+    Append-only (issue 5 item 8): rows are only ever inserted through ``app.audit.record_change``; database
+    triggers refuse UPDATE and DELETE on both backends (migration 0005_audit).
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor_role: Mapped[str | None] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_entity_entity_id", "entity", "entity_id"),)
+
+
+class IdempotencyKey(Base):
+    """The stored first answer to a mutating request sent with an ``Idempotency-Key`` (weak networks, R5).
+
+    Written in the same transaction as the request's effect, so a committed row always means the effect
+    happened exactly once; ``(user_id, key)`` is unique. See ``app.idempotency``.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(500))
+    body_fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[Any] = mapped_column(JSON, nullable=True)
+    response_headers: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id"),)
+
+
+class Notification(Base):
+    """A message to one user (deadline warnings R5.4, …), shown in the API and delivered by a sender.
+
+    ``dedupe_key`` (unique per user) keeps the same warning from being created twice; ``sent_at`` /
+    ``send_error`` / ``send_attempts`` record delivery; ``acknowledged_at`` is set by the recipient.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    entity: Mapped[str | None] = mapped_column(String(64))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    send_error: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("user_id", "dedupe_key", name="uq_notifications_user_id"),)
+
+
+class JobLease(Base):
+    """Lease of a periodic job (``app.jobs``): the worker whose UPDATE moved ``expires_at`` runs the job."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    holder: Mapped[str | None] = mapped_column(String(200))
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
