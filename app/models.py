@@ -7,13 +7,14 @@ The schema is created only by Alembic migrations (``migrations/``), never by ``c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -349,3 +350,130 @@ class JobLease(Base):
     last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Application(Base):
+    """A customer's connection application (用电申请, R1) and its lifecycle (docs/lifecycle.md).
+
+    ``status``: ``awaiting_assignment`` (the pin lies in no grid area or the area has no 1+1 team: admin
+    queue), ``in_progress``, ``powered_on``, ``cancelled``. The pin is kept as captured (``pin_lon``,
+    ``pin_lat`` in ``pin_crs``) and as a WGS-84 point (``meter_box``). ``reserved_kva`` on
+    ``reserved_transformer_asset_id`` is this application's share of ``transformers.reserved_kva``.
+    """
+
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    applicant_name: Mapped[str] = mapped_column(String(200))
+    identity_kind: Mapped[str] = mapped_column(String(32))
+    identity_number: Mapped[str] = mapped_column(String(64))
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(500))
+    pin_lon: Mapped[float] = mapped_column(Float)
+    pin_lat: Mapped[float] = mapped_column(Float)
+    pin_crs: Mapped[str] = mapped_column(String(16))
+    requested_kw: Mapped[float] = mapped_column(Float)
+    phases: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(32))
+    industry: Mapped[str | None] = mapped_column(String(100))
+    area_type: Mapped[str | None] = mapped_column(String(8))
+    wanted_power_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    grid_area_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_manager_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    project_manager_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assigned_by: Mapped[str | None] = mapped_column(String(16))
+    design_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    job_class: Mapped[str | None] = mapped_column(String(32))
+    promised_power_on: Mapped[date | None] = mapped_column(Date)
+    confirmed_design_version: Mapped[int | None] = mapped_column(Integer)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reserved_kva: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    reserved_transformer_asset_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    documents_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    contract_version: Mapped[str] = mapped_column(String(32))
+    contract_sha256: Mapped[str] = mapped_column(String(64))
+    contract_accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    contract_accepted_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    powered_on_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    meter_box = mapped_column(_geometry("POINT"), nullable=False)
+
+
+class ApplicationDocument(Base):
+    """An uploaded application document (R1.2): the file lives under ``DATA_DIR``, the row keeps its checksum."""
+
+    __tablename__ = "application_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_path: Mapped[str] = mapped_column(String(500))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    uploaded_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class ApplicationStep(Base):
+    """One internal step of an application (R5.2) with its deadline and what the field reported (R5.3).
+
+    ``completed_at`` is the server clock; ``client_time_note`` is the device's time, kept only as a note.
+    ``deadline_status`` is ``on_time``, ``at_risk`` (≤ 1 working day left) or ``overdue`` (R5.4).
+    """
+
+    __tablename__ = "application_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    step_code: Mapped[str] = mapped_column(String(32))
+    starts_on: Mapped[date] = mapped_column(Date)
+    deadline: Mapped[date] = mapped_column(Date, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    client_time_note: Mapped[str | None] = mapped_column(String(64))
+    gps_lon_wgs84: Mapped[float | None] = mapped_column(Float)
+    gps_lat_wgs84: Mapped[float | None] = mapped_column(Float)
+    gps_accuracy_m: Mapped[float | None] = mapped_column(Float)
+    photos: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(String(1000))
+    deadline_status: Mapped[str] = mapped_column(String(16), default="on_time", server_default="on_time")
+
+    __table_args__ = (UniqueConstraint("application_id", "step_code", name="uq_application_steps_application_id"),)
+
+
+class AssignmentQueueItem(Base):
+    """An application waiting for an admin to assign a 1+1 team (pin in no grid area, or no team there; R5.1)."""
+
+    __tablename__ = "assignment_queue"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class MaterialsRequest(Base):
+    """Materials drawn for a confirmed design (出库申请, R5.5): the frozen BOM lines and the depot stock check."""
+
+    __tablename__ = "materials_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    design_id: Mapped[str] = mapped_column(String(36))
+    design_version: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    total_cny: Mapped[float] = mapped_column(Float)
+    stock_check: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
