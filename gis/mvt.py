@@ -1,0 +1,428 @@
+"""Mapbox Vector Tile 2.1 encoder, vectorised with numpy over the features of a layer."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from gis.tiles import DEFAULT_EXTENT
+
+__all__ = [
+    "AttributeColumn",
+    "GeometryKind",
+    "encode_layer",
+    "encode_line_or_polygon_layer",
+    "encode_point_layer",
+]
+
+UInt8Array = npt.NDArray[np.uint8]
+IntArray = npt.NDArray[np.int64]
+GeometryKind = Literal["point", "linestring", "polygon"]
+AttributeValue = str | float | int | bool | None
+
+# MVT geometry types (vector_tile.proto, Tile.GeomType).
+_GEOM_TYPE = {"point": 1, "linestring": 2, "polygon": 3}
+# Protocol-buffer field keys, (field_number << 3) | wire_type, of vector_tile.proto 2.1.
+_TILE_LAYER = 0x1A  # Tile.layers = 3, length-delimited
+_LAYER_NAME = 0x0A  # Layer.name = 1
+_LAYER_FEATURE = 0x12  # Layer.features = 2
+_LAYER_KEY = 0x1A  # Layer.keys = 3
+_LAYER_VALUE = 0x22  # Layer.values = 4
+_LAYER_EXTENT = 0x28  # Layer.extent = 5, varint
+_LAYER_VERSION = 0x78  # Layer.version = 15, varint
+_FEATURE_ID = 0x08  # Feature.id = 1, varint
+_FEATURE_TAGS = 0x12  # Feature.tags = 2, packed
+_FEATURE_TYPE = 0x18  # Feature.type = 3, varint
+_FEATURE_GEOMETRY = 0x22  # Feature.geometry = 4, packed
+_VALUE_STRING = 0x0A  # Value.string_value = 1
+_VALUE_DOUBLE = 0x19  # Value.double_value = 3, 64-bit
+_VALUE_SINT = 0x30  # Value.sint_value = 6, zigzag varint
+_VALUE_BOOL = 0x38  # Value.bool_value = 7
+# Geometry commands (MVT spec §4.3.1): id | count << 3.
+_MOVE_TO_1 = 9
+_CLOSE_PATH = 15
+_MAX_VARINT_BYTES = 10
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _zigzag(value: int) -> int:
+    return (value << 1) ^ (value >> 63)
+
+
+def _varints(values: npt.NDArray[np.uint64]) -> tuple[UInt8Array, IntArray]:
+    """Encode unsigned integers as protobuf varints; return the bytes and the byte count of each value."""
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    counts = np.ones(values.shape[0], dtype=np.int64)
+    for index in range(1, _MAX_VARINT_BYTES):
+        more = (values >> np.uint64(7 * index)) > 0
+        if not more.any():
+            break
+        counts += more
+    starts = np.zeros(values.shape[0], dtype=np.int64)
+    if values.shape[0] > 1:
+        np.cumsum(counts[:-1], out=starts[1:])
+    out = np.empty(int(counts.sum()), dtype=np.uint8)
+    for index in range(int(counts.max(initial=0))):
+        has = counts > index
+        chunk = (values[has] >> np.uint64(7 * index)) & np.uint64(0x7F)
+        continues = counts[has] > index + 1
+        out[starts[has] + index] = (chunk | (continues.astype(np.uint64) << np.uint64(7))).astype(np.uint8)
+    return out, counts
+
+
+def _zigzag_array(values: IntArray) -> npt.NDArray[np.uint64]:
+    values = values.astype(np.int64, copy=False)
+    return ((values << 1) ^ (values >> 63)).astype(np.uint64)
+
+
+def _row_sums(per_value: IntArray, row_counts: IntArray) -> IntArray:
+    """Sum ``per_value`` within consecutive groups of ``row_counts`` values (empty groups give 0)."""
+    rows = np.repeat(np.arange(row_counts.shape[0]), row_counts)
+    return np.bincount(rows, weights=per_value, minlength=row_counts.shape[0]).astype(np.int64)
+
+
+def _concat_rows(parts: Sequence[tuple[UInt8Array, IntArray]], n_rows: int) -> tuple[UInt8Array, IntArray]:
+    """Interleave ragged byte columns row by row: row i = part0[i] + part1[i] + ….
+
+    Each part is ``(flat bytes, byte length of each row)`` with rows stored one after another.
+    """
+    total = np.zeros(n_rows, dtype=np.int64)
+    for _flat, lengths in parts:
+        total += lengths
+    row_start = np.zeros(n_rows, dtype=np.int64)
+    if n_rows > 1:
+        np.cumsum(total[:-1], out=row_start[1:])
+    out = np.empty(int(total.sum()), dtype=np.uint8)
+    offset_in_row = np.zeros(n_rows, dtype=np.int64)
+    for flat, lengths in parts:
+        if flat.shape[0]:
+            source_start = np.zeros(n_rows, dtype=np.int64)
+            if n_rows > 1:
+                np.cumsum(lengths[:-1], out=source_start[1:])
+            shift = np.repeat(row_start + offset_in_row - source_start, lengths)
+            out[shift + np.arange(flat.shape[0], dtype=np.int64)] = flat
+        offset_in_row += lengths
+    return out, total
+
+
+def _constant(byte_values: Sequence[int], n_rows: int) -> tuple[UInt8Array, IntArray]:
+    row = np.array(byte_values, dtype=np.uint8)
+    return np.tile(row, n_rows), np.full(n_rows, row.shape[0], dtype=np.int64)
+
+
+def _gather(buffer: UInt8Array, offsets: IntArray, indices: IntArray) -> UInt8Array:
+    """Concatenate ``buffer[offsets[i]:offsets[i + 1]]`` for each ``i`` in ``indices``."""
+    starts = offsets[indices]
+    lengths = offsets[indices + 1] - starts
+    if not lengths.shape[0]:
+        return np.empty(0, dtype=np.uint8)
+    first = np.zeros(lengths.shape[0], dtype=np.int64)
+    np.cumsum(lengths[:-1], out=first[1:])
+    return buffer[np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)]
+
+
+def _value_message(value: str | float | int | bool) -> bytes:
+    """Return ``Layer.values`` entry (field key, length, ``Value`` message) for one attribute value."""
+    if isinstance(value, bool):
+        body = bytes((_VALUE_BOOL, int(value)))
+    elif isinstance(value, int | np.integer):
+        body = bytes((_VALUE_SINT,)) + _varint(_zigzag(int(value)))
+    elif isinstance(value, float | np.floating):
+        body = bytes((_VALUE_DOUBLE,)) + struct.pack("<d", float(value))
+    else:
+        text = str(value).encode("utf-8")
+        body = bytes((_VALUE_STRING,)) + _varint(len(text)) + text
+    return bytes((_LAYER_VALUE,)) + _varint(len(body)) + body
+
+
+@dataclass(frozen=True)
+class AttributeColumn:
+    """One feature attribute (MVT key) over a whole snapshot, with its values already encoded.
+
+    ``codes[i]`` is the index of feature ``i``'s value in the column's table (−1: no value, no tag);
+    entry ``j`` of the table is ``value_bytes[value_offsets[j]:value_offsets[j + 1]]``, a complete
+    ``Layer.values`` field. Encoding once at snapshot time leaves only integer work per tile.
+    """
+
+    key: str
+    codes: IntArray
+    value_offsets: IntArray
+    value_bytes: UInt8Array
+
+    @classmethod
+    def from_values(cls, key: str, values: Sequence[AttributeValue] | npt.NDArray[np.generic]) -> AttributeColumn:
+        """Build a column from one value per feature; ``None`` and NaN mean "no value".
+
+        Float arrays are encoded as doubles, integers as ``sint``, booleans as ``bool``, anything else as
+        strings.
+
+        Examples
+        --------
+        >>> column = AttributeColumn.from_values("class", ["<50", ">80", "<50", None])
+        >>> column.codes.tolist()
+        [0, 1, 0, -1]
+        """
+        array = np.asarray(values)
+        if array.dtype.kind == "f":
+            finite = np.isfinite(array)
+            unique, inverse = np.unique(array[finite], return_inverse=True)
+            codes = np.full(array.shape[0], -1, dtype=np.int64)
+            codes[finite] = inverse
+            messages = np.empty((unique.shape[0], 11), dtype=np.uint8)
+            messages[:, 0:3] = (_LAYER_VALUE, 9, _VALUE_DOUBLE)
+            messages[:, 3:] = unique.astype("<f8").view(np.uint8).reshape(-1, 8)
+            offsets = np.arange(unique.shape[0] + 1, dtype=np.int64) * 11
+            return cls(key, codes, offsets, messages.reshape(-1))
+        table: dict[object, int] = {}
+        encoded: list[bytes] = []
+        codes_list: list[int] = []
+        for value in array.tolist():
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                codes_list.append(-1)
+                continue
+            marker = (type(value) is bool, value)
+            code = table.get(marker)
+            if code is None:
+                code = table[marker] = len(encoded)
+                encoded.append(_value_message(value))
+            codes_list.append(code)
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(message) for message in encoded], out=offsets[1:])
+        flat = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else np.empty(0, dtype=np.uint8)
+        return cls(key, np.asarray(codes_list, dtype=np.int64), offsets, flat)
+
+
+def _tags_and_values(columns: Sequence[AttributeColumn], positions: IntArray) -> tuple[
+        tuple[UInt8Array, IntArray], UInt8Array]:
+    """Per-feature packed tag bytes and the layer's value table for the features at ``positions``."""
+    n = positions.shape[0]
+    key_index = np.empty((n, len(columns)), dtype=np.int64)
+    value_index = np.empty((n, len(columns)), dtype=np.int64)
+    present = np.empty((n, len(columns)), dtype=bool)
+    value_parts: list[UInt8Array] = []
+    base = 0
+    for k, column in enumerate(columns):
+        codes = column.codes[positions]
+        has = codes >= 0
+        unique, inverse = np.unique(codes[has], return_inverse=True)
+        key_index[:, k] = k
+        value_index[has, k] = inverse + base
+        present[:, k] = has
+        base += unique.shape[0]
+        value_parts.append(_gather(column.value_bytes, column.value_offsets, unique))
+    pairs = np.stack((key_index, value_index), axis=2).reshape(n, 2 * len(columns))
+    pair_present = np.repeat(present, 2, axis=1)
+    tag_bytes, per_value = _varints(pairs[pair_present].astype(np.uint64))
+    tag_lengths = _row_sums(per_value, pair_present.sum(axis=1))
+    values = np.concatenate(value_parts) if value_parts else np.empty(0, dtype=np.uint8)
+    return (tag_bytes, tag_lengths), values
+
+
+def _length_prefixed(field_key: int, part: tuple[UInt8Array, IntArray]) -> list[tuple[UInt8Array, IntArray]]:
+    flat, lengths = part
+    n = lengths.shape[0]
+    return [_constant((field_key,), n), _varints(lengths.astype(np.uint64)), (flat, lengths)]
+
+
+def encode_layer(
+    name: str,
+    *,
+    feature_ids: npt.NDArray[np.integer] | None,
+    geom_types: npt.NDArray[np.integer],
+    geometry: tuple[npt.NDArray[np.uint64], IntArray],
+    columns: Sequence[AttributeColumn],
+    positions: IntArray,
+    extent: int = DEFAULT_EXTENT,
+) -> bytes:
+    """Encode one ``Tile.layers`` field (key, length, ``Layer`` message), or ``b""`` for no features.
+
+    Parameters
+    ----------
+    name
+        The layer name.
+    feature_ids
+        Unsigned feature ids (``Feature.id``), one per feature, or None to leave them out.
+    geom_types
+        MVT geometry type per feature (1 point, 2 linestring, 3 polygon).
+    geometry
+        ``(commands, counts)``: the features' geometry command integers, already zigzag-encoded where
+        needed, stored one feature after another; ``counts[i]`` integers belong to feature ``i``.
+    columns
+        Attributes of the whole snapshot; ``positions`` picks each feature's row.
+    positions
+        Row of each feature in ``columns``.
+    extent
+        Tile units per side.
+    """
+    n = positions.shape[0]
+    if n == 0:
+        return b""
+    commands, counts = geometry
+    geom_bytes, per_command = _varints(commands)
+    geom_part = (geom_bytes, _row_sums(per_command, counts))
+    tags, values = _tags_and_values(columns, positions)
+    parts: list[tuple[UInt8Array, IntArray]] = []
+    if feature_ids is not None:
+        parts += [_constant((_FEATURE_ID,), n), _varints(np.asarray(feature_ids, dtype=np.uint64))]
+    parts += _length_prefixed(_FEATURE_TAGS, tags)
+    type_bytes = np.empty(2 * n, dtype=np.uint8)
+    type_bytes[0::2] = _FEATURE_TYPE
+    type_bytes[1::2] = np.asarray(geom_types, dtype=np.uint8)
+    parts.append((type_bytes, np.full(n, 2, dtype=np.int64)))
+    parts += _length_prefixed(_FEATURE_GEOMETRY, geom_part)
+    features = _concat_rows(_length_prefixed(_LAYER_FEATURE, _concat_rows(parts, n)), n)[0]
+    name_bytes = name.encode("utf-8")
+    head = bytes((_LAYER_VERSION, 2, _LAYER_NAME)) + _varint(len(name_bytes)) + name_bytes
+    keys = b"".join(bytes((_LAYER_KEY,)) + _varint(len(k)) + k for k in (c.key.encode("utf-8") for c in columns))
+    layer = b"".join((head, features.tobytes(), keys, values.tobytes(), bytes((_LAYER_EXTENT,)), _varint(extent)))
+    return bytes((_TILE_LAYER,)) + _varint(len(layer)) + layer
+
+
+def encode_point_layer(
+    name: str, px: IntArray, py: IntArray, columns: Sequence[AttributeColumn], positions: IntArray, *,
+    feature_ids: npt.NDArray[np.integer] | None = None, extent: int = DEFAULT_EXTENT,
+) -> bytes:
+    """Encode single points at integer tile coordinates ``px``, ``py`` (one per entry of ``positions``).
+
+    Examples
+    --------
+    >>> column = AttributeColumn.from_values("kind", ["pole", "branch_box"])
+    >>> tile = encode_point_layer("ap", np.array([1, 2]), np.array([3, 4]), [column], np.array([0, 1]))
+    >>> tile[:1], len(tile)
+    (b'\\x1a', 65)
+    """
+    n = positions.shape[0]
+    commands = np.empty((n, 3), dtype=np.uint64)
+    commands[:, 0] = _MOVE_TO_1
+    commands[:, 1] = _zigzag_array(px)
+    commands[:, 2] = _zigzag_array(py)
+    return encode_layer(name, feature_ids=feature_ids, geom_types=np.full(n, 1, dtype=np.uint8),
+                        geometry=(commands.reshape(-1), np.full(n, 3, dtype=np.int64)), columns=columns,
+                        positions=positions, extent=extent)
+
+
+def _ring_area2(ring: npt.NDArray[np.int64]) -> int:
+    """Twice the signed area of a closed-by-implication ring (positive = clockwise on screen, y down)."""
+    x, y = ring[:, 0], ring[:, 1]
+    return int(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+
+
+def _dedupe(coords: npt.NDArray[np.int64], ring: bool) -> npt.NDArray[np.int64]:
+    keep = np.ones(coords.shape[0], dtype=bool)
+    keep[1:] = np.any(coords[1:] != coords[:-1], axis=1)
+    coords = coords[keep]
+    if ring and coords.shape[0] > 1 and np.array_equal(coords[0], coords[-1]):
+        coords = coords[:-1]
+    return coords
+
+
+class _Cursor:
+    """Builds the command integers of one feature; coordinates are deltas from the previous point."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.y = 0
+        self.out: list[int] = []
+
+    def path(self, coords: npt.NDArray[np.int64], close: bool) -> None:
+        deltas = np.diff(np.vstack(([self.x, self.y], coords)), axis=0)
+        zz = ((deltas << 1) ^ (deltas >> 63)).tolist()
+        self.out += [_MOVE_TO_1, *zz[0], ((coords.shape[0] - 1) << 3) | 2]
+        for dx, dy in zz[1:]:
+            self.out += [dx, dy]
+        if close:
+            self.out.append(_CLOSE_PATH)
+        self.x, self.y = (int(v) for v in coords[-1])
+
+    def points(self, coords: npt.NDArray[np.int64]) -> None:
+        deltas = np.diff(np.vstack(([self.x, self.y], coords)), axis=0)
+        self.out += [(coords.shape[0] << 3) | 1, *((deltas << 1) ^ (deltas >> 63)).reshape(-1).tolist()]
+        self.x, self.y = (int(v) for v in coords[-1])
+
+
+def _parts(geometry: BaseGeometry, kind: GeometryKind) -> list[BaseGeometry]:
+    wanted = {"linestring": ("LineString", "LinearRing"), "polygon": ("Polygon",), "point": ("Point",)}[kind]
+    if geometry.is_empty:
+        return []
+    if geometry.geom_type in wanted:
+        return [geometry]
+    return [part for part in getattr(geometry, "geoms", ()) for part in _parts(part, kind)]
+
+
+def geometry_commands(geometry_tile: BaseGeometry, kind: GeometryKind) -> list[int]:
+    """Return the MVT command integers of a geometry in tile units (rounded here); empty when nothing is left.
+
+    Parts that collapse when rounded (lines under 2 distinct points, rings under 3 or of zero area) are
+    dropped; a polygon whose exterior collapses is dropped with its holes.
+
+    Examples
+    --------
+    >>> from shapely import LineString
+    >>> geometry_commands(LineString([(1, 1), (3, 1), (3, 4)]), "linestring")
+    [9, 2, 2, 18, 4, 0, 0, 6]
+    """
+    cursor = _Cursor()
+    for part in _parts(geometry_tile, kind):
+        if kind == "linestring":
+            coords = _dedupe(np.rint(shapely.get_coordinates(part)).astype(np.int64), ring=False)
+            if coords.shape[0] >= 2:
+                cursor.path(coords, close=False)
+        elif kind == "polygon":
+            rings = [part.exterior, *part.interiors]
+            for number, ring in enumerate(rings):
+                coords = _dedupe(np.rint(shapely.get_coordinates(ring)).astype(np.int64), ring=True)
+                area2 = _ring_area2(coords) if coords.shape[0] >= 3 else 0
+                if number == 0 and area2 <= 0:
+                    break
+                if number > 0 and area2 >= 0:
+                    continue
+                cursor.path(coords, close=True)
+        else:
+            cursor.points(np.rint(shapely.get_coordinates(part)).astype(np.int64))
+    return cursor.out
+
+
+def encode_line_or_polygon_layer(
+    name: str, geometries_tile: Sequence[BaseGeometry] | npt.NDArray[np.object_], kind: GeometryKind,
+    columns: Sequence[AttributeColumn], positions: IntArray, *,
+    feature_ids: npt.NDArray[np.integer] | None = None, extent: int = DEFAULT_EXTENT,
+) -> bytes:
+    """Encode lines or polygons already clipped and mapped to tile units (see ``gis.tiles.tile_geometries``).
+
+    Features whose geometry vanishes when rounded are left out.
+    """
+    commands: list[int] = []
+    counts: list[int] = []
+    kept: list[int] = []
+    for index, geometry in enumerate(geometries_tile):
+        if geometry is None:
+            continue
+        feature_commands = geometry_commands(geometry, kind)
+        if feature_commands:
+            commands += feature_commands
+            counts.append(len(feature_commands))
+            kept.append(index)
+    keep = np.asarray(kept, dtype=np.int64)
+    ids = None if feature_ids is None else np.asarray(feature_ids)[keep]
+    return encode_layer(name, feature_ids=ids, geom_types=np.full(keep.shape[0], _GEOM_TYPE[kind], dtype=np.uint8),
+                        geometry=(np.asarray(commands, dtype=np.uint64), np.asarray(counts, dtype=np.int64)),
+                        columns=columns, positions=positions[keep], extent=extent)
