@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
-from app.api import auth, designs, health, imports, sources
+from app.api import auth, capacity, designs, features, health, imports, map_page, public, sources, tiles
 from app.db import create_db_engine, make_session_factory
 from app.errors import add_exception_handlers
 from app.observability import configure_logging, install_request_middleware
@@ -51,6 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(imports.router)
+    app.include_router(capacity.router)
+    app.include_router(features.router)
+    app.include_router(tiles.router)
+    app.include_router(public.router)
+    app.include_router(map_page.router)
+    app.mount("/static", StaticFiles(directory=map_page.STATIC_DIR), name="static")
     app.include_router(sources.router)
     app.include_router(designs.router)
     return app

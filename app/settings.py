@@ -58,6 +58,36 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes for `sanling serve`.")
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_json: bool = Field(default=True, description="Emit one JSON object per log line.")
+    idempotency_ttl_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30,
+        description="How long an Idempotency-Key and its stored answer are kept; a replay after that runs again.",
+    )
+    idempotency_wait_s: float = Field(
+        default=10.0, ge=0.001, le=120,
+        description="PostgreSQL: how long a request waits for another one holding the same Idempotency-Key "
+        "before answering 409 IDEMPOTENCY_IN_PROGRESS.",
+    )
+    notify_sender: str = Field(
+        default="logging",
+        description="How notifications are delivered: `logging` (a JSON log line), `sms_http` (POST to "
+        "SANLING_SMS_GATEWAY_URL) or `package.module:Class` (a NotificationSender built with the settings).",
+    )
+    sms_gateway_url: str = Field(
+        default="", description="SMS gateway endpoint for `notify_sender=sms_http` (http:// or https://)."
+    )
+    sms_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Timeout of one SMS gateway request.")
+    sms_template: str = Field(
+        default='{"phone": "{phone}", "text": "{subject}: {body}"}',
+        description="Body POSTed to the SMS gateway; `{phone}`, `{subject}`, `{body}`, `{kind}`, `{entity}`, "
+        "`{entity_id}`, `{notification_id}` are replaced (JSON-escaped when the template is JSON).",
+    )
+    jobs_enabled: bool = Field(
+        default=False,
+        description="Run periodic jobs (notification delivery, key cleanup, deadline watch) in each worker; "
+        "a database lease lets one worker run each job per interval. `sanling serve` sets it to true unless given.",
+    )
+    jobs_tick_s: float = Field(default=15.0, ge=0.05, le=3600, description="How often the job runner wakes up.")
+    notify_interval_s: float = Field(default=60.0, ge=1, description="Interval of the deliver_notifications job.")
     env: Literal["development", "production"] = Field(
         default="development",
         description="`production` refuses the development fallbacks (generated JWT secret, fast password hashing).",
@@ -74,6 +104,22 @@ class Settings(BaseSettings):
         default="default",
         description="argon2id cost: `default` = argon2-cffi's defaults (RFC 9106 low-memory); `fast` = cheap "
         "parameters for test suites only, refused in production.",
+    )
+    basemap_tile_url: str = Field(
+        default="",
+        description="XYZ raster tile URL template of the planner map's base map, e.g. "
+        "https://tiles.example/{z}/{x}/{y}.png. Empty: no base map (the map works offline).",
+    )
+    basemap_attribution: str = Field(default="", description="Attribution shown for the base map.")
+    public_rate_per_minute: float = Field(
+        default=30.0, gt=0, description="Sustained requests per minute per client IP on /api/v1/public (per worker)."
+    )
+    public_rate_burst: int = Field(
+        default=10, ge=1, description="Requests a client IP may send at once on /api/v1/public (per worker)."
+    )
+    public_hex_size_m: float = Field(
+        default=500.0, ge=100.0, le=5000.0,
+        description="Circumradius of the hexagonal cells of the public capacity disclosure, metres.",
     )
     _jwt_key: str | None = PrivateAttr(default=None)
 
@@ -99,6 +145,21 @@ class Settings(BaseSettings):
         if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
             raise ValueError(f"{value!r} is not a projected CRS in metres")
         return value
+
+    @field_validator("sms_gateway_url")
+    @classmethod
+    def _check_sms_gateway_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("sms_gateway_url must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _check_notify_sender(self) -> Settings:
+        if self.notify_sender not in ("logging", "sms_http") and ":" not in self.notify_sender:
+            raise ValueError("notify_sender must be logging, sms_http or package.module:Class")
+        if self.notify_sender == "sms_http" and not self.sms_gateway_url:
+            raise ValueError("notify_sender=sms_http needs SANLING_SMS_GATEWAY_URL")
+        return self
 
     @model_validator(mode="after")
     def _check_service_area(self) -> Settings:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what this machine lacks for Sanling: Debian packages, the .venv and the package itself.
 #   scripts/bootstrap.sh               # service needs: Python 3.11 + venv, SpatiaLite
-#   scripts/bootstrap.sh --with-test   # plus PostgreSQL 15 + PostGIS 3 and GDAL tools for tests/benchmarks
+#   scripts/bootstrap.sh --with-test   # plus PostgreSQL 15 + PostGIS 3, GDAL tools and Chromium for tests/benchmarks
 # Safe to run any number of times; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 packages=(python3.11 python3.11-venv libsqlite3-mod-spatialite)
 if [ "$with_test" -eq 1 ]; then
-  packages+=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin)
+  packages+=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin chromium)
 fi
 missing=()
 for pkg in "${packages[@]}"; do

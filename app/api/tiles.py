@@ -1,0 +1,117 @@
+"""Mapbox Vector Tiles of the network layers at ``/tiles/{layer}/{z}/{x}/{y}.mvt``, cached per asset generation."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+
+from app.auth import AuthenticatedUser, Role, require_roles
+from app.mapdata import LAYER_INFO, MapSnapshotDep
+from gis.errors import NotFoundError
+from gis.tiles import DEFAULT_BUFFER_PX, DEFAULT_EXTENT, MAX_ZOOM, tile_bounds
+
+router = APIRouter(tags=["tiles"])
+
+NetworkReader = Annotated[AuthenticatedUser, Depends(require_roles(Role.PLANNER, Role.GIS_ADMIN))]
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+#: ``all`` puts every layer into one tile (one source for MapLibre); any other name is one layer.
+ALL_LAYERS = "all"
+TILE_CACHE_ENTRIES = 4096
+
+
+class LayerNotFoundError(NotFoundError):
+    """No tile layer has this name."""
+
+    code = "LAYER_NOT_FOUND"
+    default_message = "No tile layer has this name."
+
+
+class TileCache:
+    """Encoded tiles of one asset generation (least recently used dropped first); a new generation empties it."""
+
+    def __init__(self, max_entries: int = TILE_CACHE_ENTRIES) -> None:
+        self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._tiles: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
+        self._max_entries = max_entries
+
+    def get(self, generation: int, key: tuple[str, int, int, int]) -> bytes | None:
+        """Return the cached tile, or None."""
+        with self._lock:
+            if generation != self._generation:
+                return None
+            tile = self._tiles.get(key)
+            if tile is not None:
+                self._tiles.move_to_end(key)
+            return tile
+
+    def put(self, generation: int, key: tuple[str, int, int, int], tile: bytes) -> None:
+        """Store a tile encoded at ``generation``."""
+        with self._lock:
+            if generation != self._generation:
+                self._tiles.clear()
+                self._generation = generation
+            self._tiles[key] = tile
+            while len(self._tiles) > self._max_entries:
+                self._tiles.popitem(last=False)
+
+
+_CACHE_CREATE_LOCK = threading.Lock()
+
+
+def get_tile_cache(request: Request) -> TileCache:
+    """The app's tile cache (one per worker process)."""
+    cache: TileCache | None = getattr(request.app.state, "tile_cache", None)
+    if cache is None:
+        with _CACHE_CREATE_LOCK:
+            cache = getattr(request.app.state, "tile_cache", None)
+            if cache is None:
+                cache = request.app.state.tile_cache = TileCache()
+    return cache
+
+
+TileCacheDep = Annotated[TileCache, Depends(get_tile_cache)]
+LayerName = Annotated[str, Path(description="A layer (" + ", ".join(LAYER_INFO) + ") or `all`.",
+                                examples=["transformers"])]
+
+
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.mvt", operation_id="tiles-read_tile", response_class=Response,
+    responses={200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "A Mapbox Vector Tile 2.1"},
+               204: {"description": "No feature in this tile"}, 304: {"description": "Unchanged (ETag)"},
+               404: {"description": "`LAYER_NOT_FOUND` or `TILE_OUT_OF_RANGE`"},
+               422: {"description": "`TILE_ZOOM_INVALID` or `REQUEST_INVALID`"}},
+)
+def read_tile(
+    layer: LayerName,
+    z: Annotated[int, Path(description=f"Zoom level, 0 to {MAX_ZOOM}.", examples=[14])],
+    x: Annotated[int, Path(description="Tile column, 0 to 2^z − 1 (west to east).", examples=[13038])],
+    y: Annotated[int, Path(description="Tile row, 0 to 2^z − 1 (north to south, XYZ scheme).", examples=[6785])],
+    request: Request, snapshot: MapSnapshotDep, cache: TileCacheDep, _user: NetworkReader,
+) -> Response:
+    """One vector tile in web mercator (EPSG:3857), extent 4096, 64-unit buffer, features clipped to it.
+
+    Layers are named after the collections; transformers carry their load fields and `threshold_class`.
+    The ETag changes with the asset generation, so a client revalidates after every import or load change.
+    """
+    if layer != ALL_LAYERS and layer not in LAYER_INFO:
+        raise LayerNotFoundError(field="layer", value=layer, known=[*LAYER_INFO, ALL_LAYERS])
+    bounds = tile_bounds(z, x, y)
+    etag = f'W/"g{snapshot.generation}-{layer}-{z}-{x}-{y}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    key = (layer, z, x, y)
+    tile = cache.get(snapshot.generation, key)
+    if tile is None:
+        names = list(LAYER_INFO) if layer == ALL_LAYERS else [layer]
+        tile = b"".join(snapshot.layers[name].tile(bounds, extent=DEFAULT_EXTENT, buffer_px=DEFAULT_BUFFER_PX)
+                        for name in names)
+        cache.put(snapshot.generation, key, tile)
+    if not tile:
+        return Response(status_code=204, headers=headers)
+    return Response(tile, media_type=MVT_MEDIA_TYPE, headers=headers)
