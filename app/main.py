@@ -9,9 +9,23 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from app.api import auth, capacity, designs, features, health, imports, map_page, public, sources, tiles
+from app.api import (
+    audit,
+    auth,
+    capacity,
+    designs,
+    features,
+    health,
+    imports,
+    map_page,
+    notifications,
+    public,
+    sources,
+    tiles,
+)
 from app.db import create_db_engine, make_session_factory
 from app.errors import add_exception_handlers
+from app.jobs import JobRunner
 from app.observability import configure_logging, install_request_middleware
 from app.settings import Settings, get_settings
 from app.siting_service import SitingEngine
@@ -37,9 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_db_engine(settings.effective_database_url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        # Periodic jobs (docs/lifecycle-infra.md): one runner per worker, a DB lease per job and interval.
+        runner = JobRunner(app.state.session_factory, settings).start() if settings.jobs_enabled else None
         try:
             yield
         finally:
+            if runner is not None:
+                runner.stop()
             engine.dispose()
 
     configure_logging(settings.log_level, json_logs=settings.log_json)
@@ -51,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_request_middleware(app)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(audit.router)
+    app.include_router(notifications.router)
     app.include_router(imports.router)
     app.include_router(capacity.router)
     app.include_router(features.router)

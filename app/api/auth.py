@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app import users as user_service
+from app.audit import record_change, snapshot
 from app.auth import (
     AdminUser,
     CurrentUser,
@@ -138,6 +139,8 @@ def create_api_key(body: user_service.ApiKeyCreate, user: CurrentUser, session: 
         owner = user_service.get_user(session, user_id=user.id)
     row, key = user_service.create_api_key(session, user=owner, name=body.name, expires_days=body.expires_days,
                                            hash_profile=settings.password_hash_profile)
+    record_change(session, actor_user_id=user.id, actor_role=user.role, entity="api_key", entity_id=str(row.id),
+                  action="created", before=None, after=snapshot(row))
     session.commit()
     return ApiKeyCreated.model_validate({**ApiKeyView.model_validate(row).model_dump(), "key": key})
 
@@ -158,17 +161,24 @@ def list_api_keys(
                responses={**_UNAUTHENTICATED, 404: {"description": "No such key among yours (`NOT_FOUND`)."}})
 def revoke_api_key(key_id: Annotated[int, Path(ge=1)], user: CurrentUser, session: SessionDep) -> ApiKey:
     """Revoke an API key at once; admins may revoke anyone's. Another user's key answers 404."""
+    existing = session.get(ApiKey, key_id)
+    was_revoked = existing is not None and existing.revoked_at is not None
     row = user_service.revoke_api_key(session, key_id=key_id, actor=user)
+    if not was_revoked:  # revoking twice changes nothing, so it is not logged twice
+        record_change(session, actor_user_id=user.id, actor_role=user.role, entity="api_key", entity_id=str(row.id),
+                      action="revoked", before={"revoked_at": None}, after={"revoked_at": row.revoked_at})
     session.commit()
     return row
 
 
 @router.post("/users", response_model=UserView, status_code=201,
              responses={**_FORBIDDEN, 409: {"description": "Username taken (`USERNAME_TAKEN`)."}})
-def create_user(body: user_service.UserCreate, _admin: AdminUser, session: SessionDep,
+def create_user(body: user_service.UserCreate, admin: AdminUser, session: SessionDep,
                 settings: SettingsDep) -> User:
-    """Create a user (admins only)."""
+    """Create a user (admins only); recorded in the audit log."""
     user = user_service.create_user(session, data=body, hash_profile=settings.password_hash_profile)
+    record_change(session, actor_user_id=admin.id, actor_role=admin.role, entity="user", entity_id=str(user.id),
+                  action="created", before=None, after=snapshot(user))
     session.commit()
     return user
 
@@ -189,12 +199,20 @@ def update_user(user_id: Annotated[int, Path(ge=1)], body: user_service.UserUpda
                 session: SessionDep, settings: SettingsDep) -> User:
     """Change a user's role, grid areas, contact details or password, or deactivate them (admins only).
 
+    The change is recorded in the audit log with the user's state before and after (never the password).
+
     An admin cannot deactivate or demote themselves, so the last admin cannot lock everyone out by mistake.
     """
     user = user_service.get_user(session, user_id=user_id)
     if user.id == admin.id and (body.is_active is False or (body.role is not None and body.role is not Role.ADMIN)):
         raise InvalidInputError("You cannot deactivate or demote yourself.",
                                 field="is_active" if body.is_active is False else "role")
+    before = snapshot(user)
     user_service.update_user(session, user=user, data=body, hash_profile=settings.password_hash_profile)
+    after = snapshot(user)
+    if body.password is not None:  # the hash is never logged, only the fact that it changed
+        after["password_changed"] = True
+    record_change(session, actor_user_id=admin.id, actor_role=admin.role, entity="user", entity_id=str(user.id),
+                  action="updated", before=before, after=after)
     session.commit()
     return user
