@@ -476,7 +476,11 @@ def get_current_user(
     row = session.get(User, user_id)
     if row is None or not row.is_active:
         raise CredentialsInvalidError("The access token is not valid.")
-    return AuthenticatedUser.from_row(row)
+    user = AuthenticatedUser.from_row(row)
+    # End the read: on SQLite every transaction takes the write lock (BEGIN IMMEDIATE, app/db.py), and the
+    # route should not hold it while it computes; its own unit of work begins with its first statement.
+    session.commit()
+    return user
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]

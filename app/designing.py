@@ -123,10 +123,14 @@ def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer
 
 
 def compute_design(session: Session, engine: SitingEngine, settings: Settings, request: DesignRequest,
-                   *, design_id: str, accepted_at: datetime) -> tuple[ConnectionDesign, dict[str, Any]]:
-    """Site the pin on the current network and compose the design; return it with its JSON."""
+                   *, design_id: str, accepted_at: datetime,
+                   snapshot: NetworkSnapshot | None = None) -> tuple[ConnectionDesign, dict[str, Any]]:
+    """Site the pin on the network and compose the design; return it with its JSON.
+
+    ``snapshot`` is the network to use; by default the database's current one (read in ``session``).
+    """
     profile = get_profile(request.profile or settings.profile)
-    snapshot = engine.snapshot(session.connection())
+    snapshot = snapshot or engine.snapshot(session.connection())
     pin = pin_to_local(request.lon, request.lat, request.crs, engine.projector)
     area_type, area_source = resolve_area_type(request.area_type, snapshot, pin, settings.default_area_type)
     params = siting_params(request.kw, area_type, profile, settings, top_k=5)
@@ -159,12 +163,16 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
 
 
 def create_design(session: Session, engine: SitingEngine, settings: Settings, request: DesignRequest,
-                  *, design_id: str | None = None, now: datetime | None = None) -> Design:
+                  *, design_id: str | None = None, now: datetime | None = None,
+                  snapshot: NetworkSnapshot | None = None, accepted_at: datetime | None = None) -> Design:
     """Compute and store a design: version 1 of a new id, or the next version of ``design_id``.
 
-    ``now`` is the server clock (R5.3); the caller commits.
+    ``now`` is the server clock (R5.3), stored as the version's ``created_at``; ``accepted_at`` is day 0
+    of the schedule (default ``now``; a survey redesign passes the application's acceptance time so the
+    deadlines keep counting from it); ``snapshot`` as for :func:`compute_design`; the caller commits.
     """
-    accepted_at = now or datetime.now(UTC)
+    now = now or datetime.now(UTC)
+    accepted_at = accepted_at or now
     version = 1
     if design_id is None:
         design_id = str(uuid.uuid4())
@@ -174,12 +182,12 @@ def create_design(session: Session, engine: SitingEngine, settings: Settings, re
             raise DesignNotFoundError(design_id=design_id)
         version = int(latest) + 1
     design, result = compute_design(session, engine, settings, request, design_id=design_id,
-                                    accepted_at=accepted_at)
+                                    accepted_at=accepted_at, snapshot=snapshot)
     pin = result["pin"]
     row = Design(
         design_id=design_id, version=version, profile_id=design.profile_id, job_class=str(design.job_class),
         transformer_asset_id=design.source.transformer_asset_id, total_cost_cny=float(design.bom.total_cny),
-        request=request.model_dump(mode="json"), result=result, created_at=accepted_at,
+        request=request.model_dump(mode="json"), result=result, created_at=now,
         meter_box=from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326),
     )
     session.add(row)

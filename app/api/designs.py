@@ -70,7 +70,9 @@ def create(request: DesignRequest, user: DesignerUser, session: SessionDep, sett
     internal step's deadline with the promised power-on date, and links to the drawing and BOM
     exports. Stored as version 1; the `ETag` header names the version for later adjustments.
     """
-    row = create_design(session, engine, settings, request)
+    snapshot = engine.snapshot(session.connection())
+    session.commit()  # end the read: the design is computed outside any transaction, then stored in a short one
+    row = create_design(session, engine, settings, request, snapshot=snapshot)
     _readable(user, row)
     session.commit()
     return _response(row, 201)

@@ -1,0 +1,207 @@
+"""Benchmark: full ``POST /api/v1/designs`` requests over HTTP on loopback against a running server.
+
+Usage (one command; builds its own databases under a temp dir, starts and stops the server)::
+
+    .venv/bin/python benchmarks/design_api.py                  # demo district and a 100k-transformer city
+    .venv/bin/python benchmarks/design_api.py --scenario demo --requests 2000 --concurrency 8
+
+For each scenario: a fresh SQLite + SpatiaLite database (the embedded default), migrated, the network
+loaded through the real importer, a planner account; then ``sanling serve --workers 2`` as a subprocess,
+warm-up requests until both workers have built their network snapshot, and ``--requests`` design requests
+from ``--concurrency`` keep-alive connections (a small asyncio HTTP/1.1 client, so that the load generator
+costs little CPU on the same 2-core machine). Every response is checked (201 and a job class).
+
+Targets (issue 4, 2-core machine): p50 ≤ 15 ms, p99 ≤ 50 ms, ≥ 200 requests/s. The last line printed
+is one JSON object: the worse scenario's ``p50_ms``, ``p99_ms``, ``rps`` and every scenario's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_city import city_layers, city_pins  # noqa: E402
+
+BIN = ROOT / ".venv" / "bin"
+PASSWORD = "bench-password-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(scenario: str, n_transformers: int, data_dir: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Create and load the scenario's database; return the server environment and request bodies."""
+    from sqlalchemy import text
+
+    from app import migrate
+    from app.db import create_db_engine
+    from app.loader import import_layer_file, load_demo
+
+    url = f"sqlite:///{data_dir / 'sanling.sqlite'}"
+    env = {**os.environ, "SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(data_dir),
+           "SANLING_LOG_LEVEL": "WARNING", "SANLING_JOBS_ENABLED": "false"}
+    migrate.upgrade(url)
+    engine = create_db_engine(url)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        if scenario == "demo":
+            load_demo(conn)
+        else:
+            for layer, path in city_layers(n_transformers, data_dir / "layers"):
+                import_layer_file(conn, layer, path)
+        counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                  for t in ("transformers", "access_points", "lv_lines", "roads")}
+    engine.dispose()
+    print(f"[{scenario}] loaded in {time.perf_counter() - started:.1f} s: {counts}", flush=True)
+    subprocess.run([BIN / "sanling", "user", "create", "bench-planner", "--role", "planner", "--password-env",
+                    "BENCH_PASSWORD"], env={**env, "BENCH_PASSWORD": PASSWORD}, check=True, stdout=subprocess.DEVNULL)
+    if scenario == "demo":
+        with (ROOT / "fixtures" / "sample_applications.csv").open() as f:
+            bodies = [{"lon": float(r["lon"]), "lat": float(r["lat"]), "crs": r["crs"], "kw": float(r["kw"]),
+                       "phases": int(r["phases"]), "category": r["category"]} for r in csv.DictReader(f)]
+    else:
+        bodies = [{"lon": lon, "lat": lat, "crs": "wgs84", "kw": kw, "phases": 3, "category": "small_enterprise"}
+                  for (lon, lat), kw in zip(city_pins(n_transformers, 500), [10, 20, 30, 50, 80] * 100, strict=True)]
+    return env, bodies
+
+
+def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen([BIN / "sanling", "serve", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError("server did not come up: " + (server.stderr.read().decode() if server.stderr else ""))
+
+
+def token(port: int) -> str:
+    data = urllib.parse.urlencode({"username": "bench-planner", "password": PASSWORD}).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/auth/token", data=data, timeout=30) as response:
+        return str(json.loads(response.read())["access_token"])
+
+
+async def _connection(port: int, jobs: asyncio.Queue[bytes], latencies_ms: list[float], errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            try:
+                request = jobs.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+            latencies_ms.append((time.perf_counter() - started) * 1000.0)
+            if status != 201 or b'"job_class"' not in body:
+                errors.append(f"{status}: {body[:200]!r}")
+    finally:
+        writer.close()
+
+
+def _request_bytes(port: int, bearer: str, body: dict[str, Any]) -> bytes:
+    payload = json.dumps(body).encode()
+    return (f"POST /api/v1/designs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {bearer}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload
+
+
+async def run_load(port: int, bearer: str, bodies: list[dict[str, Any]], requests: int,
+                   concurrency: int) -> tuple[list[float], list[str], float]:
+    jobs: asyncio.Queue[bytes] = asyncio.Queue()
+    for i in range(requests):
+        jobs.put_nowait(_request_bytes(port, bearer, bodies[i % len(bodies)]))
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_connection(port, jobs, latencies, errors) for _ in range(concurrency)))
+    return latencies, errors, time.perf_counter() - started
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100.0 * len(ordered)) - 1))]
+
+
+def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"sanling-bench-{scenario}-") as tmp:
+        env, bodies = prepare(scenario, n, Path(tmp))
+        port = free_port()
+        server = start_server(env, port, workers)
+        try:
+            bearer = token(port)
+            warm_started = time.perf_counter()
+            # warm-up: enough concurrent requests that every worker builds its snapshot and JITs its caches
+            latencies, errors, _ = asyncio.run(run_load(port, bearer, bodies, max(40, 10 * workers), 2 * workers))
+            if errors:
+                raise RuntimeError(f"warm-up failed: {errors[:3]}")
+            warm_s = time.perf_counter() - warm_started
+            latencies, errors, wall_s = asyncio.run(run_load(port, bearer, bodies, requests, concurrency))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[:3]}")
+    result = {"scenario": scenario, "transformers": 54 if scenario == "demo" else n, "requests": requests,
+              "concurrency": concurrency, "workers": workers, "warmup_s": round(warm_s, 2),
+              "p50_ms": round(statistics.median(latencies), 2), "p90_ms": round(percentile(latencies, 90), 2),
+              "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(max(latencies), 2),
+              "rps": round(requests / wall_s, 1)}
+    print(f"[{scenario}] {requests} requests, {concurrency} connections, {workers} workers: "
+          f"p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, "
+          f"{result['rps']} req/s (warm-up {result['warmup_s']} s)", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=["demo", "city", "all"], default="all")
+    parser.add_argument("--transformers", type=int, default=100_000, help="size of the synthetic city")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    scenarios = ["demo", "city"] if args.scenario == "all" else [args.scenario]
+    results = [bench(s, args.transformers, args.requests, args.concurrency, args.workers) for s in scenarios]
+    print(f"{'scenario':<8} {'transformers':>12} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   targets: p50 ≤ 15, "
+          "p99 ≤ 50, ≥ 200 req/s")
+    for r in results:
+        print(f"{r['scenario']:<8} {r['transformers']:>12} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['rps']:>8}")
+    worst = {"p50_ms": max(r["p50_ms"] for r in results), "p99_ms": max(r["p99_ms"] for r in results),
+             "rps": min(r["rps"] for r in results)}
+    print(json.dumps({**worst, "targets": {"p50_ms": 15, "p99_ms": 50, "rps": 200}, "scenarios": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
