@@ -6,6 +6,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -50,18 +51,28 @@ _VALUE_BOOL = 0x38  # Value.bool_value = 7
 _MOVE_TO_1 = 9
 _CLOSE_PATH = 15
 _MAX_VARINT_BYTES = 10
+#: Up to this many features a plain Python loop beats the vectorised path (its fixed cost is ~50 numpy calls).
+SMALL_LAYER_FEATURES = 48
+_ONE_BYTE = tuple(bytes((value,)) for value in range(128))
 
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 0x200000:
+        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
+
+
+def _varints_py(values: Sequence[int]) -> bytes:
+    return b"".join([_varint(v) for v in values])
 
 
 def _zigzag(value: int) -> int:
@@ -167,6 +178,13 @@ class AttributeColumn:
     codes: IntArray
     value_offsets: IntArray
     value_bytes: UInt8Array
+
+    @cached_property
+    def value_list(self) -> tuple[bytes, ...]:
+        """The encoded table entries as Python bytes (used by the small-tile path)."""
+        data = self.value_bytes.tobytes()
+        offsets = self.value_offsets.tolist()
+        return tuple(data[offsets[j]:offsets[j + 1]] for j in range(len(offsets) - 1))
 
     @classmethod
     def from_values(cls, key: str, values: Sequence[AttributeValue] | npt.NDArray[np.generic]) -> AttributeColumn:
@@ -276,6 +294,23 @@ def encode_layer(
     n = positions.shape[0]
     if n == 0:
         return b""
+    if n <= SMALL_LAYER_FEATURES:
+        features, values = _features_small(feature_ids, geom_types, geometry, columns, positions)
+    else:
+        features, values = _features_vectorised(feature_ids, geom_types, geometry, columns, positions)
+    name_bytes = name.encode("utf-8")
+    head = bytes((_LAYER_VERSION, 2, _LAYER_NAME)) + _varint(len(name_bytes)) + name_bytes
+    keys = b"".join(bytes((_LAYER_KEY,)) + _varint(len(k)) + k for k in (c.key.encode("utf-8") for c in columns))
+    layer = b"".join((head, features, keys, values, bytes((_LAYER_EXTENT,)), _varint(extent)))
+    return bytes((_TILE_LAYER,)) + _varint(len(layer)) + layer
+
+
+def _features_vectorised(
+    feature_ids: npt.NDArray[np.integer] | None, geom_types: npt.NDArray[np.integer],
+    geometry: tuple[npt.NDArray[np.uint64], IntArray], columns: Sequence[AttributeColumn], positions: IntArray,
+) -> tuple[bytes, bytes]:
+    """``Layer.features`` and ``Layer.values`` fields, built with whole-array numpy operations."""
+    n = positions.shape[0]
     commands, counts = geometry
     geom_bytes, per_command = _varints(commands)
     geom_part = (geom_bytes, _row_sums(per_command, counts))
@@ -290,11 +325,45 @@ def encode_layer(
     parts.append((type_bytes, np.full(n, 2, dtype=np.int64)))
     parts += _length_prefixed(_FEATURE_GEOMETRY, geom_part)
     features = _concat_rows(_length_prefixed(_LAYER_FEATURE, _concat_rows(parts, n)), n)[0]
-    name_bytes = name.encode("utf-8")
-    head = bytes((_LAYER_VERSION, 2, _LAYER_NAME)) + _varint(len(name_bytes)) + name_bytes
-    keys = b"".join(bytes((_LAYER_KEY,)) + _varint(len(k)) + k for k in (c.key.encode("utf-8") for c in columns))
-    layer = b"".join((head, features.tobytes(), keys, values.tobytes(), bytes((_LAYER_EXTENT,)), _varint(extent)))
-    return bytes((_TILE_LAYER,)) + _varint(len(layer)) + layer
+    return features.tobytes(), values.tobytes()
+
+
+def _features_small(
+    feature_ids: npt.NDArray[np.integer] | None, geom_types: npt.NDArray[np.integer],
+    geometry: tuple[npt.NDArray[np.uint64], IntArray], columns: Sequence[AttributeColumn], positions: IntArray,
+) -> tuple[bytes, bytes]:
+    """The same fields as :func:`_features_vectorised`, with a Python loop (cheaper for a few features)."""
+    n = positions.shape[0]
+    tags: list[list[int]] = [[] for _ in range(n)]
+    values: list[bytes] = []
+    for k, column in enumerate(columns):
+        local: dict[int, int] = {}
+        table = column.value_list
+        for i, code in enumerate(column.codes[positions].tolist()):
+            if code < 0:
+                continue
+            index = local.get(code)
+            if index is None:
+                index = local[code] = len(values)
+                values.append(table[code])
+            tags[i] += (k, index)
+    commands, counts = geometry
+    flat = commands.tolist()
+    ids = None if feature_ids is None else np.asarray(feature_ids).tolist()
+    types = np.asarray(geom_types).tolist()
+    out: list[bytes] = []
+    start = 0
+    for i, count in enumerate(np.asarray(counts).tolist()):
+        geom = _varints_py(flat[start:start + count])
+        start += count
+        tag = _varints_py(tags[i])
+        body = b"".join((
+            b"" if ids is None else bytes((_FEATURE_ID,)) + _varint(ids[i]),
+            bytes((_FEATURE_TAGS,)), _varint(len(tag)), tag, bytes((_FEATURE_TYPE, types[i])),
+            bytes((_FEATURE_GEOMETRY,)), _varint(len(geom)), geom,
+        ))
+        out.append(bytes((_LAYER_FEATURE,)) + _varint(len(body)) + body)
+    return b"".join(out), b"".join(values)
 
 
 def encode_point_layer(

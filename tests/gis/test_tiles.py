@@ -11,7 +11,7 @@ import pytest
 from shapely import LineString, MultiLineString, Point, Polygon, box
 
 from gis.hexgrid import hex_cells, hex_centre_m, hex_polygon_m, hex_ring
-from gis.mvt import AttributeColumn, encode_line_or_polygon_layer, encode_point_layer
+from gis.mvt import SMALL_LAYER_FEATURES, AttributeColumn, encode_line_or_polygon_layer, encode_point_layer
 from gis.tiles import (
     DEFAULT_EXTENT,
     TileOutOfRangeError,
@@ -74,20 +74,21 @@ def test_select_points_agrees_with_brute_force() -> None:
         assert select_points(x, y, box_m).tolist() == brute.tolist()
 
 
-def test_point_layer_round_trips_through_the_reference_decoder() -> None:
+@pytest.mark.parametrize("n", [SMALL_LAYER_FEATURES, SMALL_LAYER_FEATURES + 1, 300])  # Python loop, numpy, numpy
+def test_point_layer_round_trips_through_the_reference_decoder(n: int) -> None:
     b = tile_bounds(14, 13038, 6785)
     rng = np.random.default_rng(3)
-    n = 300
     x_m = rng.uniform(b.min_x_m, b.max_x_m, n)
     y_m = rng.uniform(b.min_y_m, b.max_y_m, n)
     px, py = quantise_points(x_m, y_m, b)
     rates = np.round(rng.uniform(0, 120, n), 2)
     rates[5] = np.nan  # no value: no tag
-    columns = [AttributeColumn.from_values("asset_id", [f"T-{i:05d}" for i in range(n)]),
+    columns = [AttributeColumn.from_values("asset_id", [f"T-{i % 40:05d}" for i in range(n)]),  # repeated values
                AttributeColumn.from_values("load_rate_pct", rates),
                AttributeColumn.from_values("in_service", [i % 3 != 0 for i in range(n)]),
                AttributeColumn.from_values("count", [i - 150 for i in range(n)])]
     positions = np.arange(n, dtype=np.int64)[::-1].copy()
+    positions[:3] = positions[3]  # one row may appear as several features
     ids = np.arange(n, dtype=np.int64) * 1000 + 7  # multi-byte varints
     tile = encode_point_layer("transformers", px[positions], py[positions], columns, positions,
                               feature_ids=ids[positions])
@@ -97,7 +98,8 @@ def test_point_layer_round_trips_through_the_reference_decoder() -> None:
         assert feature["id"] == ids[i]
         assert feature["geometry"]["coordinates"] == [int(px[i]), int(py[i])]
         props = feature["properties"]
-        assert props["asset_id"] == f"T-{i:05d}" and props["in_service"] == (i % 3 != 0) and props["count"] == i - 150
+        assert props["asset_id"] == f"T-{i % 40:05d}" and props["in_service"] == (i % 3 != 0)
+        assert props["count"] == i - 150
         assert ("load_rate_pct" not in props) if i == 5 else props["load_rate_pct"] == rates[i]
     assert px.min() >= 0 and px.max() <= DEFAULT_EXTENT
 
