@@ -126,6 +126,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API with uvicorn."""
     import uvicorn
 
+    # The service runs the periodic jobs (docs/lifecycle-infra.md) unless told otherwise; set before the
+    # settings are first read, and inherited by uvicorn's worker processes.
+    os.environ.setdefault("SANLING_JOBS_ENABLED", "true")
     settings = _settings()
     host = args.host or settings.host
     port = args.port or settings.port
@@ -227,6 +230,44 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """List the periodic jobs with their lease state, or run one now (without waiting for its lease)."""
+    from datetime import datetime
+
+    import app.main  # noqa: F401 (the routers import the modules that register their jobs)
+    from app.audit import as_utc
+    from app.db import create_db_engine, make_session_factory
+    from app.jobs import lease_states, periodic_jobs, run_job
+    from gis.errors import InvalidInputError
+
+    settings = _settings()
+    registry = periodic_jobs()
+    engine = create_db_engine(settings.effective_database_url)
+    factory = make_session_factory(engine)
+    try:
+        if args.action == "list":
+            with factory() as session:
+                leases = lease_states(session)
+
+            def show(moment: datetime | None) -> str:
+                return as_utc(moment).isoformat(timespec="seconds") if moment else "-"
+
+            for job in registry:
+                lease = leases.get(job.name)
+                print("\t".join([job.name, f"every {job.interval_for(settings):g} s",
+                                 f"next {show(lease.expires_at) if lease else 'now'}",
+                                 f"last {show(lease.last_finished_at) if lease else '-'}",
+                                 (lease.last_error or "ok") if lease and lease.last_finished_at else "-"]))
+            return 0
+        if args.name not in registry.jobs:
+            raise InvalidInputError(f"no job {args.name!r}; known: {', '.join(sorted(registry.jobs))}", field="name")
+        result = run_job(registry.get(args.name), factory, settings)
+        print(json.dumps(result, ensure_ascii=False, default=str) if result is not None else "done")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``sanling`` command."""
     parser = argparse.ArgumentParser(prog="sanling", description="Sanling 三零 grid-connection design service")
@@ -285,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     apikey_revoke = apikey_sub.add_parser("revoke", help="revoke a key at once")
     apikey_revoke.add_argument("id", type=int)
     apikey.set_defaults(func=cmd_apikey)
+
+    jobs = sub.add_parser("jobs", help="list the periodic jobs or run one now")
+    jobs_sub = jobs.add_subparsers(dest="action", required=True)
+    jobs_sub.add_parser("list", help="list jobs: name, interval, next due, last finished, last error")
+    jobs_run = jobs_sub.add_parser("run", help="run a job now in this process")
+    jobs_run.add_argument("name")
+    jobs.set_defaults(func=cmd_jobs)
 
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host")
