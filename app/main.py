@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from app.api import (
+    applications,
     audit,
     auth,
     capacity,
@@ -21,6 +22,7 @@ from app.api import (
     notifications,
     public,
     sources,
+    terminal,
     tiles,
 )
 from app.db import create_db_engine, make_session_factory
@@ -80,4 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=map_page.STATIC_DIR), name="static")
     app.include_router(sources.router)
     app.include_router(designs.router)
+    app.include_router(applications.router)
+    app.include_router(applications.admin_router)
+    app.include_router(terminal.router)
     return app

@@ -53,6 +53,22 @@ class Settings(BaseSettings):
         default="urban",
         description="Area type (supply radius class) for pins in no grid area when the request names none.",
     )
+    upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024,
+        description="Largest accepted upload (application document or site photo), bytes.",
+    )
+    deadline_at_risk_working_days: int = Field(
+        default=1, ge=0, le=10,
+        description="A step is at risk when at most this many working days are left before its deadline (R5.4).",
+    )
+    deadline_watch_interval_s: float = Field(
+        default=900.0, ge=1, description="Interval of the deadline_watch job, seconds.",
+    )
+    depot_stock_file: Path | None = Field(
+        default=None,
+        description="CSV `material_code,on_hand_quantity` of the depot (R5.5); confirmed BOMs are checked against "
+        "it. Empty: no stock check.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `sanling serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `sanling serve` binds to.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes for `sanling serve`.")

@@ -1,0 +1,270 @@
+"""Customer applications (R1): apply and sign, follow the timeline, add documents, cancel; admin queue (R5.1)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Select, select
+
+from app import applications as service
+from app.applications import Actor, ApplicationForm, ApplicationStatus
+from app.auth import (
+    AdminUser,
+    AuthenticatedUser,
+    CurrentUser,
+    Role,
+    grid_area_scope,
+    require_grid_area,
+    require_owner,
+    require_roles,
+)
+from app.contracts import ContractDataError, ContractMismatchError, current_contract
+from app.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.errors import register_error_table
+from app.idempotency import IdempotencyDep
+from app.models import Application, AssignmentQueueItem
+from app.reservations import CapacityTakenError
+from app.settings import Settings
+from app.uploads import StoredFile, UploadTooLargeError, UploadTypeError, store_upload
+from design_rules.profiles import DocumentKind
+from gis.errors import InvalidInputError
+
+router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
+admin_router = APIRouter(prefix="/api/v1/admin/unassigned", tags=["admin"])
+
+register_error_table(service.ApplicationStateError, 409)
+register_error_table(service.IfMatchRequiredError, 428)
+register_error_table(CapacityTakenError, 409)
+register_error_table(ContractDataError, 500)
+register_error_table(ContractMismatchError, 422)
+register_error_table(UploadTypeError, 415)
+register_error_table(UploadTooLargeError, 413)
+
+CustomerUser = Annotated[AuthenticatedUser, Depends(require_roles(Role.CUSTOMER))]
+ApplicationReader = Annotated[AuthenticatedUser, Depends(require_roles(
+    Role.CUSTOMER, Role.CUSTOMER_MANAGER, Role.PROJECT_MANAGER))]
+CustomerOrManager = Annotated[AuthenticatedUser, Depends(require_roles(Role.CUSTOMER, Role.CUSTOMER_MANAGER))]
+ApplicationId = Annotated[int, Path(ge=1, description="Application id.")]
+
+_AUTH = {401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},
+         403: {"description": "Wrong role, not your application, or outside your grid areas (`FORBIDDEN`)."}}
+_NOT_FOUND = {404: {"description": "`APPLICATION_NOT_FOUND`."}}
+_IDEMPOTENCY = {409: {"description": "`IDEMPOTENCY_IN_PROGRESS`, or a state error (`APPLICATION_CLOSED`, …)."}}
+
+
+def load_visible(session: Any, user: AuthenticatedUser, application_id: int) -> Application:
+    """The application if the caller may see it: customers their own, managers their grid areas, admins all."""
+    application = service.get_application(session, application_id)
+    if user.role is Role.CUSTOMER:
+        require_owner(user, application.customer_user_id)
+    else:
+        require_grid_area(user, application.grid_area_code)
+    return application
+
+
+def _is_staff(user: AuthenticatedUser) -> bool:
+    return user.role is not Role.CUSTOMER
+
+
+def _store(upload: UploadFile | None, settings: Settings, field: str) -> StoredFile | None:
+    if upload is None or (not upload.filename and upload.size == 0):
+        return None
+    return store_upload(upload.file, upload.filename, data_dir=settings.data_dir, max_bytes=settings.upload_max_bytes,
+                        field=field)
+
+
+def parse_json_field(raw: str, model: type[BaseModel], field: str) -> Any:
+    """Validate a JSON form field against ``model``; errors answer 422 ``REQUEST_INVALID`` naming the field."""
+    try:
+        return model.model_validate(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{field}: not JSON ({exc.msg}).", field=field) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"{field}.{path}: {first['msg']}", field=f"{field}.{path}",
+                                errors=[{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                                        for e in exc.errors()]) from None
+
+
+@router.get("/contract", responses=_AUTH)
+def read_contract(user: CurrentUser) -> dict[str, Any]:
+    """The supply contract a new application accepts: version, text and the SHA-256 to send back (R1.4)."""
+    contract = current_contract()
+    return {"version": contract.version, "title_zh": contract.title_zh, "text_zh": contract.text_zh,
+            "sha256": contract.sha256}
+
+
+@router.post("", status_code=201, responses={
+    **_AUTH, **_IDEMPOTENCY,
+    201: {"description": "The accepted application with its timeline, promised power-on date and design."},
+    413: {"description": "`UPLOAD_TOO_LARGE`."}, 415: {"description": "`UPLOAD_TYPE_UNSUPPORTED` (PDF/JPEG/PNG)."},
+    422: {"description": "`CONTRACT_MISMATCH`, `DOCUMENT_MISSING`, `NOT_ELIGIBLE` (reasons in details), "
+                         "`OUT_OF_SERVICE_AREA`, `REQUEST_INVALID`, …"},
+})
+def create_application(
+    user: CustomerUser, session: SessionDep, settings: SettingsDep, engine: SitingEngineDep, idem: IdempotencyDep,
+    application: Annotated[str, Form(description="The application as JSON (`ApplicationForm`: identity, address, "
+                                                 "meter-box pin with its crs, kW, phases, category, industry, "
+                                                 "urban/rural, contract_version and contract_sha256).")],
+    identity_document: Annotated[UploadFile, File(description="ID card or business licence (PDF/JPEG/PNG).")],
+    property_document: Annotated[UploadFile | None, File(
+        description="Proof of the address's property rights; may follow later (容缺受理).")] = None,
+) -> JSONResponse:
+    """Apply and sign in one step (申请签约, R1.1–R1.4).
+
+    Checks eligibility, designs the connection (source, job class, cost, deadlines), books the capacity on the
+    chosen transformer, plans the internal steps and assigns the grid area's 1+1 team, all at once. Answers the
+    application with its timeline and the promised power-on date. Honours `Idempotency-Key`.
+    """
+    form: ApplicationForm = parse_json_field(application, ApplicationForm, "application")
+
+    def action() -> tuple[int, dict[str, Any], dict[str, str]]:
+        identity = _store(identity_document, settings, "identity_document")
+        proof = _store(property_document, settings, "property_document")
+        row = service.submit_application(session, engine, settings, customer=user, form=form, identity=identity,
+                                         property_proof=proof, now=datetime.now(UTC))
+        body = service.application_json(session, row, settings, staff=False)
+        return 201, body, {"Location": f"/api/v1/applications/{row.id}"}
+
+    response = idem.run(session, user_id=user.id, action=action)
+    session.commit()
+    return response
+
+
+def _list_query(user: AuthenticatedUser) -> Select[tuple[Application]]:
+    query = select(Application)
+    if user.role is Role.CUSTOMER:
+        return query.where(Application.customer_user_id == user.id)
+    scope = grid_area_scope(user)
+    if scope is not None:
+        query = query.where(Application.grid_area_code.in_(sorted(scope)))
+    return query
+
+
+@router.get("", responses=_AUTH)
+def list_applications(
+    user: ApplicationReader, session: SessionDep, settings: SettingsDep,
+    status: Annotated[ApplicationStatus | None, Query(description="Only applications in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Applications you may see: a customer's own, a manager's grid areas, all for admins; newest first."""
+    query = _list_query(user)
+    if status is not None:
+        query = query.where(Application.status == status.value)
+    rows = session.scalars(query.order_by(Application.id.desc()).limit(limit).offset(offset))
+    return {"items": [{
+        "id": a.id, "status": a.status, "applicant_name": a.applicant_name, "address": a.address,
+        "kw": a.requested_kw, "job_class": a.job_class, "grid_area_code": a.grid_area_code,
+        "promised_power_on": a.promised_power_on.isoformat() if a.promised_power_on else None,
+        "created_at": a.created_at.isoformat() if a.created_at else None} for a in rows],
+        "limit": limit, "offset": offset}
+
+
+@router.get("/{application_id}", responses={**_AUTH, **_NOT_FOUND})
+def read_application(application_id: ApplicationId, user: ApplicationReader, session: SessionDep,
+                     settings: SettingsDep) -> dict[str, Any]:
+    """The application and its timeline: the customer's two procedures (申请签约, 施工接电) and every internal
+    step (R5.2) with its deadline, actual completion time and deadline status."""
+    application = load_visible(session, user, application_id)
+    return service.application_json(session, application, settings, staff=_is_staff(user))
+
+
+@router.post("/{application_id}/documents", status_code=201, responses={
+    **_AUTH, **_NOT_FOUND, **_IDEMPOTENCY, 413: {"description": "`UPLOAD_TOO_LARGE`."},
+    415: {"description": "`UPLOAD_TYPE_UNSUPPORTED`."}})
+def add_document(application_id: ApplicationId, user: CustomerOrManager, session: SessionDep, settings: SettingsDep,
+                 idem: IdempotencyDep,
+                 kind: Annotated[DocumentKind, Form(description="`identity` or `property_proof`.")],
+                 document: Annotated[UploadFile, File(description="PDF, JPEG or PNG.")]) -> JSONResponse:
+    """Add a document later (容缺受理: the property proof before power-on). Honours `Idempotency-Key`."""
+    application = load_visible(session, user, application_id)
+
+    def action() -> tuple[int, dict[str, Any]]:
+        stored = _store(document, settings, "document")
+        if stored is None:
+            raise service.DocumentMissingError("The document file is empty.", field="document")
+        row = service.add_document(session, settings, application, kind, stored, actor=Actor.of(user),
+                                   now=datetime.now(UTC))
+        return 201, {"id": row.id, "kind": row.kind, "filename": row.filename, "sha256": row.sha256,
+                     "size_bytes": row.size_bytes, "documents_complete": application.documents_complete}
+
+    response = idem.run(session, user_id=user.id, action=action)
+    session.commit()
+    return response
+
+
+class CancelRequest(BaseModel):
+    """Why the application is cancelled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/{application_id}/cancel", responses={**_AUTH, **_NOT_FOUND, **_IDEMPOTENCY})
+def cancel_application(application_id: ApplicationId, body: CancelRequest, user: CustomerOrManager, session: SessionDep,
+                       settings: SettingsDep, idem: IdempotencyDep) -> JSONResponse:
+    """Cancel an open application (its customer, a customer manager of its area, or an admin); the capacity
+    booked on its transformer is released. Honours `Idempotency-Key`."""
+    application = load_visible(session, user, application_id)
+
+    def action() -> tuple[int, dict[str, Any]]:
+        service.cancel_application(session, application, reason=body.reason, actor=Actor.of(user),
+                                   now=datetime.now(UTC))
+        return 200, service.application_json(session, application, settings, staff=_is_staff(user))
+
+    response = idem.run(session, user_id=user.id, action=action)
+    session.commit()
+    return response
+
+
+# --- admin assignment queue (R5.1) ----------------------------------------------------------------------------
+
+
+@admin_router.get("", responses=_AUTH)
+def list_unassigned(user: AdminUser, session: SessionDep) -> dict[str, Any]:
+    """Applications waiting for a 1+1 team: the pin lies in no grid area, or the area has no team."""
+    rows = session.execute(select(AssignmentQueueItem, Application)
+                           .join(Application, Application.id == AssignmentQueueItem.application_id)
+                           .where(AssignmentQueueItem.resolved_at.is_(None))
+                           .order_by(AssignmentQueueItem.queued_at, AssignmentQueueItem.id)).all()
+    return {"items": [{"application_id": a.id, "reason": item.reason, "queued_at": item.queued_at.isoformat(),
+                       "applicant_name": a.applicant_name, "address": a.address, "kw": a.requested_kw,
+                       "pin": {"lon": a.pin_lon, "lat": a.pin_lat, "crs": a.pin_crs},
+                       "grid_area_code": a.grid_area_code, "status": a.status} for item, a in rows]}
+
+
+class AssignRequest(BaseModel):
+    """An admin's assignment: the grid area, and optionally the two people (default: the area's team)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"grid_area_code": "CQ-YB-01"}]})
+
+    grid_area_code: str = Field(min_length=1, max_length=64)
+    customer_manager_user_id: int | None = None
+    project_manager_user_id: int | None = None
+
+
+@admin_router.post("/{application_id}/assign", responses={
+    **_AUTH, **_NOT_FOUND, **_IDEMPOTENCY, 422: {"description": "`ASSIGNMENT_INVALID`."}})
+def assign_application(application_id: ApplicationId, body: AssignRequest, user: AdminUser, session: SessionDep,
+                       settings: SettingsDep, idem: IdempotencyDep) -> JSONResponse:
+    """Assign a queued application to a grid area and its customer manager and project manager."""
+    application = service.get_application(session, application_id)
+
+    def action() -> tuple[int, dict[str, Any]]:
+        service.assign_by_admin(session, application, grid_area_code=body.grid_area_code,
+                                customer_manager_user_id=body.customer_manager_user_id,
+                                project_manager_user_id=body.project_manager_user_id, actor=Actor.of(user),
+                                now=datetime.now(UTC))
+        return 200, service.application_json(session, application, settings, staff=True)
+
+    response = idem.run(session, user_id=user.id, action=action)
+    session.commit()
+    return response

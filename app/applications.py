@@ -1,0 +1,791 @@
+"""Application lifecycle (R1, R5): intake, 1+1 assignment, survey adjustments, confirmation, stages, cancellation.
+
+Service functions over the request's session; they flush but never commit (the route commits once, so an
+application, its design, its capacity booking, its steps and its audit rows succeed or fail together).
+States, steps and rules: docs/lifecycle.md.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import shapely
+from geoalchemy2.shape import from_shape
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.designs import DesignVersionConflictError
+from app.audit import as_utc, record_change, snapshot
+from app.auth import AuthenticatedUser, Role
+from app.contracts import check_acceptance
+from app.designing import DesignRequest, create_design, design_etag, load_design, work_calendar
+from app.models import (
+    Application,
+    ApplicationDocument,
+    ApplicationStep,
+    AssignmentQueueItem,
+    Design,
+    GridArea,
+    MaterialsRequest,
+    User,
+)
+from app.reservations import CapacityTakenError, move_reservation, release_reservation, target_for_design
+from app.settings import Settings
+from app.siting_service import SitingEngine
+from app.uploads import StoredFile
+from design_rules.deadline_watch import DeadlineStatus, deadline_status
+from design_rules.profiles import Category, DocumentKind, StepCode, get_profile
+from design_rules.schedule import CHINA_TZ
+from gis.errors import InvalidInputError, NotFoundError, SanlingError
+
+#: A design is recomputed at most this often when its transformer was booked by someone else meanwhile.
+DESIGN_ATTEMPTS = 3
+#: Steps whose completion report must carry at least one photo (CQ-32 附件3 五.四 现场图片).
+PHOTO_STEPS = frozenset({StepCode.CONSTRUCTION, StepCode.METER_AND_ENERGISE})
+#: The step completed by the confirm call, not by a stage report.
+CONFIRM_STEP = StepCode.DESIGN_AND_BOM
+
+
+class ApplicationStatus(StrEnum):
+    """Where an application stands (docs/lifecycle.md)."""
+
+    AWAITING_ASSIGNMENT = "awaiting_assignment"
+    IN_PROGRESS = "in_progress"
+    POWERED_ON = "powered_on"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = frozenset({ApplicationStatus.AWAITING_ASSIGNMENT, ApplicationStatus.IN_PROGRESS})
+
+
+class QueueReason(StrEnum):
+    """Why an application waits in the admin assignment queue."""
+
+    NO_GRID_AREA = "no_grid_area"
+    NO_TEAM = "no_team"
+
+
+# --- errors ---------------------------------------------------------------------------------------------------
+
+
+class ApplicationNotFoundError(NotFoundError):
+    """No application has this id (HTTP 404)."""
+
+    code = "APPLICATION_NOT_FOUND"
+    default_message = "No application has this id."
+
+
+class ApplicationStateError(SanlingError):
+    """The application's state does not allow this action (HTTP 409)."""
+
+    code = "APPLICATION_STATE_INVALID"
+    default_message = "The application's state does not allow this action."
+
+
+class ApplicationClosedError(ApplicationStateError):
+    """The application is powered on or cancelled (HTTP 409)."""
+
+    code = "APPLICATION_CLOSED"
+    default_message = "The application is closed (powered on or cancelled)."
+
+
+class NotAssignedError(ApplicationStateError):
+    """Field work needs the 1+1 team first; the application waits in the admin queue (HTTP 409)."""
+
+    code = "APPLICATION_NOT_ASSIGNED"
+    default_message = "The application has no 1+1 team yet; an admin must assign it first."
+
+
+class StepOutOfOrderError(ApplicationStateError):
+    """A step was reported before the steps that come before it (R5.2; HTTP 409)."""
+
+    code = "STEP_OUT_OF_ORDER"
+    default_message = "Steps are completed in order; an earlier step is still open."
+
+
+class StepAlreadyCompletedError(ApplicationStateError):
+    """The step was completed before; its time cannot be changed (R5.3; HTTP 409)."""
+
+    code = "STEP_ALREADY_COMPLETED"
+    default_message = "This step is already completed; its time is final."
+
+
+class StepNotInPlanError(ApplicationStateError):
+    """The step is not part of this application's plan (e.g. 行政审批 without excavation; HTTP 409)."""
+
+    code = "STEP_NOT_IN_PLAN"
+    default_message = "This step is not part of this application's plan."
+
+
+class ConfirmRequiredError(ApplicationStateError):
+    """外线设计并生成物料清单 is completed by confirming the design, not by a stage report (HTTP 409)."""
+
+    code = "CONFIRM_REQUIRED"
+    default_message = "Confirm the design to complete 外线设计并生成物料清单."
+
+
+class DesignFrozenError(ApplicationStateError):
+    """The design was confirmed; it and its BOM are frozen (HTTP 409)."""
+
+    code = "DESIGN_FROZEN"
+    default_message = "The design is confirmed and frozen; it can no longer be adjusted."
+
+
+class IfMatchRequiredError(SanlingError):
+    """Changing a design from a terminal needs ``If-Match`` with the design's ETag (HTTP 428)."""
+
+    code = "IF_MATCH_REQUIRED"
+    default_message = "Send If-Match with the ETag of the design version this change starts from."
+
+
+class DocumentMissingError(InvalidInputError):
+    """A required document is missing (R1.2: the ID always; the property proof before power-on; HTTP 422)."""
+
+    code = "DOCUMENT_MISSING"
+    default_message = "A required document is missing."
+
+
+class PhotoRequiredError(InvalidInputError):
+    """This stage report needs at least one photo (HTTP 422)."""
+
+    code = "PHOTO_REQUIRED"
+    default_message = "This stage report needs at least one site photo."
+
+
+class AssignmentInvalidError(InvalidInputError):
+    """An admin assignment names an unknown grid area or users without that role and grid area (HTTP 422)."""
+
+    code = "ASSIGNMENT_INVALID"
+    default_message = "The assignment is not valid."
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------
+
+
+class ApplicationForm(BaseModel):
+    """The application (用电申请) as the customer's app submits it (R1.1), with the contract acceptance (R1.4)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
+        "applicant_name": "山城小面馆", "identity_kind": "business_licence", "identity_number": "91500000MA5U000000",
+        "contact_phone": "13800000000", "address": "重庆市渝北区金山大道 88 号", "lon": 106.4883433,
+        "lat": 29.499325, "crs": "wgs84", "kw": 10, "phases": 1, "category": "small_enterprise",
+        "industry": "餐饮", "area_type": "urban", "contract_version": "lv-demo-2019.1",
+        "contract_sha256": "<sha256 of the contract text shown>"}]})
+
+    applicant_name: str = Field(min_length=1, max_length=200, description="Customer (person or enterprise) name.")
+    identity_kind: Literal["id_card", "business_licence"] = Field(description="身份证 or 营业执照.")
+    identity_number: str = Field(min_length=4, max_length=64)
+    contact_phone: str | None = Field(default=None, max_length=32)
+    address: str = Field(min_length=2, max_length=500, description="用电地址.")
+    lon: float = Field(description="Meter-box longitude in `crs`, as picked on the phone map.")
+    lat: float = Field(description="Meter-box latitude in `crs`.")
+    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+    kw: float = Field(gt=0, le=10_000, description="Requested capacity, kW.")
+    phases: Literal[1, 3] = 3
+    category: Category = Category.SMALL_ENTERPRISE
+    industry: str | None = Field(default=None, max_length=100, description="行业类别.")
+    area_type: Literal["urban", "rural"] | None = Field(
+        default=None, description="城乡类别; default: the grid area's.")
+    wanted_power_on: date | None = Field(default=None, description="客户预计送电时间 (BS 4.1.3).")
+    contract_version: str = Field(max_length=32, description="The contract version shown (GET .../contract).")
+    contract_sha256: str = Field(min_length=64, max_length=64, description="SHA-256 of the contract text shown.")
+
+    def design_request(self) -> DesignRequest:
+        """The design input of this application."""
+        return DesignRequest(lon=self.lon, lat=self.lat, crs=self.crs, kw=self.kw, phases=self.phases,
+                             category=self.category, customer_name=self.applicant_name,
+                             wanted_power_on=self.wanted_power_on, area_type=self.area_type)
+
+
+class GpsFix(BaseModel):
+    """The device's GPS fix at the time of a report (WGS-84)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lon_wgs84: float = Field(ge=-180, le=180)
+    lat_wgs84: float = Field(ge=-90, le=90)
+    accuracy_m: float = Field(gt=0, le=10_000)
+
+
+class SurveyAdjustment(BaseModel):
+    """What the project manager changes on site (R5): any combination of the three adjustments."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
+        "meter_box": {"lon": 106.48836, "lat": 29.49934, "crs": "wgs84"},
+        "no_overhead_stretches": [{"type": "LineString", "coordinates": [[106.4881, 29.4991], [106.4885, 29.4993]]}],
+        "transformer_asset_id": None}]})
+
+    meter_box: dict[str, Any] | None = Field(
+        default=None, description="Moved meter box: `{lon, lat, crs}` (crs default wgs84).")
+    no_overhead_stretches: list[dict[str, Any]] | None = Field(
+        default=None, max_length=50, description="Obstacles / no-overhead stretches (GeoJSON, WGS-84); replaces "
+        "the design's list. A route touching one becomes cable.")
+    transformer_asset_id: str | None = Field(default=None, description="Choose another feasible candidate.")
+
+    def apply(self, request: dict[str, Any]) -> DesignRequest:
+        """The design request after this adjustment (validated by :class:`DesignRequest`)."""
+        changed = dict(request)
+        if self.meter_box is not None:
+            changed.update(lon=self.meter_box.get("lon"), lat=self.meter_box.get("lat"),
+                           crs=self.meter_box.get("crs", "wgs84"))
+        if self.no_overhead_stretches is not None:
+            changed["no_overhead_stretches"] = self.no_overhead_stretches
+        if self.transformer_asset_id is not None:
+            changed["transformer_asset_id"] = self.transformer_asset_id
+        elif self.meter_box is not None:
+            changed["transformer_asset_id"] = None  # a moved box is sited afresh unless a candidate is named
+        return DesignRequest.model_validate(changed)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, for the audit log."""
+
+    user_id: int | None
+    role: str | None
+
+    @classmethod
+    def of(cls, user: AuthenticatedUser) -> Actor:
+        """The actor of an authenticated request."""
+        return cls(user.id, str(user.role))
+
+
+SYSTEM = Actor(None, None)
+
+
+def china_date(moment: datetime) -> date:
+    """The Asia/Shanghai calendar date of a moment (deadlines are days in China)."""
+    return as_utc(moment).astimezone(CHINA_TZ).date()
+
+
+def _audit(session: Session, actor: Actor, application: Application, action: str,
+           before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    record_change(session, actor_user_id=actor.user_id, actor_role=actor.role, entity="application",
+                  entity_id=str(application.id), action=action, before=before, after=after)
+
+
+def _state(application: Application) -> dict[str, Any]:
+    return snapshot(application, exclude=("identity_number",))
+
+
+# --- loading and scope ----------------------------------------------------------------------------------------
+
+
+def get_application(session: Session, application_id: int) -> Application:
+    """The application, or ``APPLICATION_NOT_FOUND``."""
+    application = session.get(Application, application_id)
+    if application is None:
+        raise ApplicationNotFoundError(application_id=application_id)
+    return application
+
+
+def steps_of(session: Session, application: Application) -> list[ApplicationStep]:
+    """The application's steps in process order."""
+    return list(session.scalars(select(ApplicationStep).where(ApplicationStep.application_id == application.id)
+                                .order_by(ApplicationStep.seq)))
+
+
+def require_open(application: Application) -> None:
+    """Raise unless the application is still open."""
+    if application.status not in OPEN_STATUSES:
+        raise ApplicationClosedError(application_id=application.id, status=application.status)
+
+
+def require_assigned(application: Application) -> None:
+    """Raise unless the application is open and has its 1+1 team."""
+    require_open(application)
+    if application.status != ApplicationStatus.IN_PROGRESS:
+        raise NotAssignedError(application_id=application.id, status=application.status)
+
+
+# --- design and capacity --------------------------------------------------------------------------------------
+
+
+def _design_and_book(session: Session, engine: SitingEngine, settings: Settings, application: Application,
+                     request: DesignRequest, *, design_id: str | None, accepted_at: datetime,
+                     now: datetime) -> Design:
+    """Compute and store a design version and move the application's booking onto its transformer.
+
+    When the transformer was booked full by someone else since this worker's snapshot (``CAPACITY_TAKEN``),
+    the booking's generation bump makes the next attempt site on the new state, so it picks the next
+    feasible source (or a transformer upgrade). A surveyor's explicit candidate is not replaced.
+    """
+    for attempt in range(1, DESIGN_ATTEMPTS + 1):
+        row = create_design(session, engine, settings, request, design_id=design_id, now=now,
+                            accepted_at=accepted_at)
+        try:
+            move_reservation(session, application, target_for_design(row, settings))
+        except CapacityTakenError:
+            if attempt == DESIGN_ATTEMPTS or request.transformer_asset_id is not None:
+                raise
+            session.delete(row)
+            session.flush()
+            continue
+        return row
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _plan_steps(session: Session, application: Application, design: Design, *, today: date,
+                settings: Settings) -> None:
+    """Create or update the steps from the design's schedule (R5.2); completed steps keep their record.
+
+    A redesign may add 行政审批 (the road is now dug) or drop it; deadlines of open steps follow the
+    new schedule, which still counts from the original acceptance.
+    """
+    planned = design.result["schedule"]["steps"]
+    existing = {step.step_code: step for step in steps_of(session, application)}
+    wanted = {item["step_code"] for item in planned}
+    for code, step in existing.items():
+        if code not in wanted:
+            if step.completed_at is not None:
+                raise StepNotInPlanError("A completed step cannot leave the plan.", step_code=code)
+            session.delete(step)
+    calendar = work_calendar()
+    for seq, item in enumerate(planned, start=1):
+        step = existing.get(item["step_code"])
+        if step is None:
+            step = ApplicationStep(application_id=application.id, step_code=item["step_code"], photos=[])
+            session.add(step)
+        step.seq = seq
+        if step.completed_at is None:
+            step.starts_on = date.fromisoformat(item["starts_on"])
+            step.deadline = date.fromisoformat(item["deadline"])
+            step.deadline_status = deadline_status(step.deadline, today, calendar,
+                                                   at_risk_working_days=settings.deadline_at_risk_working_days)
+    application.job_class = design.job_class
+    application.promised_power_on = date.fromisoformat(design.result["schedule"]["promised_power_on"])
+    session.flush()
+
+
+# --- 1+1 assignment (R5.1) ------------------------------------------------------------------------------------
+
+
+def _manager(users: Sequence[User], role: Role, code: str, named: str | None) -> User | None:
+    """The area's manager of ``role``: active users of that role listing ``code``; the one named in
+    ``grid_areas`` (full name or username) first, else the lowest id."""
+    candidates = sorted((u for u in users if u.role == role and code in (u.grid_area_codes or [])),
+                        key=lambda u: u.id)
+    for user in candidates:
+        if named and named in (user.full_name, user.username):
+            return user
+    return candidates[0] if candidates else None
+
+
+def team_for_area(session: Session, code: str) -> tuple[User | None, User | None]:
+    """The 1+1 team (customer manager, project manager) of a grid area (docs/lifecycle.md "Assignment")."""
+    area = session.scalar(select(GridArea).where(GridArea.code == code))
+    users = list(session.scalars(select(User).where(
+        User.is_active.is_(True), User.role.in_([Role.CUSTOMER_MANAGER.value, Role.PROJECT_MANAGER.value]))))
+    return (_manager(users, Role.CUSTOMER_MANAGER, code, area.customer_manager if area else None),
+            _manager(users, Role.PROJECT_MANAGER, code, area.project_manager if area else None))
+
+
+def _assign_automatically(session: Session, application: Application, *, now: datetime) -> None:
+    code = application.grid_area_code
+    customer_manager, project_manager = team_for_area(session, code) if code else (None, None)
+    if customer_manager is not None and project_manager is not None:
+        application.customer_manager_user_id = customer_manager.id
+        application.project_manager_user_id = project_manager.id
+        application.assigned_at, application.assigned_by = now, "grid_area"
+        application.status = ApplicationStatus.IN_PROGRESS
+        return
+    application.status = ApplicationStatus.AWAITING_ASSIGNMENT
+    reason = QueueReason.NO_TEAM if code else QueueReason.NO_GRID_AREA
+    session.add(AssignmentQueueItem(application_id=application.id, reason=reason, queued_at=now))
+
+
+def assign_by_admin(session: Session, application: Application, *, grid_area_code: str,
+                    customer_manager_user_id: int | None, project_manager_user_id: int | None, actor: Actor,
+                    now: datetime) -> Application:
+    """Assign a queued (or re-assign an open) application to a grid area's team; users default to the area's.
+
+    Raises
+    ------
+    AssignmentInvalidError
+        Unknown grid area, or a user who is inactive, of another role or without that grid area.
+    """
+    require_open(application)
+    if session.scalar(select(GridArea.id).where(GridArea.code == grid_area_code)) is None:
+        raise AssignmentInvalidError("No grid area has this code.", field="grid_area_code", value=grid_area_code)
+    default_cm, default_pm = team_for_area(session, grid_area_code)
+    chosen: dict[Role, User | None] = {}
+    for role, user_id, default in ((Role.CUSTOMER_MANAGER, customer_manager_user_id, default_cm),
+                                   (Role.PROJECT_MANAGER, project_manager_user_id, default_pm)):
+        user = session.get(User, user_id) if user_id is not None else default
+        if user is None or not user.is_active or user.role != role or grid_area_code not in (
+                user.grid_area_codes or []):
+            raise AssignmentInvalidError(
+                f"No active {role.value} with grid area {grid_area_code} was named or found.",
+                field=f"{role.value}_user_id", value=user_id, grid_area_code=grid_area_code)
+        chosen[role] = user
+    before = _state(application)
+    application.grid_area_code = grid_area_code
+    application.customer_manager_user_id = chosen[Role.CUSTOMER_MANAGER].id  # type: ignore[union-attr]
+    application.project_manager_user_id = chosen[Role.PROJECT_MANAGER].id  # type: ignore[union-attr]
+    application.assigned_at, application.assigned_by = now, "admin"
+    application.status = ApplicationStatus.IN_PROGRESS
+    application.updated_at = now
+    item = session.scalar(select(AssignmentQueueItem).where(AssignmentQueueItem.application_id == application.id))
+    if item is not None and item.resolved_at is None:
+        item.resolved_at, item.resolved_by_user_id = now, actor.user_id
+    session.flush()
+    _audit(session, actor, application, "assigned", before, _state(application))
+    return application
+
+
+# --- intake (R1) ----------------------------------------------------------------------------------------------
+
+
+def _add_document(session: Session, application: Application, kind: DocumentKind, stored: StoredFile,
+                  *, actor: Actor, now: datetime) -> ApplicationDocument:
+    document = ApplicationDocument(
+        application_id=application.id, kind=kind.value, filename=stored.filename,
+        content_type=stored.content_type, size_bytes=stored.size_bytes, sha256=stored.sha256,
+        storage_path=stored.storage_path, uploaded_at=now, uploaded_by_user_id=actor.user_id)
+    session.add(document)
+    return document
+
+
+def missing_documents(session: Session, application: Application, settings: Settings) -> list[str]:
+    """Required documents (profile) not yet uploaded."""
+    profile = get_profile(settings.profile)
+    present = set(session.scalars(select(ApplicationDocument.kind)
+                                  .where(ApplicationDocument.application_id == application.id)))
+    return [kind.value for kind in profile.required_documents.required if kind.value not in present]
+
+
+def submit_application(session: Session, engine: SitingEngine, settings: Settings, *, customer: AuthenticatedUser,
+                       form: ApplicationForm, identity: StoredFile | None, property_proof: StoredFile | None,
+                       now: datetime | None = None) -> Application:
+    """Accept an application with its signed contract: design, book capacity, plan steps, assign the team.
+
+    The contract is signed at application (R1.4), so 受理申请并签约 is completed at once at the server's
+    time. 容缺受理 (R1.2): the identity document is required now; the property proof may follow when the
+    profile lists it as deferrable.
+
+    Raises
+    ------
+    CONTRACT_MISMATCH, DOCUMENT_MISSING, NOT_ELIGIBLE, CAPACITY_TAKEN, and the design errors.
+    """
+    now = now or datetime.now(UTC)
+    contract = check_acceptance(form.contract_version, form.contract_sha256)
+    profile = get_profile(settings.profile)
+    if identity is None:
+        raise DocumentMissingError("The identity document (ID card or business licence) is required.",
+                                   field="identity_document", kind=DocumentKind.IDENTITY.value)
+    if property_proof is None and DocumentKind.PROPERTY_PROOF not in profile.required_documents.deferrable:
+        raise DocumentMissingError("The property proof is required.", field="property_document",
+                                   kind=DocumentKind.PROPERTY_PROOF.value)
+    actor = Actor.of(customer)
+    application = Application(
+        customer_user_id=customer.id, applicant_name=form.applicant_name, identity_kind=form.identity_kind,
+        identity_number=form.identity_number, contact_phone=form.contact_phone, address=form.address,
+        pin_lon=form.lon, pin_lat=form.lat, pin_crs=form.crs, requested_kw=form.kw, phases=form.phases,
+        category=form.category.value, industry=form.industry, area_type=form.area_type,
+        wanted_power_on=form.wanted_power_on, status=ApplicationStatus.AWAITING_ASSIGNMENT,
+        documents_complete=property_proof is not None, contract_version=contract.version,
+        contract_sha256=contract.sha256, contract_accepted_at=now, contract_accepted_by_user_id=customer.id,
+        created_at=now, updated_at=now, reserved_kva=0.0,
+        meter_box=from_shape(shapely.Point(0.0, 0.0), srid=4326),
+    )
+    design = _design_and_book(session, engine, settings, application, form.design_request(), design_id=None,
+                              accepted_at=now, now=now)
+    pin = design.result["pin"]
+    application.meter_box = from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326)
+    application.design_id = design.design_id
+    application.grid_area_code = design.result.get("grid_area_code")
+    session.add(application)
+    session.flush()
+    _add_document(session, application, DocumentKind.IDENTITY, identity, actor=actor, now=now)
+    if property_proof is not None:
+        _add_document(session, application, DocumentKind.PROPERTY_PROOF, property_proof, actor=actor, now=now)
+    _plan_steps(session, application, design, today=china_date(now), settings=settings)
+    first = steps_of(session, application)[0]
+    first.completed_at, first.completed_by_user_id = now, customer.id
+    first.note = f"电子签约：{contract.version}"
+    first.deadline_status = deadline_status(first.deadline, china_date(now), work_calendar(),
+                                            completed_on=china_date(now))
+    _assign_automatically(session, application, now=now)
+    session.flush()
+    _audit(session, actor, application, "created", None, _state(application))
+    return application
+
+
+def add_document(session: Session, settings: Settings, application: Application, kind: DocumentKind,
+                 stored: StoredFile, *, actor: Actor, now: datetime) -> ApplicationDocument:
+    """Add a document later (容缺: the property proof); marks the application complete when nothing is missing."""
+    require_open(application)
+    document = _add_document(session, application, kind, stored, actor=actor, now=now)
+    session.flush()
+    before = application.documents_complete
+    application.documents_complete = not missing_documents(session, application, settings)
+    application.updated_at = now
+    session.flush()
+    record_change(session, actor_user_id=actor.user_id, actor_role=actor.role, entity="application",
+                  entity_id=str(application.id), action="document_added",
+                  before={"documents_complete": before},
+                  after={"documents_complete": application.documents_complete, "kind": kind.value,
+                         "sha256": stored.sha256, "size_bytes": stored.size_bytes})
+    return document
+
+
+def cancel_application(session: Session, application: Application, *, reason: str | None, actor: Actor,
+                       now: datetime) -> Application:
+    """Cancel an open application and release its capacity booking."""
+    require_open(application)
+    before = _state(application)
+    release_reservation(session, application)
+    application.status = ApplicationStatus.CANCELLED
+    application.cancelled_at, application.cancel_reason, application.updated_at = now, reason, now
+    item = session.scalar(select(AssignmentQueueItem).where(AssignmentQueueItem.application_id == application.id))
+    if item is not None and item.resolved_at is None:
+        item.resolved_at, item.resolved_by_user_id = now, actor.user_id
+    session.flush()
+    _audit(session, actor, application, "cancelled", before, _state(application))
+    return application
+
+
+# --- terminal: survey, confirm, stages (R5) -------------------------------------------------------------------
+
+
+def check_if_match(latest: Design, if_match: str | None) -> None:
+    """Require ``If-Match`` naming the latest version of the design."""
+    if if_match is None or not if_match.strip():
+        raise IfMatchRequiredError(latest_etag=design_etag(latest))
+    if if_match.strip() != design_etag(latest):
+        raise DesignVersionConflictError(latest_etag=design_etag(latest), if_match=if_match)
+
+
+def adjust_design(session: Session, engine: SitingEngine, settings: Settings, application: Application,
+                  adjustment: SurveyAdjustment, *, if_match: str | None, actor: Actor, now: datetime) -> Design:
+    """Apply a survey adjustment: a new design version, the booking moved to its transformer, steps re-planned."""
+    require_assigned(application)
+    if application.confirmed_design_version is not None:
+        raise DesignFrozenError(confirmed_version=application.confirmed_design_version)
+    assert application.design_id is not None
+    latest = load_design(session, application.design_id)
+    check_if_match(latest, if_match)
+    request = adjustment.apply(latest.request)
+    before = _state(application)
+    design = _design_and_book(session, engine, settings, application, request, design_id=application.design_id,
+                              accepted_at=as_utc(application.contract_accepted_at), now=now)
+    pin = design.result["pin"]
+    application.meter_box = from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326)
+    application.updated_at = now
+    _plan_steps(session, application, design, today=china_date(now), settings=settings)
+    _audit(session, actor, application, "design_adjusted", before,
+           {**_state(application), "design_version": design.version,
+            "adjustment": adjustment.model_dump(mode="json", exclude_none=True)})
+    return design
+
+
+@lru_cache(maxsize=4)
+def _depot_stock(path: Path) -> dict[str, float]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["material_code"]: float(row["on_hand_quantity"]) for row in csv.DictReader(handle)}
+
+
+def stock_check(lines: Sequence[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """Check BOM quantities against the depot stock file (R5.5), if the deployment has one."""
+    path = settings.depot_stock_file
+    if path is None:
+        return {"checked": False, "reason": "SANLING_DEPOT_STOCK_FILE is not set"}
+    stock = _depot_stock(Path(path))
+    shortages = [{"material_code": line["material_code"], "name_zh": line.get("name_zh"),
+                  "needed": line["quantity"], "on_hand": stock.get(line["material_code"], 0.0)}
+                 for line in lines if stock.get(line["material_code"], 0.0) < float(line["quantity"])]
+    return {"checked": True, "depot_file": Path(path).name, "all_in_stock": not shortages, "shortages": shortages}
+
+
+def _complete(step: ApplicationStep, *, actor: Actor, now: datetime, gps: GpsFix | None,
+              photos: Sequence[StoredFile], client_time: str | None, note: str | None) -> None:
+    step.completed_at, step.completed_by_user_id = now, actor.user_id
+    if gps is not None:
+        step.gps_lon_wgs84, step.gps_lat_wgs84, step.gps_accuracy_m = gps.lon_wgs84, gps.lat_wgs84, gps.accuracy_m
+    step.photos = [{"filename": p.filename, "content_type": p.content_type, "size_bytes": p.size_bytes,
+                    "sha256": p.sha256, "storage_path": p.storage_path} for p in photos]
+    step.client_time_note = client_time[:64] if client_time else None
+    step.note = note
+    step.deadline_status = deadline_status(step.deadline, china_date(now), work_calendar(),
+                                           completed_on=china_date(now))
+
+
+def _open_step(session: Session, application: Application, code: StepCode) -> ApplicationStep:
+    """The step to complete now, refusing repeats and steps out of order (R5.2, R5.3)."""
+    steps = steps_of(session, application)
+    step = next((s for s in steps if s.step_code == code), None)
+    if step is None:
+        raise StepNotInPlanError(step_code=code.value, plan=[s.step_code for s in steps])
+    if step.completed_at is not None:
+        raise StepAlreadyCompletedError(step_code=code.value, completed_at=as_utc(step.completed_at).isoformat())
+    waiting = [s.step_code for s in steps if s.seq < step.seq and s.completed_at is None]
+    if waiting:
+        raise StepOutOfOrderError(step_code=code.value, waiting_for=waiting)
+    return step
+
+
+def confirm_design(session: Session, settings: Settings, application: Application, *, if_match: str | None,
+                   actor: Actor, now: datetime) -> MaterialsRequest:
+    """Freeze the latest design version and its BOM, request the materials, complete 外线设计并生成物料清单."""
+    require_assigned(application)
+    if application.confirmed_design_version is not None:
+        raise DesignFrozenError(confirmed_version=application.confirmed_design_version)
+    assert application.design_id is not None
+    latest = load_design(session, application.design_id)
+    check_if_match(latest, if_match)
+    step = _open_step(session, application, CONFIRM_STEP)
+    before = _state(application)
+    application.confirmed_design_version, application.confirmed_at = latest.version, now
+    application.updated_at = now
+    bom = latest.result["bom"]
+    request = MaterialsRequest(
+        application_id=application.id, design_id=latest.design_id, design_version=latest.version,
+        lines=bom["lines"], total_cny=float(bom["total_cny"]), stock_check=stock_check(bom["lines"], settings),
+        requested_at=now, requested_by_user_id=actor.user_id)
+    session.add(request)
+    _complete(step, actor=actor, now=now, gps=None, photos=(), client_time=None,
+              note=f"方案确认：第 {latest.version} 版")
+    session.flush()
+    _audit(session, actor, application, "design_confirmed", before,
+           {**_state(application), "materials_request_id": request.id})
+    return request
+
+
+def report_step(session: Session, settings: Settings, application: Application, code: StepCode, *, gps: GpsFix,
+                photos: Sequence[StoredFile], client_time: str | None, note: str | None, actor: Actor,
+                now: datetime) -> ApplicationStep:
+    """Record a stage as completed now (the server's clock; the device's time is a note only, R5.3)."""
+    require_assigned(application)
+    if code == CONFIRM_STEP:
+        raise ConfirmRequiredError(step_code=code.value)
+    step = _open_step(session, application, code)
+    if code in PHOTO_STEPS and not photos:
+        raise PhotoRequiredError(step_code=code.value, field="photos")
+    if code == StepCode.METER_AND_ENERGISE and not application.documents_complete:
+        raise DocumentMissingError("The property proof (容缺) must be uploaded before power-on.",
+                                   missing=missing_documents(session, application, settings))
+    before = {"step_code": step.step_code, "completed_at": None, "status": application.status}
+    _complete(step, actor=actor, now=now, gps=gps, photos=photos, client_time=client_time, note=note)
+    if code == StepCode.METER_AND_ENERGISE:
+        application.status = ApplicationStatus.POWERED_ON
+        application.powered_on_at = now
+    application.updated_at = now
+    session.flush()
+    _audit(session, actor, application, "step_completed", before,
+           {"step_code": step.step_code, "completed_at": now, "deadline": step.deadline,
+            "deadline_status": step.deadline_status, "gps": gps.model_dump(), "photos": len(photos),
+            "client_time_note": step.client_time_note, "status": application.status})
+    return step
+
+
+# --- reading --------------------------------------------------------------------------------------------------
+
+
+def current_step(steps: Sequence[ApplicationStep]) -> ApplicationStep | None:
+    """The first open step (None once every step is done)."""
+    return next((s for s in steps if s.completed_at is None), None)
+
+
+def live_status(step: ApplicationStep, today: date, settings: Settings) -> DeadlineStatus:
+    """The step's deadline status as of ``today`` (the stored one may lag until the watch job runs)."""
+    completed_on = china_date(step.completed_at) if step.completed_at is not None else None
+    return deadline_status(step.deadline, today, work_calendar(), completed_on=completed_on,
+                           at_risk_working_days=settings.deadline_at_risk_working_days)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment is not None else None
+
+
+def _user_card(session: Session, user_id: int | None) -> dict[str, Any] | None:
+    user = session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        return None
+    return {"user_id": user.id, "username": user.username, "full_name": user.full_name, "phone": user.phone}
+
+
+def step_json(step: ApplicationStep, today: date, settings: Settings, *, staff: bool) -> dict[str, Any]:
+    """One step of the timeline; GPS and photos only for staff."""
+    data: dict[str, Any] = {
+        "seq": step.seq, "step_code": step.step_code, "name_zh": StepCode(step.step_code).label_zh,
+        "starts_on": step.starts_on.isoformat(), "deadline": step.deadline.isoformat(),
+        "completed_at": _iso(step.completed_at),
+        "deadline_status": live_status(step, today, settings).value,
+    }
+    if staff:
+        data.update({
+            "completed_by_user_id": step.completed_by_user_id, "client_time_note": step.client_time_note,
+            "gps": None if step.gps_lon_wgs84 is None else {
+                "lon_wgs84": step.gps_lon_wgs84, "lat_wgs84": step.gps_lat_wgs84, "accuracy_m": step.gps_accuracy_m},
+            "photos": [{k: p[k] for k in ("filename", "content_type", "size_bytes", "sha256")}
+                       for p in step.photos or []],
+            "note": step.note,
+        })
+    return data
+
+
+def application_json(session: Session, application: Application, settings: Settings, *, staff: bool,
+                     now: datetime | None = None) -> dict[str, Any]:
+    """The application with its timeline: the customer's two procedures and every internal step (R1.4, R5.2)."""
+    today = china_date(now or datetime.now(UTC))
+    steps = steps_of(session, application)
+    latest_version = None
+    if application.design_id is not None:
+        latest_version = session.scalar(select(Design.version).where(Design.design_id == application.design_id)
+                                        .order_by(Design.version.desc()).limit(1))
+    documents = session.scalars(select(ApplicationDocument).where(
+        ApplicationDocument.application_id == application.id).order_by(ApplicationDocument.id))
+    signed = steps[0] if steps else None
+    power_on = next((s for s in steps if s.step_code == StepCode.METER_AND_ENERGISE), None)
+    procedures = [
+        {"code": "apply_and_sign", "name_zh": "申请签约", "completed_at": _iso(application.contract_accepted_at),
+         "deadline": signed.deadline.isoformat() if signed else None},
+        {"code": "build_and_connect", "name_zh": "施工接电", "completed_at": _iso(application.powered_on_at),
+         "deadline": application.promised_power_on.isoformat() if application.promised_power_on else None,
+         "deadline_status": live_status(power_on, today, settings).value if power_on else None},
+    ]
+    return {
+        "id": application.id,
+        "status": application.status,
+        "applicant_name": application.applicant_name,
+        "address": application.address,
+        "contact_phone": application.contact_phone,
+        "kw": application.requested_kw,
+        "phases": application.phases,
+        "category": application.category,
+        "industry": application.industry,
+        "pin": {"lon": application.pin_lon, "lat": application.pin_lat, "crs": application.pin_crs},
+        "job_class": application.job_class,
+        "promised_power_on": application.promised_power_on.isoformat() if application.promised_power_on else None,
+        "wanted_power_on": application.wanted_power_on.isoformat() if application.wanted_power_on else None,
+        "grid_area_code": application.grid_area_code,
+        "team": {"customer_manager": _user_card(session, application.customer_manager_user_id),
+                 "project_manager": _user_card(session, application.project_manager_user_id),
+                 "assigned_at": _iso(application.assigned_at), "assigned_by": application.assigned_by},
+        "design": {"design_id": application.design_id, "latest_version": latest_version,
+                   "confirmed_version": application.confirmed_design_version,
+                   "confirmed_at": _iso(application.confirmed_at)},
+        "reservation": {"transformer_asset_id": application.reserved_transformer_asset_id,
+                        "reserved_kva": round(float(application.reserved_kva or 0.0), 3)} if staff else None,
+        "contract": {"version": application.contract_version, "sha256": application.contract_sha256,
+                     "accepted_at": _iso(application.contract_accepted_at),
+                     "accepted_by_user_id": application.contract_accepted_by_user_id},
+        "documents": [{"id": d.id, "kind": d.kind, "filename": d.filename, "content_type": d.content_type,
+                       "size_bytes": d.size_bytes, "sha256": d.sha256, "uploaded_at": _iso(d.uploaded_at)}
+                      for d in documents],
+        "documents_missing": missing_documents(session, application, settings),
+        "customer_procedures": procedures,
+        "steps": [step_json(s, today, settings, staff=staff) for s in steps],
+        "created_at": _iso(application.created_at),
+        "powered_on_at": _iso(application.powered_on_at),
+        "cancelled_at": _iso(application.cancelled_at),
+        "cancel_reason": application.cancel_reason,
+    }

@@ -1,0 +1,129 @@
+"""Capacity reservations on transformers: check and book an application's kVA atomically (R2.3, issue 5 item 4).
+
+An accepted application holds ``reserved_kva`` on one transformer; ``transformers.reserved_kva`` is the
+sum over its applications, and the siting engine counts it in its feasibility formula
+``(peak + reserved + added) / rated × 100 ≤ max_load_after_pct``. Booking re-checks that formula on the
+transformer row *inside* the writing transaction:
+
+* PostgreSQL: ``SELECT … FOR UPDATE`` locks the transformer rows (in asset-id order, so two moves never
+  deadlock); a competitor waits until the first commits and then sees its booking.
+* SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (``app.db``), which takes the database's
+  write lock, so bookings are serialised before they read.
+
+The same transaction bumps ``asset_generation``, so every worker rebuilds its siting index and sees the
+booking before it answers its next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.loader import bump_generation
+from app.models import Application, Design, Transformer
+from app.settings import Settings
+from app.siting_service import effective_factors, requested_kva
+from design_rules.profiles import JobClass, get_profile
+from gis.errors import SanlingError
+
+IN_SERVICE = "in_service"
+
+
+class CapacityTakenError(SanlingError):
+    """The transformer no longer has room for this load: another application booked it first (HTTP 409)."""
+
+    code = "CAPACITY_TAKEN"
+    default_message = "The chosen transformer no longer has spare capacity for this load."
+
+
+@dataclass(frozen=True)
+class ReservationTarget:
+    """What an application should hold: ``reserved_kva`` on ``transformer_asset_id`` (None: nothing)."""
+
+    transformer_asset_id: str | None
+    reserved_kva: float
+    max_load_after_pct: float
+
+
+def reservation_kva(kw: float, settings: Settings, profile_id: str | None = None) -> float:
+    """kVA booked for ``kw``: ``kw / power_factor × demand_factor``, the load the siting engine adds (R2.3)."""
+    profile = get_profile(profile_id or settings.profile)
+    power_factor, demand_factor = effective_factors(profile, settings)
+    return requested_kva(kw, power_factor) * demand_factor
+
+
+def target_for_design(design: Design, settings: Settings) -> ReservationTarget:
+    """The booking a design needs.
+
+    A ``transformer_upgrade`` job books nothing: by definition no transformer within reach has room, and
+    the uprating project (中压配变改造) creates the capacity it will use.
+    """
+    profile = get_profile(design.profile_id)
+    max_pct = profile.load_thresholds.max_load_after_pct
+    if design.job_class == JobClass.TRANSFORMER_UPGRADE or not design.result.get("feasible_source", True):
+        return ReservationTarget(None, 0.0, max_pct)
+    kw = float(design.request["kw"])
+    return ReservationTarget(design.transformer_asset_id, reservation_kva(kw, settings, design.profile_id), max_pct)
+
+
+def fits(*, peak_kva: float, reserved_kva: float, added_kva: float, rated_kva: float,
+         max_load_after_pct: float) -> bool:
+    """The siting engine's feasibility test, evaluated the same way (``gis.index``, docs/siting.md).
+
+    Examples
+    --------
+    >>> fits(peak_kva=300, reserved_kva=0, added_kva=20, rated_kva=400, max_load_after_pct=80)
+    True
+    >>> fits(peak_kva=300, reserved_kva=10, added_kva=20, rated_kva=400, max_load_after_pct=80)
+    False
+    """
+    return (peak_kva + reserved_kva + added_kva) / rated_kva * 100.0 <= max_load_after_pct
+
+
+def move_reservation(session: Session, application: Application, target: ReservationTarget) -> bool:
+    """Make ``application`` hold exactly ``target``: book, move, resize or release, in the caller's transaction.
+
+    Returns whether anything changed. The caller commits (and rolls back on error).
+
+    Raises
+    ------
+    CapacityTakenError
+        The target transformer is not in service or has no room left for the load.
+    """
+    old_id, old_kva = application.reserved_transformer_asset_id, float(application.reserved_kva or 0.0)
+    new_id, new_kva = target.transformer_asset_id, (target.reserved_kva if target.transformer_asset_id else 0.0)
+    if old_id == new_id and abs(old_kva - new_kva) < 1e-9:
+        return False
+    ids = sorted({asset_id for asset_id in (old_id, new_id) if asset_id})
+    rows = {row.asset_id: row for row in session.execute(
+        select(Transformer.asset_id, Transformer.rated_kva, Transformer.peak_kva, Transformer.reserved_kva,
+               Transformer.status)
+        .where(Transformer.asset_id.in_(ids)).order_by(Transformer.asset_id).with_for_update())}
+    reserved = {asset_id: float(row.reserved_kva or 0.0) for asset_id, row in rows.items()}
+    if old_id in reserved:
+        reserved[old_id] = max(0.0, reserved[old_id] - old_kva)
+    if new_id is not None:
+        row = rows.get(new_id)
+        if row is None or row.status != IN_SERVICE or not fits(
+                peak_kva=float(row.peak_kva or 0.0), reserved_kva=reserved[new_id], added_kva=new_kva,
+                rated_kva=float(row.rated_kva), max_load_after_pct=target.max_load_after_pct):
+            limit = None if row is None else float(row.rated_kva) * target.max_load_after_pct / 100.0
+            raise CapacityTakenError(
+                transformer_asset_id=new_id, requested_kva=round(new_kva, 3),
+                spare_kva=None if row is None or limit is None
+                else round(limit - float(row.peak_kva or 0.0) - reserved[new_id], 3))
+        reserved[new_id] += new_kva
+    for asset_id, value in reserved.items():
+        session.execute(update(Transformer).where(Transformer.asset_id == asset_id).values(reserved_kva=value))
+    application.reserved_transformer_asset_id = new_id
+    application.reserved_kva = new_kva
+    session.flush()
+    bump_generation(session.connection())
+    return True
+
+
+def release_reservation(session: Session, application: Application) -> bool:
+    """Give the application's booking back (cancellation); returns whether it held one."""
+    return move_reservation(session, application, ReservationTarget(None, 0.0, 100.0))
