@@ -8,9 +8,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,6 +18,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -64,29 +64,59 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
         logging.getLogger(name).propagate = True
 
 
-def install_request_middleware(app: FastAPI) -> None:
-    """Attach a request id (``X-Request-ID`` in or new), time the request, log and count it."""
-    access_log = logging.getLogger("sanling.access")
+class RequestContextMiddleware:
+    """Pure ASGI middleware: request id (``X-Request-ID`` in or new), timing, access log, metrics.
 
-    @app.middleware("http")
-    async def _request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    Pure ASGI rather than ``@app.middleware("http")`` (Starlette's BaseHTTPMiddleware): no extra task
+    and response stream per request, and the request id context variable reaches the endpoint.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.access_log = logging.getLogger("sanling.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call; non-HTTP scopes pass through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = request_id
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed_s = time.perf_counter() - started
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(request.method, route, str(status)).inc()
-            LATENCY.labels(request.method, route).observe(elapsed_s)
-            access_log.info("%s %s %s", request.method, request.url.path, status,
-                            extra={"status": status, "duration_ms": round(elapsed_s * 1000, 3)})
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope.get("method", "")
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(elapsed_s)
+            if self.access_log.isEnabledFor(logging.INFO):
+                self.access_log.info("%s %s %s", method, scope.get("path", ""), status,
+                                     extra={"status": status, "duration_ms": round(elapsed_s * 1000, 3)})
             request_id_var.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")[:200] or None
+    return None
+
+
+def install_request_middleware(app: FastAPI) -> None:
+    """Attach :class:`RequestContextMiddleware` (request id, timing, access log, metrics)."""
+    app.add_middleware(RequestContextMiddleware)
 
 
 def metrics_response() -> Response:

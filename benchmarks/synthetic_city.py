@@ -25,14 +25,19 @@ RATINGS_KVA = np.array([100.0, 200.0, 315.0, 400.0, 500.0, 630.0, 800.0])
 CENTRE_WGS84 = (106.55, 29.45)
 
 
+def _grid(n_transformers: int, projector: Projector) -> tuple[int, float, float]:
+    """Blocks per side and the south-west corner (local metres) of the city."""
+    side = math.ceil(math.sqrt(n_transformers))
+    cx, cy = projector.project(*CENTRE_WGS84)
+    return side, cx - side * BLOCK_M / 2, cy - side * BLOCK_M / 2
+
+
 def city_layers(n_transformers: int, out_dir: Path, *, seed: int = 7,
                 projector: Projector | None = None) -> list[tuple[str, Path]]:
     """Write the city's layers and return ``(layer, file)`` in import order."""
     projector = projector or Projector("EPSG:4545")
     rng = np.random.default_rng(seed)
-    side = math.ceil(math.sqrt(n_transformers))
-    cx, cy = projector.project(*CENTRE_WGS84)
-    x0, y0 = cx - side * BLOCK_M / 2, cy - side * BLOCK_M / 2
+    side, x0, y0 = _grid(n_transformers, projector)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def wgs84(geometries: np.ndarray) -> np.ndarray:
@@ -102,9 +107,7 @@ def city_pins(n_transformers: int, count: int, *, seed: int = 11,
     """Random meter-box pins (WGS-84) inside the city's blocks, 8 m inside a street edge."""
     projector = projector or Projector("EPSG:4545")
     rng = np.random.default_rng(seed)
-    side = math.ceil(math.sqrt(n_transformers))
-    cx, cy = projector.project(*CENTRE_WGS84)
-    x0, y0 = cx - side * BLOCK_M / 2, cy - side * BLOCK_M / 2
+    side, x0, y0 = _grid(n_transformers, projector)
     rows = min(side, n_transformers // side)
     bx = rng.integers(1, side - 1, count)
     by = rng.integers(1, max(rows - 1, 2), count)
