@@ -178,6 +178,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from app import users
+    from app.audit import record_change, snapshot
 
     with _session() as session:
         if args.action == "list":
@@ -192,6 +193,8 @@ def cmd_user(args: argparse.Namespace) -> int:
         except ValidationError as exc:
             raise users.invalid_input(exc) from None
         user = users.create_user(session, data=data, hash_profile=_settings().password_hash_profile)
+        record_change(session, actor_user_id=None, actor_role=None, entity="user", entity_id=str(user.id),
+                      action="created", before=None, after={**snapshot(user), "via": "cli"})
         session.commit()
         print(f"user {user.id} created: {user.username} ({user.role})")
     return 0
@@ -202,6 +205,8 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from app import users
+    from app.audit import record_change, snapshot
+    from app.models import ApiKey
 
     with _session() as session:
         if args.action == "create":
@@ -212,6 +217,8 @@ def cmd_apikey(args: argparse.Namespace) -> int:
             owner = users.get_user(session, username=args.username)
             row, key = users.create_api_key(session, user=owner, name=data.name, expires_days=data.expires_days,
                                             hash_profile=_settings().password_hash_profile)
+            record_change(session, actor_user_id=None, actor_role=None, entity="api_key", entity_id=str(row.id),
+                          action="created", before=None, after={**snapshot(row), "via": "cli"})
             session.commit()
             expiry = f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "no expiry"
             print(f"API key {row.id} ({row.prefix}) for {owner.username}, {expiry}; it is not shown again:",
@@ -224,7 +231,13 @@ def cmd_apikey(args: argparse.Namespace) -> int:
                 print("\t".join([str(row.id), str(row.user_id), row.prefix, row.name, state,
                                  f"{row.expires_at:%Y-%m-%d}" if row.expires_at else "-"]))
         else:
+            existing = session.get(ApiKey, args.id)
+            was_revoked = existing is not None and existing.revoked_at is not None
             row = users.revoke_api_key(session, key_id=args.id)
+            if not was_revoked:
+                record_change(session, actor_user_id=None, actor_role=None, entity="api_key", entity_id=str(row.id),
+                              action="revoked", before={"revoked_at": None},
+                              after={"revoked_at": row.revoked_at, "via": "cli"})
             session.commit()
             print(f"API key {row.id} ({row.prefix}) revoked")
     return 0

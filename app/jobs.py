@@ -90,12 +90,14 @@ def register_periodic(name: str, interval_s: float | Callable[[Settings], float]
 
     Examples
     --------
-    >>> def watch_deadlines(session_factory, settings):
-    ...     with session_factory() as session:
-    ...         session.commit()
-    >>> register_periodic("doctest_watch_deadlines", 300, watch_deadlines)
-    >>> "doctest_watch_deadlines" in periodic_jobs().jobs
-    True
+    The lifecycle's deadline watch (R5.4) registers itself this way, at import of its module::
+
+        def watch_deadlines(session_factory, settings):
+            with session_factory() as session:
+                ...  # mark steps at risk / overdue, notify(...) with a dedupe_key
+                session.commit()
+
+        register_periodic("watch_deadlines", 300, watch_deadlines)
     """
     global _registry
     _registry = _registry.register(name, interval_s, fn)

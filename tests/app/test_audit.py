@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,8 +12,11 @@ from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app import migrate
 from app.audit import as_utc, record_change, snapshot
 from app.auth import Role
+from app.cli import main
+from app.db import create_db_engine
 from app.main import create_app
 from app.models import AuditLog, User
 from app.observability import request_id_var
@@ -163,3 +167,32 @@ def test_no_update_path_in_code() -> None:
     offenders = [str(path) for path in (root / "app").rglob("*.py")
                  if any(pattern in path.read_text(encoding="utf-8") for pattern in forbidden)]
     assert offenders == []
+
+
+@pytest.fixture
+def cli_db_url(backend: str, fresh_database, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    from app.settings import get_settings
+
+    url = str(fresh_database(backend))
+    migrate.upgrade(url)
+    monkeypatch.setenv("SANLING_DATABASE_URL", url)
+    monkeypatch.setenv("SANLING_PASSWORD_HASH_PROFILE", "fast")
+    monkeypatch.setenv("AUDIT_PW", "s3cret-enough")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def test_cli_user_administration_is_audited(cli_db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Changes made with the CLI are logged too, with no actor and ``"via": "cli"``."""
+    assert main(["user", "create", "audit.cli", "--role", "project_manager", "--password-env", "AUDIT_PW"]) == 0
+    assert main(["apikey", "create", "audit.cli", "--name", "tablet"]) == 0
+    key_id = capsys.readouterr().err.split("API key ", 1)[1].split(" ", 1)[0]
+    assert main(["apikey", "revoke", key_id]) == main(["apikey", "revoke", key_id]) == 0
+    engine = create_db_engine(cli_db_url)
+    with Session(engine) as session:
+        rows = list(session.scalars(select(AuditLog).order_by(AuditLog.id)))
+    engine.dispose()
+    assert [(row.entity, row.action, row.actor_user_id) for row in rows] == [
+        ("user", "created", None), ("api_key", "created", None), ("api_key", "revoked", None)]
+    assert all(row.after and row.after["via"] == "cli" for row in rows)
