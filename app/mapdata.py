@@ -118,8 +118,13 @@ class MapLayer:
         """Encode the layer's part of one tile as an MVT layer (``b""`` when no feature falls in it)."""
         box = bounds.buffered(buffer_px, extent)
         if self.info.kind == "point":
-            hits = select_points(self.x_sorted_m, self.y_by_x_m, box)
+            # Keep what lands inside the buffer once rounded to tile units, as ST_AsMVTGeom does: select half a
+            # unit wider, then test the integer coordinates.
+            hits = select_points(self.x_sorted_m, self.y_by_x_m, bounds.buffered(buffer_px + 0.5, extent))
             px, py = quantise_points(self.x_sorted_m[hits], self.y_by_x_m[hits], bounds, extent)
+            inside = (px >= -buffer_px) & (px <= extent + buffer_px) & (py >= -buffer_px) & (py <= extent + buffer_px)
+            if not inside.all():
+                hits, px, py = hits[inside], px[inside], py[inside]
             positions = self.order_by_x[hits]
             return encode_point_layer(self.name, px, py, self.tile_columns, positions,
                                       feature_ids=self.row_ids[positions], extent=extent)

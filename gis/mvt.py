@@ -52,7 +52,7 @@ _MOVE_TO_1 = 9
 _CLOSE_PATH = 15
 _MAX_VARINT_BYTES = 10
 #: Up to this many features a plain Python loop beats the vectorised path (its fixed cost is ~50 numpy calls).
-SMALL_LAYER_FEATURES = 48
+SMALL_LAYER_FEATURES = 96
 _ONE_BYTE = tuple(bytes((value,)) for value in range(128))
 
 
