@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-import numpy as np
 import shapely
 from geoalchemy2.shape import from_shape
 from pydantic import ConfigDict, Field, field_validator
@@ -36,6 +35,9 @@ from gis.siting import site
 
 #: Existing equipment within this distance of the meter box is drawn (工程建设简图 context).
 DRAWING_CONTEXT_M = 150.0
+#: Nearest feasible transformers routed and ranked per design: the chosen source and two alternatives for
+#: the surveyor (``GET /api/v1/sources`` takes ``top_k`` up to 20 for a planner's wider look).
+DESIGN_CANDIDATES = 3
 #: A marked no-overhead stretch (a line) is widened by this on each side to a corridor.
 STRETCH_HALF_WIDTH_M = 2.0
 
@@ -101,16 +103,18 @@ def _stretches_local(request: DesignRequest, engine: SitingEngine) -> list[BaseG
 def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer_asset_id: str) -> dict[str, Any]:
     """Existing transformers, access points and lines near the meter box, for the drawing."""
     data = snapshot.data
-    near_t = np.hypot(data.transformer_x_m - x_m, data.transformer_y_m - y_m) <= DRAWING_CONTEXT_M
-    near_t |= data.transformer_asset_id == transformer_asset_id
+    r = DRAWING_CONTEXT_M
+    here = shapely.Point(x_m, y_m)
+    near_t = set(snapshot.transformer_tree.query(here, predicate="dwithin", distance=r).tolist())
+    if transformer_asset_id in snapshot.transformer_position:
+        near_t.add(snapshot.transformer_position[transformer_asset_id])
     transformers = [ExistingTransformer(label=str(data.transformer_asset_id[i]), x_m=float(data.transformer_x_m[i]),
                                         y_m=float(data.transformer_y_m[i]), rated_kva=float(data.rated_kva[i]))
-                    for i in np.flatnonzero(near_t)]
-    near_a = np.hypot(data.access_x_m - x_m, data.access_y_m - y_m) <= DRAWING_CONTEXT_M
+                    for i in sorted(near_t)]
+    near_a = sorted(snapshot.access_tree.query(here, predicate="dwithin", distance=r).tolist())
     access_points = [ExistingAccessPoint(kind=str(data.access_kind[i]), x_m=float(data.access_x_m[i]),
                                          y_m=float(data.access_y_m[i]), label=str(data.access_asset_id[i]))
-                     for i in np.flatnonzero(near_a) if data.access_kind[i] in ("pole", "branch_box")]
-    r = DRAWING_CONTEXT_M
+                     for i in near_a if data.access_kind[i] in ("pole", "branch_box")]
     box = shapely.box(x_m - r, y_m - r, x_m + r, y_m + r)
     lines = []
     for i in sorted(int(h) for h in snapshot.line_tree.query(box, predicate="intersects")):
@@ -133,7 +137,7 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
     snapshot = snapshot or engine.snapshot(session.connection())
     pin = pin_to_local(request.lon, request.lat, request.crs, engine.projector)
     area_type, area_source = resolve_area_type(request.area_type, snapshot, pin, settings.default_area_type)
-    params = siting_params(request.kw, area_type, profile, settings, top_k=5)
+    params = siting_params(request.kw, area_type, profile, settings, top_k=DESIGN_CANDIDATES)
     siting = site(pin, snapshot.index, snapshot.roads, params)
     power_factor, demand_factor = effective_factors(profile, settings)
     chosen = request.transformer_asset_id

@@ -49,10 +49,13 @@ class NetworkSnapshot:
     index: SourceIndex
     roads: RoadNetwork
     transformer_name: dict[str, str]
+    transformer_position: dict[str, int]
     grid_area_codes: tuple[str, ...]
     grid_area_types: tuple[str, ...]
     grid_area_tree: STRtree
     line_tree: STRtree
+    transformer_tree: STRtree
+    access_tree: STRtree
     data: NetworkData
     build_s: float
 
@@ -96,10 +99,13 @@ class NetworkSnapshot:
             roads=roads,
             transformer_name={str(a): str(n) for a, n in zip(data.transformer_asset_id, data.transformer_name,
                                                              strict=True)},
+            transformer_position={str(a): i for i, a in enumerate(data.transformer_asset_id)},
             grid_area_codes=tuple(data.grid_area_code),
             grid_area_types=tuple(data.grid_area_type),
             grid_area_tree=STRtree(data.grid_area_local),
             line_tree=STRtree(data.line_local),
+            transformer_tree=STRtree(shapely.points(data.transformer_x_m, data.transformer_y_m)),
+            access_tree=STRtree(shapely.points(data.access_x_m, data.access_y_m)),
             data=data,
             build_s=time.perf_counter() - started,
         )
