@@ -72,6 +72,8 @@ def test_full_lifecycle_of_every_job_class(client: TestClient, db_conn: Connecti
     etag = package.headers["ETag"]
     survey = package.json()
     assert survey["assets"]["features"] and survey["bom"]["lines"] and survey["drawing"]["features"]
+    assert package.headers["content-encoding"] == "gzip"  # the test client accepts gzip, as phones do
+    assert all(round(c, 6) == c for c in survey["meter_box"]["coordinates"])  # 1e-6° is enough on site
 
     key = new_key()
     adjusted = client.post(f"/api/v1/terminal/jobs/{app_id}/adjustments", json=_moved(survey),
