@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Table, func, select, text, update
+from sqlalchemy import Connection, Table, func, insert, select, text, update
 
 from app import models
 from gis.importing import (
@@ -31,10 +31,14 @@ __all__ = [
     "LAYERS",
     "LAYER_TABLES",
     "DatabaseSink",
+    "NetworkVersion",
     "asset_counts",
     "bump_generation",
+    "capacity_changes_since",
     "import_layer_file",
     "load_demo",
+    "network_version",
+    "record_capacity_changes",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +58,52 @@ _INDEX_DEF = re.compile(r"^CREATE (?P<unique>UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+
 
 def bump_generation(conn: Connection) -> None:
     """Advance the asset generation so every worker rebuilds its index (same transaction)."""
-    conn.execute(update(models.AssetGeneration).where(models.AssetGeneration.id == 1)
-                 .values(generation=models.AssetGeneration.generation + 1))
+    row = models.AssetGeneration
+    conn.execute(update(row).where(row.id == 1).values(generation=row.generation + 1,
+                                                       network_generation=row.network_generation + 1))
+
+
+class NetworkVersion(NamedTuple):
+    """The counters of ``asset_generation`` (see :class:`app.models.AssetGeneration`)."""
+
+    generation: int
+    network_generation: int
+    capacity_seq: int
+
+
+def network_version(conn: Connection) -> NetworkVersion:
+    """Read the counters in one primary-key lookup."""
+    row = models.AssetGeneration
+    found = conn.execute(select(row.generation, row.network_generation, row.capacity_seq).where(row.id == 1)).one()
+    return NetworkVersion(int(found[0]), int(found[1]), int(found[2]))
+
+
+def record_capacity_changes(conn: Connection, reserved_kva_by_transformer: Mapping[str, float]) -> None:
+    """Log transformers' new ``reserved_kva`` (bookings) and advance the counters, in the caller's transaction.
+
+    The UPDATE of the one counter row takes its row lock until commit, so on PostgreSQL bookings
+    commit in ``seq`` order and a reader that sees ``capacity_seq = n`` sees every change up to ``n``.
+    Call it as the last statement before commit, to hold that lock briefly.
+    """
+    if not reserved_kva_by_transformer:
+        return
+    row = models.AssetGeneration
+    last = int(conn.execute(
+        update(row).where(row.id == 1)
+        .values(generation=row.generation + 1, capacity_seq=row.capacity_seq + len(reserved_kva_by_transformer))
+        .returning(row.capacity_seq)).scalar_one())
+    first = last - len(reserved_kva_by_transformer) + 1
+    conn.execute(insert(models.CapacityChange), [
+        {"seq": first + i, "transformer_asset_id": asset_id, "reserved_kva": float(kva)}
+        for i, (asset_id, kva) in enumerate(sorted(reserved_kva_by_transformer.items()))])
+
+
+def capacity_changes_since(conn: Connection, capacity_seq: int) -> list[tuple[int, str, float]]:
+    """``(seq, transformer_asset_id, reserved_kva)`` logged after ``capacity_seq``, in order."""
+    change = models.CapacityChange
+    return [(int(seq), str(asset_id), float(kva)) for seq, asset_id, kva in conn.execute(
+        select(change.seq, change.transformer_asset_id, change.reserved_kva)
+        .where(change.seq > capacity_seq).order_by(change.seq))]
 
 
 def asset_counts(conn: Connection) -> dict[str, int]:

@@ -131,16 +131,32 @@ class NoOverheadZone(Base):
 
 
 class AssetGeneration(Base):
-    """One-row counter bumped in the same transaction as every asset or load change.
+    """One-row counters, moved in the same transaction as the change they count.
 
-    Each worker compares it with the generation its in-memory index was built from, once per
-    request, and rebuilds before answering when it moved (docs/siting.md, "Consistency").
+    ``generation`` moves with every change of assets, load readings or capacity bookings (caches of
+    any derived data key on it); ``network_generation`` only with asset and load changes;
+    ``capacity_seq`` is the last ``capacity_changes.seq``. A worker whose snapshot is of the same
+    network generation applies the bookings logged since its ``capacity_seq`` in place instead of
+    rebuilding the network (docs/siting.md, "Consistency").
     """
 
     __tablename__ = "asset_generation"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
+    network_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    capacity_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CapacityChange(Base):
+    """One booking change (容量预留): a transformer's new ``reserved_kva``, in commit order (``seq``)."""
+
+    __tablename__ = "capacity_changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    transformer_asset_id: Mapped[str] = mapped_column(String(64))
+    reserved_kva: Mapped[float] = mapped_column(Float)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

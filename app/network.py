@@ -47,7 +47,6 @@ class NetworkData:
     grid_area_code: list[str]
     grid_area_type: list[str]
     grid_area_local: list[BaseGeometry]
-    generation: int
 
 
 def _stream(conn: Connection, sql: str) -> list[tuple]:
@@ -74,7 +73,6 @@ def _geometries_local(rows: list[tuple], index: int, projector: Projector) -> li
 
 def read_network(conn: Connection, projector: Projector) -> NetworkData:
     """Read every in-service asset the siting engine needs, projected to local metres."""
-    generation = int(conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one())
     transformers = _stream(conn, "SELECT asset_id, name, ST_X(geom), ST_Y(geom), rated_kva, peak_kva, "
                                  "reserved_kva, grid_area_code FROM transformers WHERE status = 'in_service' "
                                  "ORDER BY asset_id")
@@ -114,5 +112,4 @@ def read_network(conn: Connection, projector: Projector) -> NetworkData:
         grid_area_code=[row[0] for row in areas],
         grid_area_type=[row[1] for row in areas],
         grid_area_local=_geometries_local(areas, 2, projector),
-        generation=generation,
     )

@@ -10,8 +10,9 @@ transformer row *inside* the writing transaction:
 * SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (``app.db``), which takes the database's
   write lock, so bookings are serialised before they read.
 
-The same transaction bumps ``asset_generation``, so every worker rebuilds its siting index and sees the
-booking before it answers its next request.
+The same transaction logs the new ``reserved_kva`` in ``capacity_changes`` and moves the
+``asset_generation`` counters (``app.loader.record_capacity_changes``), so every worker applies the
+booking to its siting index, without re-reading the network, before it answers its next request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.loader import bump_generation
+from app.loader import record_capacity_changes
 from app.models import Application, Design, Transformer
 from app.settings import Settings
 from app.siting_service import effective_factors, requested_kva
@@ -120,7 +121,8 @@ def move_reservation(session: Session, application: Application, target: Reserva
     application.reserved_transformer_asset_id = new_id
     application.reserved_kva = new_kva
     session.flush()
-    bump_generation(session.connection())
+    # workers apply logged bookings in place; no network rebuild (docs/siting.md, "Consistency")
+    record_capacity_changes(session.connection(), reserved)
     return True
 
 

@@ -1,27 +1,31 @@
 """The siting engine of one worker process: the network in memory, kept consistent with the database.
 
 Every worker holds one :class:`SitingEngine` (on ``app.state``). Each request first reads the
-one-row ``asset_generation`` counter (a primary-key lookup, ~0.1 ms); every committed change of
-assets, load readings or capacity reservations bumps that counter in the same transaction. When the
-counter differs from the generation the in-memory snapshot was built from, the worker re-reads the
-network (streamed, projected in bulk) and rebuilds the source index and the road graph before it
-answers. So no worker answers from data older than the last commit it can see (docs/siting.md,
-"Consistency"). Rebuilds are serialised per worker by a lock; concurrent requests on the old
-generation wait for the new snapshot instead of building their own.
+one-row ``asset_generation`` counters (a primary-key lookup, ~0.1 ms); every committed change moves
+them in the same transaction. When the network generation (assets, load readings) differs from the
+snapshot's, the worker re-reads the network (streamed, projected in bulk) and rebuilds the source
+index and the road graph before it answers. When only capacity bookings were logged since, it reads
+those few rows and swaps in an index with the new reservations (milliseconds at any network size).
+So no worker answers from data older than the last commit it can see (docs/siting.md, "Consistency").
+Updates are serialised per worker by a lock; concurrent requests wait for the new snapshot instead of
+building their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
 from shapely import STRtree
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from app.loader import NetworkVersion, capacity_changes_since, network_version
 from app.network import NetworkData, read_network
 from app.settings import Settings
 from design_rules.profiles import AreaType, Profile
@@ -46,6 +50,8 @@ class NetworkSnapshot:
     """Everything one siting request reads, built from one database generation; immutable once built."""
 
     generation: int
+    network_generation: int
+    capacity_seq: int
     index: SourceIndex
     roads: RoadNetwork
     transformer_name: dict[str, str]
@@ -60,7 +66,7 @@ class NetworkSnapshot:
     build_s: float
 
     @classmethod
-    def build(cls, data: NetworkData) -> NetworkSnapshot:
+    def build(cls, data: NetworkData, version: NetworkVersion) -> NetworkSnapshot:
         """Build the source index, access points, overhead-line segments and the road graph."""
         started = time.perf_counter()
         transformers = TransformerSnapshot.from_lists(
@@ -94,7 +100,9 @@ class NetworkSnapshot:
             data.zone_local,
         )
         return cls(
-            generation=data.generation,
+            generation=version.generation,
+            network_generation=version.network_generation,
+            capacity_seq=version.capacity_seq,
             index=index,
             roads=roads,
             transformer_name={str(a): str(n) for a, n in zip(data.transformer_asset_id, data.transformer_name,
@@ -109,6 +117,16 @@ class NetworkSnapshot:
             data=data,
             build_s=time.perf_counter() - started,
         )
+
+    def with_bookings(self, changes: list[tuple[int, str, float]], version: NetworkVersion) -> NetworkSnapshot:
+        """This snapshot with logged capacity bookings applied (``(seq, transformer_asset_id, reserved_kva)``)."""
+        reserved = np.array(self.index.transformers.reserved_kva, dtype=np.float64)
+        for _, asset_id, reserved_kva in changes:
+            pos = self.transformer_position.get(asset_id)
+            if pos is not None:  # a booking on a transformer not in service is not a source anyway
+                reserved[pos] = reserved_kva
+        return dataclasses.replace(self, index=self.index.with_reserved_kva(reserved), generation=version.generation,
+                                   capacity_seq=version.capacity_seq)
 
     def grid_area_at(self, x_m: float, y_m: float) -> GridAreaHit | None:
         """The grid area containing the point (the lowest code when areas overlap), or ``None``."""
@@ -133,22 +151,28 @@ class SitingEngine:
         return cls(Projector(settings.projected_crs, settings.service_area_wgs84))
 
     def snapshot(self, conn: Connection) -> NetworkSnapshot:
-        """The snapshot of the database's current generation, rebuilt first if the database moved on."""
-        generation = int(conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one())
+        """The snapshot of the database's current state: rebuilt, or bookings applied, if it moved on."""
+        version = network_version(conn)
         current = self._snapshot
-        if current is not None and current.generation == generation:
+        if current is not None and current.generation == version.generation:
             return current
         with self._lock:
             current = self._snapshot
-            if current is not None and current.generation >= generation:
+            if current is not None and current.generation >= version.generation:
                 return current
             started = time.perf_counter()
-            data = read_network(conn, self.projector)
-            snapshot = NetworkSnapshot.build(data)
+            if current is not None and current.network_generation == version.network_generation:
+                changes = capacity_changes_since(conn, current.capacity_seq)
+                snapshot = current.with_bookings(changes, version)
+                log.debug("siting snapshot: bookings applied", extra={
+                    "generation": version.generation, "bookings": len(changes),
+                    "apply_s": round(time.perf_counter() - started, 4)})
+            else:
+                snapshot = NetworkSnapshot.build(read_network(conn, self.projector), version)
+                log.info("siting snapshot rebuilt", extra={
+                    "generation": snapshot.generation, "transformers": len(snapshot.index),
+                    "read_build_s": round(time.perf_counter() - started, 3)})
             self._snapshot = snapshot
-            log.info("siting snapshot rebuilt", extra={
-                "generation": snapshot.generation, "transformers": len(snapshot.index),
-                "read_build_s": round(time.perf_counter() - started, 3)})
             return snapshot
 
 

@@ -110,3 +110,6 @@ def test_racing_bookings_never_exceed_the_transformer_limit(backend: str, race_e
     assert reserved <= limit_kva + 1e-9
     assert reserved == pytest.approx(booked[1]) == pytest.approx(outcomes["won"] * BOOKING_KVA)
     assert generation_after - generation_before == outcomes["won"]  # every booking told the siting workers
+    with race_engine.connect() as conn:
+        logged = conn.execute(text("SELECT count(*) FROM capacity_changes")).scalar_one()
+    assert logged == outcomes["won"]  # one ordered change per booking, applied by workers without a rebuild

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from app.auth import Role
-from app.loader import bump_generation
+from app.loader import bump_generation, record_capacity_changes
 from app.main import create_app
 from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
 from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
@@ -138,3 +138,31 @@ def test_openapi_documents_the_sources_endpoint(client: TestClient) -> None:
     assert operation["operationId"] == "sources-list_sources"
     assert {p["name"] for p in operation["parameters"]} >= {"lon", "lat", "crs", "kw", "area_type"}
     assert "422" in operation["responses"]
+
+
+def test_a_capacity_booking_is_applied_without_rebuilding_the_network(
+        client: TestClient, planner_headers: dict[str, str], demo_engine: Engine) -> None:
+    """R2.3/issue 5: a logged booking reaches the next answer; the worker keeps its network, swaps the index."""
+    sample = next(s for s in SAMPLES if s["expected_job_class"] == "overhead")
+    params = {"lon": sample["lon"], "lat": sample["lat"], "crs": sample["crs"], "kw": sample["kw"]}
+    before = _sources(client, planner_headers, **params).json()
+    chosen = before["candidates"][0]["transformer_asset_id"]
+    engine = client.app.state.siting_engine  # type: ignore[attr-defined]
+    network_before = engine._snapshot.data
+    with demo_engine.begin() as conn:
+        rated, peak, reserved = conn.execute(text(
+            "SELECT rated_kva, peak_kva, reserved_kva FROM transformers WHERE asset_id = :a"), {"a": chosen}).one()
+        conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
+                     {"r": rated * 0.8 - peak, "a": chosen})
+        record_capacity_changes(conn, {chosen: rated * 0.8 - peak})
+    try:
+        after = _sources(client, planner_headers, **params).json()
+        assert chosen not in {c["transformer_asset_id"] for c in after["candidates"]}
+        assert after["network_generation"] > before["network_generation"]
+        assert engine._snapshot.data is network_before  # no network re-read: the booking was applied in place
+    finally:
+        with demo_engine.begin() as conn:
+            conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
+                         {"r": reserved, "a": chosen})
+            record_capacity_changes(conn, {chosen: reserved})
+    assert _sources(client, planner_headers, **params).json()["candidates"][0]["transformer_asset_id"] == chosen

@@ -316,3 +316,20 @@ def test_concurrent_queries_with_many_percentages() -> None:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(run, jobs))
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks(min_n=1), st.lists(queries, min_size=1, max_size=5), st.data())
+def test_rebooked_index_answers_like_a_rebuilt_one(t: TransformerSnapshot, qs: list[Any], data: Any) -> None:
+    """R2.3 with bookings: new reservations on a shared grid give the answers of a full rebuild."""
+    old = SourceIndex.build(t)
+    old.nearest_feasible(0.0, 0.0, 10.0, 80.0, math.inf, 3)  # fill the old index's capacity cache first
+    reserved = np.array(data.draw(st.lists(st.sampled_from([0.0, 5.0, 40.0, 200.0]), min_size=len(t),
+                                           max_size=len(t))))
+    rebooked = old.with_reserved_kva(reserved)
+    rebuilt = SourceIndex.build(t.with_reserved_kva(reserved))
+    for x_m, y_m, added_kva, pct, radius_m, k in qs:
+        assert rebooked.nearest_feasible(x_m, y_m, added_kva, pct, radius_m, k) == rebuilt.nearest_feasible(
+            x_m, y_m, added_kva, pct, radius_m, k)
+    assert dict(rebooked.area_spare_kva(80.0)) == dict(rebuilt.area_spare_kva(80.0))
+    assert np.array_equal(old.transformers.reserved_kva, t.reserved_kva)  # the old index is unchanged
