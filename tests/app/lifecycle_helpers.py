@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from app.auth import Role
 from app.contracts import current_contract
+from app.models import GridArea
 from tests.app.auth_helpers import AuthUser, auth_headers, make_user
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,9 +66,13 @@ def report(client: TestClient, headers: dict[str, str], application_id: int, ste
 
 
 def make_teams(conn: Connection) -> dict[str, tuple[AuthUser, AuthUser]]:
-    """A customer manager and a project manager for every demo grid area."""
-    return {code: (make_user(conn, Role.CUSTOMER_MANAGER, grid_areas=[code]),
-                   make_user(conn, Role.PROJECT_MANAGER, grid_areas=[code])) for code in GRID_AREAS}
+    """The 1+1 team of every demo grid area: users named as ``grid_areas`` names them, so they are the ones
+    assigned even when other tests left more managers of these areas in the shared demo database."""
+    named = {code: (cm, pm) for code, cm, pm in conn.execute(
+        select(GridArea.code, GridArea.customer_manager, GridArea.project_manager))}
+    return {code: (make_user(conn, Role.CUSTOMER_MANAGER, grid_areas=[code], full_name=named[code][0]),
+                   make_user(conn, Role.PROJECT_MANAGER, grid_areas=[code], full_name=named[code][1]))
+            for code in GRID_AREAS}
 
 
 def new_key() -> str:

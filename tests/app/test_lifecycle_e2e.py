@@ -30,7 +30,7 @@ from tests.app.lifecycle_helpers import (
 @pytest.fixture
 def client(db_conn: Connection, demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
     settings = settings_for_tests(demo_db_url, data_dir=tmp_path,
-                                  depot_stock_file=REPO / "fixtures" / "demo" / "depot_stock.csv")
+                                  depot_stock_file=REPO / "fixtures" / "depot_stock.csv")
     app = create_app(settings)
     override_session(app, db_conn)
     yield TestClient(app)
