@@ -42,15 +42,32 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_load_demo(_args: argparse.Namespace) -> int:
-    """Load (or refresh) the demo district in one transaction."""
-    from app.db import create_db_engine
-    from app.loader import load_demo
+def cmd_load_demo(args: argparse.Namespace) -> int:
+    """Load (or refresh) the demo district in one transaction; with ``--with-users`` also the demo accounts."""
+    from sqlalchemy.orm import Session
 
-    engine = create_db_engine(_settings().effective_database_url)
+    from app.db import create_db_engine
+    from app.loader import REPO_ROOT, load_demo
+    from app.users import ensure_demo_users
+
+    settings = _settings()
+    if args.with_users and settings.env == "production":
+        print("error DEMO_USERS_REFUSED: demo accounts are never created when SANLING_ENV=production",
+              file=sys.stderr)
+        return 2
+    engine = create_db_engine(settings.effective_database_url)
     with engine.begin() as conn:
-        counts = load_demo(conn)
+        counts = load_demo(conn, service_area_wgs84=settings.service_area_wgs84)
+        if args.with_users:
+            password = os.environ.get("SANLING_DEMO_PASSWORD", "sanling-demo")
+            with Session(bind=conn) as session:
+                users = ensure_demo_users(session, users_file=REPO_ROOT / "fixtures" / "demo_users.toml",
+                                          password=password, hash_profile=settings.password_hash_profile)
+                session.flush()
+                names = [f"{u.username} ({u.role})" for u in users]
     print("demo district loaded: " + ", ".join(f"{layer} {count}" for layer, count in counts.items()))
+    if args.with_users:
+        print(f"demo accounts (password {password!r}): " + ", ".join(names))
     return 0
 
 
@@ -292,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     demo = sub.add_parser("load-demo", help="load the demo district from fixtures/demo")
+    demo.add_argument("--with-users", action="store_true",
+                      help="also create the demo accounts of fixtures/demo_users.toml (password: "
+                           "SANLING_DEMO_PASSWORD, default sanling-demo; refused in production)")
     demo.set_defaults(func=cmd_load_demo)
 
     imp = sub.add_parser("import", help="import a GIS layer file (docs/import.md)")

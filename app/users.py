@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -346,3 +348,28 @@ def revoke_api_key(session: Session, *, key_id: int, actor: AuthenticatedUser | 
         row.revoked_at = now or datetime.now(UTC)
         session.flush()
     return row
+
+
+def ensure_demo_users(session: Session, *, users_file: Path, password: str,
+                      hash_profile: Literal["default", "fast"] = "default") -> list[User]:
+    """Create or reset the demo accounts of ``users_file`` (TOML ``[[users]]``), all with ``password``.
+
+    Existing accounts of the same name get the file's role, name and grid areas, are reactivated and get
+    the password again, so running the demo twice works. The caller commits.
+    """
+    with users_file.open("rb") as f:
+        entries = tomllib.load(f).get("users", [])
+    done = []
+    for entry in entries:
+        try:
+            data = UserCreate(password=SecretStr(password), **entry)
+        except ValidationError as exc:
+            raise invalid_input(exc) from exc
+        user = session.scalar(select(User).where(User.username == data.username))
+        if user is None:
+            done.append(create_user(session, data=data, hash_profile=hash_profile))
+            continue
+        done.append(update_user(session, user=user, hash_profile=hash_profile, data=UserUpdate(
+            password=data.password, role=data.role, full_name=data.full_name,
+            grid_area_codes=data.grid_area_codes, is_active=True)))
+    return done

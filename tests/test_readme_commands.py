@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -41,6 +42,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _exercise_demo(port: int) -> dict[str, object]:
+    """Health, then a demo account's token, a source search and a design through the served API."""
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+        health = dict(json.loads(response.read()))
+    form = urllib.parse.urlencode({"username": "demo-planner", "password": "sanling-demo"}).encode()
+    with urllib.request.urlopen(f"{base}/api/v1/auth/token", data=form, timeout=30) as response:
+        token = json.loads(response.read())["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    search = urllib.request.Request(f"{base}/api/v1/sources?lon=106.4883433&lat=29.499325&kw=10", headers=headers)
+    with urllib.request.urlopen(search, timeout=30) as response:
+        assert json.loads(response.read())["feasible"] is True
+    design = urllib.request.Request(f"{base}/api/v1/designs", method="POST", headers={
+        **headers, "Content-Type": "application/json"}, data=json.dumps(
+        {"lon": 106.4883433, "lat": 29.499325, "kw": 10, "phases": 1}).encode())
+    with urllib.request.urlopen(design, timeout=30) as response:
+        assert response.status == 201 and json.loads(response.read())["job_class"] == "direct_meter"
+    return health
+
+
 def _serve_once(command: str, data_dir: Path) -> dict[str, object]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
@@ -52,10 +73,12 @@ def _serve_once(command: str, data_dir: Path) -> dict[str, object]:
         while time.time() < deadline:
             assert process.poll() is None, process.stdout.read().decode() if process.stdout else "exited"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    return dict(json.loads(response.read()))
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    pass
             except OSError:
                 time.sleep(0.5)
+                continue
+            return _exercise_demo(port)
         raise AssertionError("command 1 did not serve /healthz within 300 s")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -63,6 +86,7 @@ def _serve_once(command: str, data_dir: Path) -> dict[str, object]:
 
 
 def test_command_one_serves_the_demo_district_and_can_run_twice(tmp_path: Path) -> None:
+    """Issue 2: command 1 serves the demo (twice, on the same data dir) and its demo accounts work."""
     command = _quick_start_commands()[0]
     for _ in range(2):
         health = _serve_once(command, tmp_path)

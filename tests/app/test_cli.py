@@ -62,3 +62,34 @@ def test_unknown_layer_is_rejected(cli_db: str, tmp_path: Path, capsys: pytest.C
     path.write_text('{"type": "FeatureCollection", "features": []}')
     assert main(["import", "pylons", str(path)]) == 2
     assert "LAYER_UNKNOWN" in capsys.readouterr().err
+
+
+def test_demo_accounts_twice_and_never_in_production(cli_db: str, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 2/5: `load-demo --with-users` makes the teams grid_areas names; idempotent; refused in production."""
+    from sqlalchemy import select
+
+    from app.models import GridArea, User
+    from app.settings import get_settings
+
+    monkeypatch.setenv("SANLING_PASSWORD_HASH_PROFILE", "fast")
+    get_settings.cache_clear()
+    assert main(["db", "upgrade"]) == 0
+    assert main(["load-demo", "--with-users"]) == 0
+    assert main(["load-demo", "--with-users"]) == 0  # resets the same accounts
+    engine = create_db_engine(cli_db)
+    with engine.connect() as conn:
+        users = {row.username: row for row in conn.execute(select(User))}
+        areas = list(conn.execute(select(GridArea.code, GridArea.project_manager)))
+    engine.dispose()
+    assert len([u for u in users if u.startswith("demo-")]) == len(users) == 12
+    for code, project_manager in areas:
+        (pm,) = [u for u in users.values() if u.role == "project_manager" and code in u.grid_area_codes]
+        assert pm.full_name == project_manager
+    monkeypatch.setenv("SANLING_ENV", "production")
+    monkeypatch.setenv("SANLING_JWT_SECRET", "x" * 40)
+    monkeypatch.setenv("SANLING_PASSWORD_HASH_PROFILE", "default")
+    get_settings.cache_clear()
+    capsys.readouterr()
+    assert main(["load-demo", "--with-users"]) == 2
+    assert "DEMO_USERS_REFUSED" in capsys.readouterr().err
