@@ -23,6 +23,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db import read_only_connection
 from app.deps import SessionDep, get_request_settings
 from app.errors import register_error_table
 from app.models import ApiKey, User
@@ -473,6 +474,7 @@ def get_current_user(
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
         raise CredentialsInvalidError("The access token is not valid.") from exc
+    read_only_connection(session)  # a token check only reads: no SQLite write lock (app/db.py)
     row = session.get(User, user_id)
     if row is None or not row.is_active:
         raise CredentialsInvalidError("The access token is not valid.")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,9 +34,33 @@ def _load_spatialite(dbapi_connection: sqlite3.Connection, _record: Any) -> None
     dbapi_connection.execute("PRAGMA busy_timeout = 30000")
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns are written with orjson (the designs' result documents are ~16 kB)."""
+    return orjson.dumps(value).decode()
+
+
+#: Execution option of a unit of work that only reads: on SQLite it begins DEFERRED and takes no write lock.
+READ_ONLY_OPTION = "sanling_read_only"
+
+
 def _begin_immediate(conn: Connection) -> None:
-    # IMMEDIATE takes the write lock at BEGIN, so two writers serialise instead of failing late.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # IMMEDIATE takes the write lock at BEGIN, so two writers serialise instead of failing late; a unit of
+    # work declared read-only (read_only_connection) begins DEFERRED and never blocks or waits for writers.
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only_connection(session: Session) -> Connection:
+    """The session's connection for a unit of work that only reads (commit or roll back before writing).
+
+    On SQLite a new transaction begins DEFERRED (WAL readers neither take nor wait for the write lock);
+    inside a transaction already begun, or on PostgreSQL, this is just ``session.connection()``.
+    """
+    if session.in_transaction():
+        return session.connection()
+    return session.connection(execution_options={READ_ONLY_OPTION: True})
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -44,10 +69,12 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if sa_url.get_backend_name() == "sqlite":
         if sa_url.database and sa_url.database != ":memory:":
             Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("json_serializer", json_dumps)
         engine = create_engine(sa_url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _load_spatialite)
         event.listen(engine, "begin", _begin_immediate)
         return engine
+    kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     return create_engine(sa_url, **kwargs)

@@ -148,6 +148,23 @@ async def run_load(port: int, bearer: str, bodies: list[dict[str, Any]], request
     return latencies, errors, time.perf_counter() - started
 
 
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pids.extend(int(child) for child in children)
+    return total
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100.0 * len(ordered)) - 1))]
@@ -166,7 +183,9 @@ def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int) 
             if errors:
                 raise RuntimeError(f"warm-up failed: {errors[:3]}")
             warm_s = time.perf_counter() - warm_started
+            cpu_before_s = process_tree_cpu_s(server.pid)
             latencies, errors, wall_s = asyncio.run(run_load(port, bearer, bodies, requests, concurrency))
+            server_cpu_s = process_tree_cpu_s(server.pid) - cpu_before_s
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -176,10 +195,12 @@ def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int) 
               "concurrency": concurrency, "workers": workers, "warmup_s": round(warm_s, 2),
               "p50_ms": round(statistics.median(latencies), 2), "p90_ms": round(percentile(latencies, 90), 2),
               "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(max(latencies), 2),
-              "rps": round(requests / wall_s, 1)}
+              "rps": round(requests / wall_s, 1),
+              "server_cpu_ms_per_request": round(server_cpu_s * 1000 / requests, 2)}
     print(f"[{scenario}] {requests} requests, {concurrency} connections, {workers} workers: "
           f"p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, "
-          f"{result['rps']} req/s (warm-up {result['warmup_s']} s)", flush=True)
+          f"{result['rps']} req/s, server CPU {result['server_cpu_ms_per_request']} ms/request "
+          f"(warm-up {result['warmup_s']} s)", flush=True)
     return result
 
 

@@ -184,7 +184,7 @@ class WorkCalendar:
     False
     """
 
-    __slots__ = ("_complete_years", "_holidays", "_strict", "_workdays")
+    __slots__ = ("_complete_years", "_holidays", "_package_days", "_strict", "_workdays")
 
     def __init__(self, overrides: CalendarOverrides | None = None, *, strict: bool = False) -> None:
         years = overrides.years if overrides else ()
@@ -192,6 +192,7 @@ class WorkCalendar:
         self._workdays = frozenset(d for y in years for d in y.workdays)
         self._complete_years = frozenset(y.year for y in years if y.complete)
         self._strict = strict
+        self._package_days: dict[date, bool] = {}
 
     @classmethod
     def default(cls, *, strict: bool = False) -> WorkCalendar:
@@ -214,7 +215,10 @@ class WorkCalendar:
         if day.year in self._complete_years:
             return day.weekday() < _SATURDAY
         if _package_covers(day.year):
-            return bool(chinese_calendar.is_workday(day))
+            cached = self._package_days.get(day)
+            if cached is None:  # chinese_calendar validates and looks up on every call; a schedule asks ~40 times
+                cached = self._package_days[day] = bool(chinese_calendar.is_workday(day))
+            return cached
         if self._strict:
             raise CalendarNotCoveredError(
                 f"No statutory holiday data for {day.year}; add the year to calendar_overrides.toml.",

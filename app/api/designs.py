@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import AuthenticatedUser, Role, require_grid_area, require_roles
+from app.db import read_only_connection
 from app.deps import SessionDep, SettingsDep, SitingEngineDep
 from app.designing import (
     DesignRequest,
@@ -51,8 +53,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "`DESIGN_NOT_FOUND`."}}
 
 
-def _response(row: Any, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(design_json(row), status_code=status_code, headers={
+def _response(row: Any, status_code: int = 200) -> Response:
+    # orjson: a design is ~16 kB of JSON, serialised ~10x faster than by the stdlib
+    return Response(orjson.dumps(design_json(row)), status_code=status_code, media_type="application/json", headers={
         "ETag": design_etag(row), "Location": f"/api/v1/designs/{row.design_id}?version={row.version}"})
 
 
@@ -62,7 +65,7 @@ def _readable(user: AuthenticatedUser, row: Any) -> None:
 
 @router.post("", status_code=201, responses={**_ERRORS, 201: {"description": "The design, version 1."}})
 def create(request: DesignRequest, user: DesignerUser, session: SessionDep, settings: SettingsDep,
-           engine: SitingEngineDep) -> JSONResponse:
+           engine: SitingEngineDep) -> Response:
     """Design the connection of a meter-box pin: eligibility, source, job class, sizing, BOM, cost, schedule.
 
     The answer carries the job class with its reasons, the chosen transformer and access point with
@@ -70,7 +73,7 @@ def create(request: DesignRequest, user: DesignerUser, session: SessionDep, sett
     internal step's deadline with the promised power-on date, and links to the drawing and BOM
     exports. Stored as version 1; the `ETag` header names the version for later adjustments.
     """
-    snapshot = engine.snapshot(session.connection())
+    snapshot = engine.snapshot(read_only_connection(session))
     session.commit()  # end the read: the design is computed outside any transaction, then stored in a short one
     row = create_design(session, engine, settings, request, snapshot=snapshot)
     _readable(user, row)
@@ -81,7 +84,7 @@ def create(request: DesignRequest, user: DesignerUser, session: SessionDep, sett
 @router.get("/{design_id}", responses={**_ERRORS, **_NOT_FOUND})
 def read(design_id: str, user: DesignerUser, session: SessionDep,
          version: Annotated[int | None, Query(ge=1, description="A past version; default the latest.")] = None,
-         ) -> JSONResponse:
+         ) -> Response:
     """A stored design version (latest by default), with its `ETag`."""
     row = load_design(session, design_id, version)
     _readable(user, row)
@@ -93,7 +96,7 @@ def read(design_id: str, user: DesignerUser, session: SessionDep,
 def adjust(design_id: str, request: DesignRequest, user: DesignerUser, session: SessionDep, settings: SettingsDep,
            engine: SitingEngineDep,
            if_match: Annotated[str | None, Header(description="ETag of the version this change starts from.")] = None,
-           ) -> JSONResponse:
+           ) -> Response:
     """Survey adjustment: recompute with a moved meter box, marked no-overhead stretches or another candidate.
 
     Adds the next version (the earlier ones stay). With `If-Match`, refused with 412 unless it names the

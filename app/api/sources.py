@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from app.auth import AuthenticatedUser, Role, require_roles
+from app.db import read_only_connection
 from app.deps import SessionDep, SettingsDep, SitingEngineDep
 from app.siting_service import effective_factors, requested_kva, resolve_area_type, siting_params
 from design_rules.profiles import AreaType, get_profile
@@ -159,7 +160,7 @@ def list_sources(
     `network_generation` (always the latest committed one).
     """
     policy = get_profile(profile or settings.profile)
-    snapshot = engine.snapshot(session.connection())
+    snapshot = engine.snapshot(read_only_connection(session))
     pin = pin_to_local(lon, lat, crs, engine.projector)
     resolved_area, area_source = resolve_area_type(area_type, snapshot, pin, settings.default_area_type)
     params = siting_params(kw, resolved_area, policy, settings, top_k)
