@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.settings import Settings
 from app.siting_service import SitingEngine
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """Yield a session from the app's factory; routes commit once, helpers never commit."""
-    with request.app.state.session_factory() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """Yield a session from the app's factory; routes commit once, helpers never commit.
+
+    Async so that FastAPI creates it on the event loop (making a Session does no I/O) instead of in a
+    worker thread; closing it (which may roll back) runs in the thread pool.
+    """
+    session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -31,5 +39,13 @@ def get_siting_engine(request: Request) -> SitingEngine:
     return request.app.state.siting_engine  # type: ignore[no-any-return]
 
 
-SettingsDep = Annotated[Settings, Depends(get_request_settings)]
-SitingEngineDep = Annotated[SitingEngine, Depends(get_siting_engine)]
+async def _settings_dependency(request: Request) -> Settings:
+    return get_request_settings(request)  # async: no worker-thread hop for an attribute read
+
+
+async def _siting_engine_dependency(request: Request) -> SitingEngine:
+    return get_siting_engine(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings_dependency)]
+SitingEngineDep = Annotated[SitingEngine, Depends(_siting_engine_dependency)]

@@ -136,7 +136,8 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
     profile = get_profile(request.profile or settings.profile)
     snapshot = snapshot or engine.snapshot(session.connection())
     pin = pin_to_local(request.lon, request.lat, request.crs, engine.projector)
-    area_type, area_source = resolve_area_type(request.area_type, snapshot, pin, settings.default_area_type)
+    area = snapshot.grid_area_at(pin.x_m, pin.y_m)
+    area_type, area_source = resolve_area_type(request.area_type, area, settings.default_area_type)
     params = siting_params(request.kw, area_type, profile, settings, top_k=DESIGN_CANDIDATES)
     siting = site(pin, snapshot.index, snapshot.roads, params)
     power_factor, demand_factor = effective_factors(profile, settings)
@@ -149,7 +150,6 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
         chosen_transformer_asset_id=chosen, extra_no_overhead_local=_stretches_local(request, engine),
         surroundings=_surroundings(snapshot, pin.x_m, pin.y_m, around_id),
     )
-    area = snapshot.grid_area_at(pin.x_m, pin.y_m)
     result = design.to_dict(engine.projector)
     result.update({
         "pin": {"lon_wgs84": pin.lon_wgs84, "lat_wgs84": pin.lat_wgs84, "x_m": pin.x_m, "y_m": pin.y_m},

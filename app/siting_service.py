@@ -23,13 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from shapely import STRtree
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
 from app.loader import NetworkVersion, capacity_changes_since, network_version
 from app.network import NetworkData, read_network
 from app.settings import Settings
 from design_rules.profiles import AreaType, Profile
-from gis.crs import LocalPin, Projector
+from gis.crs import Projector
 from gis.index import AccessPointSnapshot, LineSegmentSnapshot, SourceIndex, TransformerSnapshot
 from gis.routing import RoadNetwork
 from gis.siting import SitingParams
@@ -110,7 +111,7 @@ class NetworkSnapshot:
             transformer_position={str(a): i for i, a in enumerate(data.transformer_asset_id)},
             grid_area_codes=tuple(data.grid_area_code),
             grid_area_types=tuple(data.grid_area_type),
-            grid_area_tree=STRtree(data.grid_area_local),
+            grid_area_tree=STRtree(_prepared(data.grid_area_local)),
             line_tree=STRtree(data.line_local),
             transformer_tree=STRtree(shapely.points(data.transformer_x_m, data.transformer_y_m)),
             access_tree=STRtree(shapely.points(data.access_x_m, data.access_y_m)),
@@ -135,6 +136,12 @@ class NetworkSnapshot:
             return None
         pos = min(int(h) for h in hits)
         return GridAreaHit(self.grid_area_codes[pos], self.grid_area_types[pos])
+
+
+def _prepared(geometries: list[BaseGeometry]) -> list[BaseGeometry]:
+    """The geometries, prepared for fast repeated point-in-polygon tests (GEOS prepared geometry)."""
+    shapely.prepare(geometries)
+    return geometries
 
 
 class SitingEngine:
@@ -176,14 +183,15 @@ class SitingEngine:
             return snapshot
 
 
-def resolve_area_type(requested: str | None, snapshot: NetworkSnapshot, pin: LocalPin,
-                      default: str) -> tuple[AreaType, str]:
-    """The area type for the supply radius and where it came from (``request``, ``grid_area``, ``deployment``)."""
+def resolve_area_type(requested: str | None, area: GridAreaHit | None, default: str) -> tuple[AreaType, str]:
+    """The area type for the supply radius and where it came from (``request``, ``grid_area``, ``deployment``).
+
+    ``area`` is the grid area containing the pin (:meth:`NetworkSnapshot.grid_area_at`).
+    """
     if requested is not None:
         return AreaType(requested), "request"
-    hit = snapshot.grid_area_at(pin.x_m, pin.y_m)
-    if hit is not None and hit.area_type:
-        return AreaType(hit.area_type), "grid_area"
+    if area is not None and area.area_type:
+        return AreaType(area.area_type), "grid_area"
     return AreaType(default), "deployment"
 
 

@@ -162,11 +162,11 @@ def list_sources(
     policy = get_profile(profile or settings.profile)
     snapshot = engine.snapshot(read_only_connection(session))
     pin = pin_to_local(lon, lat, crs, engine.projector)
-    resolved_area, area_source = resolve_area_type(area_type, snapshot, pin, settings.default_area_type)
+    area = snapshot.grid_area_at(pin.x_m, pin.y_m)
+    resolved_area, area_source = resolve_area_type(area_type, area, settings.default_area_type)
     params = siting_params(kw, resolved_area, policy, settings, top_k)
     result = site(pin, snapshot.index, snapshot.roads, params).to_dict(engine.projector)
     power_factor, demand_factor = effective_factors(policy, settings)
-    area = snapshot.grid_area_at(pin.x_m, pin.y_m)
     names = snapshot.transformer_name
     return {
         **result,
