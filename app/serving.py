@@ -17,6 +17,8 @@ import sys
 import time
 from types import FrameType
 
+from gis.errors import SanlingError
+
 log = logging.getLogger("sanling.serve")
 
 #: A worker that dies within this many seconds of its start is not restarted (e.g. the port is taken).
@@ -48,12 +50,22 @@ def _worker(host: str, port: int) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+class PortInUseError(SanlingError):
+    """Another program listens on the address (every worker would fail to bind)."""
+
+    code = "PORT_IN_USE"
+    default_message = "The address is in use by another program."
+
+
 def check_port_free(host: str, port: int) -> None:
-    """Raise ``OSError`` if another program listens on the port (our workers would all fail to bind)."""
+    """Raise :class:`PortInUseError` if the address cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(f"Cannot listen on {host}:{port}: {exc.strerror}.", host=host, port=port) from exc
 
 
 def serve_workers(host: str, port: int, workers: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Sequence
@@ -315,22 +316,25 @@ class RoadNetwork:
             best_m, best = piece.length, [(_coords(piece), road_s)]
         nodes_s = self._edge_nodes[edge_s]
         nodes_e = self._edge_nodes[edge_e]
-        for node_s, end_s in ((nodes_s[0], 0.0), (nodes_s[1], line_s.length)):
-            for node_e, end_e in ((nodes_e[0], 0.0), (nodes_e[1], line_e.length)):
-                try:
-                    path_m, path = nx.bidirectional_dijkstra(self.graph, node_s, node_e, weight="length_m")
-                except nx.NetworkXNoPath:
-                    continue
-                total_m = abs(end_s - at_s) + path_m + abs(end_e - at_e)
-                if total_m >= best_m:
-                    continue
-                route: list[_Piece] = [(_coords(_oriented_substring(line_s, at_s, end_s)), road_s)]
-                for u, v in itertools.pairwise(path):
-                    edge = self._edges[self.graph.edges[u, v]["edge"]]
-                    coords = _coords(edge.line)
-                    route.append((coords if coords[0] == u else coords[::-1], edge.road))
-                route.append((_coords(_oriented_substring(line_e, end_e, at_e)), road_e))
-                best_m, best = total_m, route
+        # one multi-source search: from both ends of the start piece (seeded with the distance along it) to
+        # both ends of the end piece (plus the distance along it); the same optimum as the four pairings
+        found = _dijkstra_between(
+            self.graph.adj,
+            {nodes_s[0]: at_s, nodes_s[1]: line_s.length - at_s},
+            {nodes_e[0]: at_e, nodes_e[1]: line_e.length - at_e},
+            best_m,
+        )
+        if found is not None:
+            total_m, path = found
+            end_s = 0.0 if path[0] == nodes_s[0] else line_s.length
+            end_e = 0.0 if path[-1] == nodes_e[0] else line_e.length
+            route: list[_Piece] = [(_coords(_oriented_substring(line_s, at_s, end_s)), road_s)]
+            for u, v in itertools.pairwise(path):
+                edge = self._edges[self.graph.edges[u, v]["edge"]]
+                coords = _coords(edge.line)
+                route.append((coords if coords[0] == u else coords[::-1], edge.road))
+            route.append((_coords(_oriented_substring(line_e, end_e, at_e)), road_e))
+            best_m, best = total_m, route
         if best is None:
             return None
         first = best[0][0][0]
@@ -339,6 +343,43 @@ class RoadNetwork:
 
 
 _Piece = tuple[list[tuple[float, float]], int | None]
+
+
+def _dijkstra_between(adjacency: Any, sources: dict[Any, float], targets: dict[Any, float],
+                      bound_m: float) -> tuple[float, list[Any]] | None:
+    """Shortest ``seed + path + tail`` from any source to any target, shorter than ``bound_m``.
+
+    ``sources`` maps nodes to their seed distance, ``targets`` to the distance still to go after them.
+    Stops as soon as the nearest unsettled node is no closer than the best total found, so it explores
+    only a disc of about the route's length around the start. Returns ``(total_m, nodes)`` or ``None``.
+    """
+    heap: list[tuple[float, int, Any, Any]] = []
+    tie = itertools.count()
+    for node, seed_m in sources.items():
+        heapq.heappush(heap, (seed_m, next(tie), node, None))
+    settled: dict[Any, Any] = {}
+    best_m, best_node = bound_m, None
+    while heap:
+        dist_m, _, node, previous = heapq.heappop(heap)
+        if node in settled:
+            continue
+        settled[node] = previous
+        if dist_m >= best_m:
+            break
+        tail_m = targets.get(node)
+        if tail_m is not None and dist_m + tail_m < best_m:
+            best_m, best_node = dist_m + tail_m, node
+        for neighbour, attributes in adjacency[node].items():
+            if neighbour not in settled:
+                next_m = dist_m + attributes["length_m"]
+                if next_m < best_m:
+                    heapq.heappush(heap, (next_m, next(tie), neighbour, node))
+    if best_node is None:
+        return None
+    path = [best_node]
+    while settled[path[-1]] is not None:
+        path.append(settled[path[-1]])
+    return best_m, path[::-1]
 
 
 def _locate(line: LineString, point: Point) -> float:

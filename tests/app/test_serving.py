@@ -1,0 +1,99 @@
+"""`sanling serve --workers N`: one SO_REUSEPORT socket per worker, supervised (issue 2 item 7, issue 4 item 10)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from app import migrate
+from app.serving import reuseport_supported
+
+SANLING = str(Path(sys.executable).parent / "sanling")
+pytestmark = pytest.mark.skipif(not reuseport_supported(), reason="SO_REUSEPORT is Linux/BSD only")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _workers(pid: int) -> list[int]:
+    """The supervisor's worker processes (multiprocessing adds a resource tracker, which is not one)."""
+    return [c for c in _children(pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(response.status)
+
+
+def _wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        assert process.poll() is None, "the server exited"
+        try:
+            _get(url)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("server did not come up")
+
+
+def test_workers_share_the_port_are_restarted_and_stop_cleanly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serve.sqlite'}"
+    migrate.upgrade(url)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
+    env.update({"SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(tmp_path), "SANLING_LOG_LEVEL": "WARNING",
+                "SANLING_JOBS_ENABLED": "false"})
+    server = subprocess.Popen([SANLING, "serve", "--port", str(port), "--workers", "2"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        _wait_up(health, server)
+        deadline = time.time() + 30
+        while len(_workers(server.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        workers = _workers(server.pid)
+        assert len(workers) == 2
+        assert all(_get(health) == 200 for _ in range(40))  # new connections, spread over both sockets
+        time.sleep(11)  # past the start-up grace: a dying worker is now restarted
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            now = _workers(server.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        assert len(_workers(server.pid)) == 2 and workers[0] not in _workers(server.pid)
+        _wait_up(health, server)
+        assert all(_get(health) == 200 for _ in range(10))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    assert code == 0, server.stderr.read().decode() if server.stderr else code
+
+
+def test_a_taken_port_is_refused_at_once(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
+        env.update({"SANLING_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "SANLING_DATA_DIR": str(tmp_path)})
+        result = subprocess.run([SANLING, "serve", "--port", str(port), "--workers", "2"],
+                                env=env, capture_output=True, timeout=60)
+    assert result.returncode == 2 and b"PORT_IN_USE" in result.stderr
