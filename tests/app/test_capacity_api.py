@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,15 +43,8 @@ def demo_expectations() -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def client(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path_factory.mktemp("data")))
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def planner(client: TestClient, demo_engine: Engine) -> dict[str, str]:
-    return auth_headers(client, make_user(demo_engine, Role.PLANNER))
+def planner(planner_headers: dict[str, str]) -> dict[str, str]:
+    return planner_headers
 
 
 @pytest.mark.parametrize("path", PROTECTED)

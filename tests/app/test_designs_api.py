@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,7 @@ from shapely.geometry import shape
 from sqlalchemy import Engine
 
 from app.auth import Role
-from app.main import create_app
-from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
+from tests.app.auth_helpers import auth_headers, make_user
 
 SAMPLES = list(csv.DictReader((Path(__file__).parents[2] / "fixtures" / "sample_applications.csv").open()))
 JOB_CLASSES = ("direct_meter", "overhead", "underground_cable", "transformer_upgrade")
@@ -36,15 +34,8 @@ def _sample(job_class: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def client(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path_factory.mktemp("data")))
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def headers(client: TestClient, demo_engine: Engine) -> dict[str, str]:
-    return auth_headers(client, make_user(demo_engine, Role.PLANNER))
+def headers(planner_headers: dict[str, str]) -> dict[str, str]:
+    return planner_headers
 
 
 @pytest.fixture(scope="module")

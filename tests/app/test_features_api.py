@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.auth import Role
-from app.main import create_app
 from gis.tiles import tiles_covering
-from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
+from tests.app.auth_helpers import auth_headers, make_user
 
 BASE = "/api/v1/features"
 COLLECTIONS = ["transformers", "lv_lines", "access_points", "grid_areas", "roads", "no_overhead_zones"]
@@ -21,15 +18,8 @@ DEMO_BBOX = (106.48, 29.48, 106.52, 29.52)
 
 
 @pytest.fixture(scope="module")
-def client(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path_factory.mktemp("data")))
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def planner(client: TestClient, demo_engine: Engine) -> dict[str, str]:
-    return {**QGIS_ACCEPT, **auth_headers(client, make_user(demo_engine, Role.PLANNER))}
+def planner(planner_headers: dict[str, str]) -> dict[str, str]:
+    return {**QGIS_ACCEPT, **planner_headers}
 
 
 def link(document: dict, rel: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +12,10 @@ from sqlalchemy import Engine, text
 
 from app.auth import Role
 from app.loader import bump_generation, record_capacity_changes
-from app.main import create_app
 from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
-from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
+from tests.app.auth_helpers import auth_headers, make_user
 
 SAMPLES = list(csv.DictReader((Path(__file__).parents[2] / "fixtures" / "sample_applications.csv").open()))
-
-
-@pytest.fixture(scope="module")
-def client(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path_factory.mktemp("data")))
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def planner_headers(client: TestClient, demo_engine: Engine) -> dict[str, str]:
-    return auth_headers(client, make_user(demo_engine, Role.PLANNER))
 
 
 def _sources(client: TestClient, headers: dict[str, str], **params: Any) -> Any:
