@@ -26,6 +26,7 @@ __all__ = [
     "Projector",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
+    "cached_transformer",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "out_of_china",
@@ -314,7 +315,7 @@ def to_wgs84(lon: float, lat: float, crs: CoordinateSystem | str) -> tuple[float
 
 
 @lru_cache(maxsize=32)
-def _transformer(source: str, target: str) -> pyproj.Transformer:
+def cached_transformer(source: str, target: str) -> pyproj.Transformer:
     """Return the cached ``always_xy`` transformer for one (source, target) CRS pair.
 
     pyproj gives every thread its own PROJ object, created on the thread's first call. Created from
@@ -399,8 +400,8 @@ class Projector:
                 )
             service_area_wgs84 = (min_lon, min_lat, max_lon, max_lat)
         self.service_area_wgs84: tuple[float, float, float, float] | None = service_area_wgs84
-        self._forward = _transformer("EPSG:4326", crs.srs)
-        self._inverse = _transformer(crs.srs, "EPSG:4326")
+        self._forward = cached_transformer("EPSG:4326", crs.srs)
+        self._inverse = cached_transformer(crs.srs, "EPSG:4326")
 
     def __repr__(self) -> str:
         return f"Projector({self.projected_crs!r}, service_area_wgs84={self.service_area_wgs84!r})"

@@ -32,6 +32,7 @@ import shapely
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gis.crs import cached_transformer
 from gis.errors import InvalidInputError, SanlingError
 from gis.layers import UNIT_FACTORS, FieldSpec, LayerSpec, get_layer
 
@@ -837,7 +838,7 @@ def _to_wgs84(crs_wkt: str) -> pyproj.Transformer | None:
     # CGCS2000 (EPSG:4490) is treated as WGS-84, as everywhere in Sanling (DOMAIN §9.2).
     if crs.to_epsg() in (SRID_WGS84, 4490) or crs.equals(pyproj.CRS.from_epsg(SRID_WGS84), ignore_axis_order=True):
         return None
-    return pyproj.Transformer.from_crs(crs, SRID_WGS84, always_xy=True)
+    return cached_transformer(crs_wkt, f"EPSG:{SRID_WGS84}")
 
 
 _POINT_WKB_BYTES = 21
