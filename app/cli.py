@@ -143,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API with uvicorn."""
     import uvicorn
 
-    from app.serving import reuseport_supported, serve_workers
+    from app.serving import reuseport_supported, run_requests_inline, serve_workers
 
     # The service runs the periodic jobs (docs/lifecycle-infra.md) unless told otherwise; set before the
     # settings are first read, and inherited by uvicorn's worker processes.
@@ -158,8 +158,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     print(f"Sanling API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
+    inline = settings.request_mode == "inline"
     if workers > 1 and reuseport_supported():
-        return serve_workers(host, port, workers)  # one SO_REUSEPORT socket per worker (app/serving.py)
+        # one SO_REUSEPORT socket per worker (app/serving.py)
+        return serve_workers(host, port, workers, inline=inline)
+    if inline and workers == 1:
+        run_requests_inline()
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
                 log_config=None, access_log=False)
     return 0

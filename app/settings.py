@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="CSV `material_code,on_hand_quantity` of the depot (R5.5); confirmed BOMs are checked against "
         "it. Empty: no stock check.",
     )
+    request_mode: Literal["inline", "threads"] = Field(
+        default="inline",
+        description="`sanling serve`: `inline` runs each worker's request work on its event loop, one request at "
+        "a time (pre-fork style, scale with workers); `threads` keeps FastAPI's thread pool.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `sanling serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `sanling serve` binds to.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes for `sanling serve`.")
