@@ -433,12 +433,17 @@ def assign_by_admin(session: Session, application: Application, *, grid_area_cod
     application.assigned_at, application.assigned_by = now, "admin"
     application.status = ApplicationStatus.IN_PROGRESS
     application.updated_at = now
-    item = session.scalar(select(AssignmentQueueItem).where(AssignmentQueueItem.application_id == application.id))
-    if item is not None and item.resolved_at is None:
-        item.resolved_at, item.resolved_by_user_id = now, actor.user_id
+    _resolve_queue_item(session, application, now=now, actor=actor)
     session.flush()
     _audit(session, actor, application, "assigned", before, _state(application))
     return application
+
+
+def _resolve_queue_item(session: Session, application: Application, *, now: datetime, actor: Actor) -> None:
+    """Close the application's open entry in the admin assignment queue, if it has one."""
+    item = session.scalar(select(AssignmentQueueItem).where(AssignmentQueueItem.application_id == application.id))
+    if item is not None and item.resolved_at is None:
+        item.resolved_at, item.resolved_by_user_id = now, actor.user_id
 
 
 # --- intake (R1) ----------------------------------------------------------------------------------------------
@@ -545,9 +550,7 @@ def cancel_application(session: Session, application: Application, *, reason: st
     release_reservation(session, application)
     application.status = ApplicationStatus.CANCELLED
     application.cancelled_at, application.cancel_reason, application.updated_at = now, reason, now
-    item = session.scalar(select(AssignmentQueueItem).where(AssignmentQueueItem.application_id == application.id))
-    if item is not None and item.resolved_at is None:
-        item.resolved_at, item.resolved_by_user_id = now, actor.user_id
+    _resolve_queue_item(session, application, now=now, actor=actor)
     session.flush()
     _audit(session, actor, application, "cancelled", before, _state(application))
     return application

@@ -479,8 +479,8 @@ def get_current_user(
     if row is None or not row.is_active:
         raise CredentialsInvalidError("The access token is not valid.")
     user = AuthenticatedUser.from_row(row)
-    # End the read: on SQLite every transaction takes the write lock (BEGIN IMMEDIATE, app/db.py), and the
-    # route should not hold it while it computes; its own unit of work begins with its first statement.
+    # End the read-only unit of work (begun DEFERRED on SQLite, app/db.py): the route's own unit of work then
+    # begins with its first statement, as IMMEDIATE when it writes, instead of upgrading a read snapshot.
     session.commit()
     return user
 

@@ -14,8 +14,9 @@ from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select
 
+from app.loader import network_version
 from app.models import GridArea, LoadReading, Transformer
 from design_rules.capacity import AreaCapacity, LoadTable, area_capacity, load_table
 from design_rules.profiles import LoadThresholds
@@ -153,7 +154,7 @@ class CapacitySnapshot:
 
 def read_asset_generation(conn: Connection) -> int:
     """Return the current ``asset_generation`` (bumped with every asset or load change)."""
-    return int(conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one())
+    return network_version(conn).generation
 
 
 def read_capacity(conn: Connection, *, profile_id: str, thresholds: LoadThresholds,

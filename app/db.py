@@ -43,7 +43,7 @@ def json_dumps(value: Any) -> str:
 READ_ONLY_OPTION = "sanling_read_only"
 
 
-def _begin_immediate(conn: Connection) -> None:
+def _begin(conn: Connection) -> None:
     # IMMEDIATE takes the write lock at BEGIN, so two writers serialise instead of failing late; a unit of
     # work declared read-only (read_only_connection) begins DEFERRED and never blocks or waits for writers.
     if conn.get_execution_options().get(READ_ONLY_OPTION):
@@ -72,7 +72,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("json_serializer", json_dumps)
         engine = create_engine(sa_url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _load_spatialite)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("pool_pre_ping", True)

@@ -229,8 +229,3 @@ def stored_drawing(row: Design) -> DrawingInput:
 def stored_bom(row: Design) -> Bom:
     """The bill of materials frozen with the design, as a :class:`Bom` for the CSV/XLSX writers."""
     return Bom.from_dict(row.result["bom"])
-
-
-def to_wgs84_function(engine: SitingEngine) -> Any:
-    """``(x_m, y_m) → (lon, lat)`` for the GeoJSON drawing."""
-    return engine.projector.unproject

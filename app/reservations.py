@@ -28,6 +28,7 @@ from app.settings import Settings
 from app.siting_service import effective_factors, requested_kva
 from design_rules.profiles import JobClass, get_profile
 from gis.errors import SanlingError
+from gis.index import fits_after_connection
 
 IN_SERVICE = "in_service"
 
@@ -69,20 +70,6 @@ def target_for_design(design: Design, settings: Settings) -> ReservationTarget:
     return ReservationTarget(design.transformer_asset_id, reservation_kva(kw, settings, design.profile_id), max_pct)
 
 
-def fits(*, peak_kva: float, reserved_kva: float, added_kva: float, rated_kva: float,
-         max_load_after_pct: float) -> bool:
-    """The siting engine's feasibility test, evaluated the same way (``gis.index``, docs/siting.md).
-
-    Examples
-    --------
-    >>> fits(peak_kva=300, reserved_kva=0, added_kva=20, rated_kva=400, max_load_after_pct=80)
-    True
-    >>> fits(peak_kva=300, reserved_kva=10, added_kva=20, rated_kva=400, max_load_after_pct=80)
-    False
-    """
-    return (peak_kva + reserved_kva + added_kva) / rated_kva * 100.0 <= max_load_after_pct
-
-
 def move_reservation(session: Session, application: Application, target: ReservationTarget) -> bool:
     """Make ``application`` hold exactly ``target``: book, move, resize or release, in the caller's transaction.
 
@@ -107,8 +94,8 @@ def move_reservation(session: Session, application: Application, target: Reserva
         reserved[old_id] = max(0.0, reserved[old_id] - old_kva)
     if new_id is not None:
         row = rows.get(new_id)
-        if row is None or row.status != IN_SERVICE or not fits(
-                peak_kva=float(row.peak_kva or 0.0), reserved_kva=reserved[new_id], added_kva=new_kva,
+        if row is None or row.status != IN_SERVICE or not fits_after_connection(
+                committed_kva=float(row.peak_kva or 0.0) + reserved[new_id], added_kva=new_kva,
                 rated_kva=float(row.rated_kva), max_load_after_pct=target.max_load_after_pct):
             limit = None if row is None else float(row.rated_kva) * target.max_load_after_pct / 100.0
             raise CapacityTakenError(

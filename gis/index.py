@@ -27,6 +27,7 @@ __all__ = [
     "SourceIndex",
     "TransformerSnapshot",
     "added_kva_limit",
+    "fits_after_connection",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -407,6 +408,23 @@ class AccessHit(NamedTuple):
     x_m: float
     y_m: float
     distance_m: float
+
+
+def fits_after_connection(*, committed_kva: float, added_kva: float, rated_kva: float,
+                          max_load_after_pct: float) -> bool:
+    """The feasibility test of R2.3: ``(committed_kva + added_kva) / rated_kva × 100 ≤ max_load_after_pct``.
+
+    ``committed_kva = peak_kva + reserved_kva``. Evaluated in this order and float64, so every caller (the
+    index, a booking's re-check on the locked row) decides a boundary case the same way.
+
+    Examples
+    --------
+    >>> fits_after_connection(committed_kva=300.0, added_kva=20.0, rated_kva=400.0, max_load_after_pct=80.0)
+    True
+    >>> fits_after_connection(committed_kva=310.0, added_kva=20.0, rated_kva=400.0, max_load_after_pct=80.0)
+    False
+    """
+    return (committed_kva + added_kva) / rated_kva * 100.0 <= max_load_after_pct
 
 
 def added_kva_limit(
@@ -838,9 +856,9 @@ class SourceIndex:
 
     def _holds(self, pos: int, added: float, max_load_after_pct: float) -> bool:
         """The feasibility test itself, for limits inside the doubtful band."""
-        return (float(self._committed_kva[pos]) + added) / float(
-            self.transformers.rated_kva[pos]
-        ) * 100.0 <= max_load_after_pct
+        return fits_after_connection(committed_kva=float(self._committed_kva[pos]), added_kva=added,
+                                     rated_kva=float(self.transformers.rated_kva[pos]),
+                                     max_load_after_pct=max_load_after_pct)
 
     def _search_vectorised(
         self,

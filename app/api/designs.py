@@ -22,7 +22,6 @@ from app.designing import (
 )
 from app.errors import register_error_table
 from design_rules.bom import bom_to_csv, bom_to_xlsx
-from design_rules.design import DesignNotFeasibleError, NotEligibleError
 from design_rules.drawing import render_dxf, render_geojson, render_svg
 from gis.errors import SanlingError
 
@@ -40,8 +39,6 @@ class DesignVersionConflictError(SanlingError):
 
 
 register_error_table(DesignVersionConflictError, 412)
-register_error_table(NotEligibleError, 422)
-register_error_table(DesignNotFeasibleError, 422)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},

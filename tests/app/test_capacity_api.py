@@ -42,11 +42,6 @@ def demo_expectations() -> dict[str, set[str]]:
     }
 
 
-@pytest.fixture(scope="module")
-def planner(planner_headers: dict[str, str]) -> dict[str, str]:
-    return planner_headers
-
-
 @pytest.mark.parametrize("path", PROTECTED)
 def test_every_list_refuses_anonymous_and_wrong_roles(client: TestClient, demo_engine: Engine, path: str) -> None:
     anonymous = client.get(path)
@@ -57,8 +52,8 @@ def test_every_list_refuses_anonymous_and_wrong_roles(client: TestClient, demo_e
 
 
 @pytest.mark.parametrize("worklist", ["may-start", "must-start", "start-in-advance", "pre-control"])
-def test_worklists_match_the_demo_district(client: TestClient, planner: dict[str, str], worklist: str) -> None:
-    body = client.get(f"/api/v1/capacity/worklists/{worklist}", headers=planner).json()
+def test_worklists_match_the_demo_district(client: TestClient, planner_headers: dict[str, str], worklist: str) -> None:
+    body = client.get(f"/api/v1/capacity/worklists/{worklist}", headers=planner_headers).json()
     key = "code" if worklist == "pre-control" else "asset_id"
     assert {item[key] for item in body["items"]} == demo_expectations()[worklist] != set()
     assert body["count"] == len(body["items"]) and body["thresholds"]["may_start_pct"] == 50.0
@@ -67,23 +62,23 @@ def test_worklists_match_the_demo_district(client: TestClient, planner: dict[str
         assert rates == sorted(rates, reverse=True) and min(rates) >= 70.0
 
 
-def test_pre_control_is_the_rural_area(client: TestClient, planner: dict[str, str]) -> None:
-    items = client.get("/api/v1/capacity/worklists/pre-control", headers=planner).json()["items"]
+def test_pre_control_is_the_rural_area(client: TestClient, planner_headers: dict[str, str]) -> None:
+    items = client.get("/api/v1/capacity/worklists/pre-control", headers=planner_headers).json()["items"]
     assert [(a["code"], a["area_type"], a["precontrol"]) for a in items] == [("CQ-YB-04", "rural", True)]
     assert items[0]["allowable_kva"] < 160
 
 
-def test_every_threshold_class_is_present(client: TestClient, planner: dict[str, str]) -> None:
-    items = client.get("/api/v1/capacity/transformers", headers=planner).json()["items"]
+def test_every_threshold_class_is_present(client: TestClient, planner_headers: dict[str, str]) -> None:
+    items = client.get("/api/v1/capacity/transformers", headers=planner_headers).json()["items"]
     assert {item["threshold_class"] for item in items} == {"<50", "50-70", "70-80", ">80"}
     for item in items:
         assert item["spare_kva"] == pytest.approx(item["rated_kva"] * 0.8 - item["peak_kva"] - item["reserved_kva"],
                                                   abs=0.01)
 
 
-def test_csv_by_query_or_accept_header(client: TestClient, planner: dict[str, str]) -> None:
-    by_query = client.get("/api/v1/capacity/worklists/must-start?format=csv", headers=planner)
-    by_accept = client.get("/api/v1/capacity/worklists/must-start", headers={**planner, "Accept": "text/csv"})
+def test_csv_by_query_or_accept_header(client: TestClient, planner_headers: dict[str, str]) -> None:
+    by_query = client.get("/api/v1/capacity/worklists/must-start?format=csv", headers=planner_headers)
+    by_accept = client.get("/api/v1/capacity/worklists/must-start", headers={**planner_headers, "Accept": "text/csv"})
     assert by_query.status_code == 200 and by_query.headers["content-type"].startswith("text/csv")
     assert by_query.text == by_accept.text and by_query.text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(by_query.text.lstrip("\ufeff"))))
@@ -91,8 +86,9 @@ def test_csv_by_query_or_accept_header(client: TestClient, planner: dict[str, st
     assert "attachment" in by_query.headers["content-disposition"]
 
 
-def test_grid_area_filter(client: TestClient, planner: dict[str, str]) -> None:
-    items = client.get("/api/v1/capacity/worklists/may-start?grid_area_code=CQ-YB-02", headers=planner).json()["items"]
+def test_grid_area_filter(client: TestClient, planner_headers: dict[str, str]) -> None:
+    items = client.get("/api/v1/capacity/worklists/may-start?grid_area_code=CQ-YB-02",
+                       headers=planner_headers).json()["items"]
     assert items and {item["grid_area_code"] for item in items} == {"CQ-YB-02"}
 
 

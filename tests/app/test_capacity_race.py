@@ -21,7 +21,8 @@ from app import migrate
 from app.auth import Role
 from app.db import create_db_engine
 from app.models import Application, Transformer
-from app.reservations import CapacityTakenError, ReservationTarget, fits, move_reservation
+from app.reservations import CapacityTakenError, ReservationTarget, move_reservation
+from gis.index import fits_after_connection
 from tests.app.auth_helpers import make_user
 
 RATED_KVA = 400.0
@@ -37,8 +38,8 @@ def _expected_winners(requests: int) -> int:
     """Bookings that fit when the requests come one after another (the same test as the service)."""
     reserved, winners = RESERVED_KVA, 0
     for _ in range(requests):
-        if fits(peak_kva=PEAK_KVA, reserved_kva=reserved, added_kva=BOOKING_KVA, rated_kva=RATED_KVA,
-                max_load_after_pct=MAX_LOAD_AFTER_PCT):
+        if fits_after_connection(committed_kva=PEAK_KVA + reserved, added_kva=BOOKING_KVA, rated_kva=RATED_KVA,
+                                 max_load_after_pct=MAX_LOAD_AFTER_PCT):
             reserved, winners = reserved + BOOKING_KVA, winners + 1
     return winners
 

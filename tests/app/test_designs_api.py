@@ -34,16 +34,11 @@ def _sample(job_class: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def headers(planner_headers: dict[str, str]) -> dict[str, str]:
-    return planner_headers
-
-
-@pytest.fixture(scope="module")
-def designs(client: TestClient, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+def designs(client: TestClient, planner_headers: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Every demo sample designed once through the API."""
     out = {}
     for sample in SAMPLES:
-        response = client.post("/api/v1/designs", json=_request(sample), headers=headers)
+        response = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers)
         assert response.status_code == 201, (sample["app_id"], response.text)
         out[sample["app_id"]] = response.json()
     return out
@@ -92,63 +87,63 @@ def test_overhead_design_places_new_poles_and_prices_them(designs: dict[str, dic
 
 
 @pytest.mark.parametrize("job_class", JOB_CLASSES)
-def test_exports_render_for_every_job_class(client: TestClient, headers: dict[str, str],
+def test_exports_render_for_every_job_class(client: TestClient, planner_headers: dict[str, str],
                                             designs: dict[str, dict[str, Any]], job_class: str) -> None:
     """R4.3/R4.4: SVG, DXF, GeoJSON drawing and CSV, XLSX bill of materials of the stored design."""
     design = designs[_sample(job_class)["app_id"]]
     base = f"/api/v1/designs/{design['design_id']}"
-    svg = client.get(f"{base}/drawing.svg", headers=headers)
+    svg = client.get(f"{base}/drawing.svg", headers=planner_headers)
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
     assert "<svg" in svg.text and design["design_id"] in svg.text
-    dxf = client.get(f"{base}/drawing.dxf", headers=headers)
+    dxf = client.get(f"{base}/drawing.dxf", headers=planner_headers)
     assert dxf.status_code == 200
     document = ezdxf.read(io.StringIO(dxf.content.decode("utf-8", errors="replace")))
     assert len(document.modelspace()) > 0
-    geojson = client.get(f"{base}/drawing.geojson", headers=headers).json()
+    geojson = client.get(f"{base}/drawing.geojson", headers=planner_headers).json()
     assert geojson["type"] == "FeatureCollection" and geojson["features"]
     min_lon, min_lat, max_lon, max_lat = shapely.GeometryCollection(
         [shape(f["geometry"]) for f in geojson["features"]]).bounds
     assert 106.3 < min_lon < max_lon < 106.7 and 29.3 < min_lat < max_lat < 29.7  # WGS-84 around the demo
-    rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/bom.csv", headers=headers).text)))
+    rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/bom.csv", headers=planner_headers).text)))
     assert len(rows) == len(design["bom"]["lines"])
     assert abs(sum(float(r["amount_cny"]) for r in rows) - design["total_cost_cny"]) < 0.01
-    workbook = openpyxl.load_workbook(io.BytesIO(client.get(f"{base}/bom.xlsx", headers=headers).content))
+    workbook = openpyxl.load_workbook(io.BytesIO(client.get(f"{base}/bom.xlsx", headers=planner_headers).content))
     assert "BOM" in workbook.sheetnames
 
 
 def test_survey_adjustment_adds_a_version_and_if_match_stops_lost_updates(
-        client: TestClient, headers: dict[str, str]) -> None:
+        client: TestClient, planner_headers: dict[str, str]) -> None:
     """R5: a marked no-overhead stretch turns an overhead job into cable as version 2; a stale If-Match → 412."""
     sample = _sample("overhead")
-    first = client.post("/api/v1/designs", json=_request(sample), headers=headers)
+    first = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers)
     assert first.status_code == 201 and first.json()["job_class"] == "overhead"
     etag = first.headers["ETag"]
     route = first.json()["source"]["route"]["geometry"]
     adjusted = client.post(f"/api/v1/designs/{first.json()['design_id']}/versions",
                            json=_request(sample, no_overhead_stretches=[route]),
-                           headers={**headers, "If-Match": etag})
+                           headers={**planner_headers, "If-Match": etag})
     assert adjusted.status_code == 201, adjusted.text
     body = adjusted.json()
     assert body["version"] == 2 and body["job_class"] == "underground_cable"
     stale = client.post(f"/api/v1/designs/{body['design_id']}/versions", json=_request(sample),
-                        headers={**headers, "If-Match": etag})
+                        headers={**planner_headers, "If-Match": etag})
     assert stale.status_code == 412 and stale.json()["code"] == "DESIGN_VERSION_CONFLICT"
-    v1 = client.get(f"/api/v1/designs/{body['design_id']}", params={"version": 1}, headers=headers).json()
+    v1 = client.get(f"/api/v1/designs/{body['design_id']}", params={"version": 1}, headers=planner_headers).json()
     assert v1["job_class"] == "overhead"  # earlier versions are kept unchanged
-    latest = client.get(f"/api/v1/designs/{body['design_id']}", headers=headers)
+    latest = client.get(f"/api/v1/designs/{body['design_id']}", headers=planner_headers)
     assert latest.json()["version"] == 2 and latest.headers["ETag"] == adjusted.headers["ETag"]
 
 
-def test_choosing_another_candidate(client: TestClient, headers: dict[str, str]) -> None:
+def test_choosing_another_candidate(client: TestClient, planner_headers: dict[str, str]) -> None:
     """R5: the surveyor may choose another feasible candidate; an unknown one is refused with a code."""
     sample = _sample("overhead")
-    first = client.post("/api/v1/designs", json=_request(sample), headers=headers).json()
+    first = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
     if first["alternatives"]:
         other = first["alternatives"][0]["transformer_asset_id"]
         second = client.post(f"/api/v1/designs/{first['design_id']}/versions",
-                             json=_request(sample, transformer_asset_id=other), headers=headers)
+                             json=_request(sample, transformer_asset_id=other), headers=planner_headers)
         assert second.status_code == 201 and second.json()["source"]["transformer_asset_id"] == other
-    bad = client.post("/api/v1/designs", json=_request(sample, transformer_asset_id="T-NOPE"), headers=headers)
+    bad = client.post("/api/v1/designs", json=_request(sample, transformer_asset_id="T-NOPE"), headers=planner_headers)
     assert bad.status_code == 422 and bad.json()["code"] == "CANDIDATE_UNKNOWN"
 
 
@@ -160,10 +155,10 @@ def test_choosing_another_candidate(client: TestClient, headers: dict[str, str])
     ({"no_overhead_stretches": [{"type": "Point"}]}, "REQUEST_INVALID"),
     ({"profile": "nowhere-1999"}, "PROFILE_UNKNOWN"),
 ])
-def test_bad_requests_get_a_code_and_store_nothing(client: TestClient, headers: dict[str, str],
+def test_bad_requests_get_a_code_and_store_nothing(client: TestClient, planner_headers: dict[str, str],
                                                   change: dict[str, Any], code: str) -> None:
     """R1.3: an ineligible application is refused with every failed rule; bad input → 422 with a code."""
-    response = client.post("/api/v1/designs", json=_request(_sample("direct_meter"), **change), headers=headers)
+    response = client.post("/api/v1/designs", json=_request(_sample("direct_meter"), **change), headers=planner_headers)
     assert response.status_code == 422, response.text
     assert response.json()["code"] == code
     if code == "NOT_ELIGIBLE":
