@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import openpyxl
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shapely.geometry import shape
 from sqlalchemy import Engine
 
@@ -180,3 +183,25 @@ def test_roles_and_grid_areas_are_enforced(client: TestClient, demo_engine: Engi
     assert denied.status_code == 403 and denied.json()["code"] == "FORBIDDEN"
     assert client.get(f"/api/v1/designs/{design['design_id']}/bom.csv", headers=other).status_code == 403
     assert client.get("/api/v1/designs/no-such-id", headers=own).json()["code"] == "DESIGN_NOT_FOUND"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.fixed_dictionaries({
+    "lon": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([106.49, 106.5]), st.text()),
+    "lat": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([29.49, 29.5]), st.none()),
+    "kw": st.one_of(st.floats(min_value=-10, max_value=20_000), st.integers(-5, 500)),
+    "crs": st.sampled_from(["wgs84", "gcj02", "bd09", "cgcs2000", "utm", ""]),
+    "phases": st.sampled_from([1, 3, 2, "3"]),
+    "category": st.sampled_from(["small_enterprise", "residential", "temporary", "nonsense"]),
+}, optional={"area_type": st.sampled_from(["urban", "rural", "E", "Z"]),
+             "transformer_asset_id": st.sampled_from(["T-0001", "", "x" * 300]),
+             "no_overhead_stretches": st.sampled_from([[], [{"type": "LineString", "coordinates": []}],
+                                                       [{"type": "Polygon"}], [{}]])}))
+def test_any_request_body_gets_a_design_or_a_coded_4xx_never_a_500(
+        client: TestClient, planner_headers: dict[str, str], body: dict[str, Any]) -> None:
+    """Bad input always gets a clear error: 201 or 422 with a code and a message, never a 500."""
+    response = client.post("/api/v1/designs", content=json.dumps(body, allow_nan=True),
+                           headers={**planner_headers, "Content-Type": "application/json"})
+    assert response.status_code in (201, 422), (body, response.text)
+    if response.status_code == 422:
+        assert response.json()["code"] and response.json()["message"]

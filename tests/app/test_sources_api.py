@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from app.auth import Role
@@ -152,3 +154,19 @@ def test_a_capacity_booking_is_applied_without_rebuilding_the_network(
                          {"r": reserved, "a": chosen})
             record_capacity_changes(conn, {chosen: reserved})
     assert _sources(client, planner_headers, **params).json()["candidates"][0]["transformer_asset_id"] == chosen
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.fixed_dictionaries({
+    "lon": st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(str), st.sampled_from(["106.49", "x", ""])),
+    "lat": st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(str), st.sampled_from(["29.5", "1e400"])),
+    "kw": st.one_of(st.floats(min_value=-10, max_value=20_000).map(str), st.sampled_from(["0", "abc"])),
+    "crs": st.sampled_from(["wgs84", "gcj02", "bd09", "cgcs2000", "WGS84", "4326"]),
+}, optional={"area_type": st.sampled_from(["urban", "D", "none"]), "top_k": st.sampled_from(["0", "5", "99"])}))
+def test_any_query_gets_sources_or_a_coded_422_never_a_500(
+        client: TestClient, planner_headers: dict[str, str], params: dict[str, str]) -> None:
+    """Bad input always gets a clear error: 200 or 422 with a code and a message, never a 500."""
+    response = _sources(client, planner_headers, **params)
+    assert response.status_code in (200, 422), (params, response.text)
+    if response.status_code == 422:
+        assert response.json()["code"] and response.json()["message"]
