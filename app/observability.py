@@ -89,8 +89,11 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+                # Server-Timing (W3C): the time the app took to produce the response, so a client can tell
+                # server work from network and queueing time.
+                app_ms = (time.perf_counter() - started) * 1000.0
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode("latin-1")),
+                                      (b"server-timing", f"app;dur={app_ms:.2f}".encode("latin-1"))]
             await send(message)
 
         try:

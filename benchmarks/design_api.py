@@ -106,12 +106,14 @@ def token(port: int) -> str:
         return str(json.loads(response.read())["access_token"])
 
 
-async def _connection(port: int, jobs: asyncio.Queue[bytes], latencies_ms: list[float], errors: list[str],
-                      requests_per_connection: int) -> None:
+async def _connection(port: int, jobs: asyncio.Queue[bytes], latencies_ms: list[float], app_ms: list[float],
+                      errors: list[str], requests_per_connection: int) -> None:
     """One client: sends jobs one after the other, reconnecting after ``requests_per_connection``.
 
     Reconnecting lets the kernel spread clients over the workers' SO_REUSEPORT sockets again, as a fleet
-    of phones on mobile networks does; timing includes the TCP connect of a new connection.
+    of phones on mobile networks does; timing includes the TCP connect of a new connection. ``app_ms``
+    collects the server's own time per request (its ``Server-Timing: app;dur=`` header), so the report
+    can tell work from waiting.
     """
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
@@ -135,8 +137,11 @@ async def _connection(port: int, jobs: asyncio.Queue[bytes], latencies_ms: list[
             status = int(head.split(b" ", 2)[1])
             length = 0
             for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
+                lowered = line.lower()
+                if lowered.startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
+                elif lowered.startswith(b"server-timing:") and b"dur=" in lowered:
+                    app_ms.append(float(lowered.split(b"dur=", 1)[1].split(b",", 1)[0]))
             body = await reader.readexactly(length)
             latencies_ms.append((time.perf_counter() - started) * 1000.0)
             if status != 201 or b'"job_class"' not in body:
@@ -153,16 +158,18 @@ def _request_bytes(port: int, bearer: str, body: dict[str, Any]) -> bytes:
 
 
 async def run_load(port: int, bearer: str, bodies: list[dict[str, Any]], requests: int,
-                   concurrency: int, requests_per_connection: int = 20) -> tuple[list[float], list[str], float]:
+                   concurrency: int, requests_per_connection: int = 20,
+                   ) -> tuple[list[float], list[float], list[str], float]:
     jobs: asyncio.Queue[bytes] = asyncio.Queue()
     for i in range(requests):
         jobs.put_nowait(_request_bytes(port, bearer, bodies[i % len(bodies)]))
     latencies: list[float] = []
+    app_ms: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(port, jobs, latencies, errors, requests_per_connection)
+    await asyncio.gather(*(_connection(port, jobs, latencies, app_ms, errors, requests_per_connection)
                            for _ in range(concurrency)))
-    return latencies, errors, time.perf_counter() - started
+    return latencies, app_ms, errors, time.perf_counter() - started
 
 
 def process_tree_cpu_s(pid: int) -> float:
@@ -197,12 +204,12 @@ def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int,
             bearer = token(port)
             warm_started = time.perf_counter()
             # warm-up: enough concurrent requests that every worker builds its snapshot and JITs its caches
-            latencies, errors, _ = asyncio.run(run_load(port, bearer, bodies, max(40, 10 * workers), 2 * workers))
+            _, _, errors, _ = asyncio.run(run_load(port, bearer, bodies, max(40, 10 * workers), 2 * workers))
             if errors:
                 raise RuntimeError(f"warm-up failed: {errors[:3]}")
             warm_s = time.perf_counter() - warm_started
             cpu_before_s = process_tree_cpu_s(server.pid)
-            latencies, errors, wall_s = asyncio.run(run_load(port, bearer, bodies, requests, concurrency,
+            latencies, app_ms, errors, wall_s = asyncio.run(run_load(port, bearer, bodies, requests, concurrency,
                                                              requests_per_connection))
             server_cpu_s = process_tree_cpu_s(server.pid) - cpu_before_s
         finally:
@@ -216,10 +223,13 @@ def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int,
               "p50_ms": round(statistics.median(latencies), 2), "p90_ms": round(percentile(latencies, 90), 2),
               "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(max(latencies), 2),
               "rps": round(requests / wall_s, 1),
+              "server_app_p50_ms": round(statistics.median(app_ms), 2) if app_ms else None,
+              "server_app_p99_ms": round(percentile(app_ms, 99), 2) if app_ms else None,
               "server_cpu_ms_per_request": round(server_cpu_s * 1000 / requests, 2)}
     print(f"[{scenario}] {requests} requests, {concurrency} connections, {workers} workers: "
           f"p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, "
-          f"{result['rps']} req/s, server CPU {result['server_cpu_ms_per_request']} ms/request "
+          f"{result['rps']} req/s, server CPU {result['server_cpu_ms_per_request']} ms/request, "
+          f"in the app p50 {result['server_app_p50_ms']} ms, p99 {result['server_app_p99_ms']} ms "
           f"(warm-up {result['warmup_s']} s)", flush=True)
     return result
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from design_rules.catalogue import (
@@ -85,7 +85,7 @@ class SizingResult:
         >>> r.to_dict()["conductor"], r.to_dict()["reasons"][0]["code"]
         ('JKLYJ-1kV-70', 'DESIGN_CURRENT')
         """
-        data = asdict(self)
+        data = {field.name: getattr(self, field.name) for field in fields(self)}  # flat: no deep copy needed
         data["reasons"] = [reason.to_dict() for reason in self.reasons]
         return data
 

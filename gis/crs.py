@@ -465,8 +465,21 @@ class Projector:
         >>> g["type"], [round(v, 3) for v in g["coordinates"]]
         ('Point', [108.0, 29.999])
         """
+        # Points and LineStrings (every access point, transformer and route of a design) go straight through
+        # the transformer: ~5x faster than shapely.transform + mapping, which build a new geometry first.
+        geometry_type = geometry_local.geom_type
+        if geometry_type in ("Point", "LineString") and not geometry_local.is_empty:
+            xy = shapely.get_coordinates(geometry_local)
+            lon, lat = self._inverse.transform(xy[:, 0], xy[:, 1])
+            coordinates = np.column_stack((lon, lat)).tolist()
+            return {"type": geometry_type, "coordinates": coordinates[0] if geometry_type == "Point" else coordinates}
         mapping: dict[str, Any] = shapely.geometry.mapping(self.geometry_to_wgs84(geometry_local))
         return _listify(mapping)
+
+    def geojson_point_wgs84(self, x_m: float, y_m: float) -> dict[str, Any]:
+        """Return the GeoJSON Point (WGS-84 lon/lat) of one local point; same as ``geojson_wgs84(Point(x_m, y_m))``."""
+        lon, lat = self._inverse.transform(x_m, y_m)
+        return {"type": "Point", "coordinates": [float(lon), float(lat)]}
 
     def _forward_xy(
         self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -237,19 +238,28 @@ class RoadNetwork:
         Route
             The chosen route with its length, method, crossings and no-overhead-zone flag.
         """
-        start = _xy(start_xy, "start_xy")
+        return self.route_many([start_xy], end_xy)[0]
+
+    def route_many(self, starts_xy: Sequence[tuple[float, float]], end_xy: tuple[float, float]) -> list[Route]:
+        """:meth:`route` from each of ``starts_xy`` (the candidates' access points) to one meter box.
+
+        The same routes as one :meth:`route` call each; the meter box is snapped to the road network once.
+        """
         end = _xy(end_xy, "end_xy")
+        starts = [_xy(start_xy, "start_xy") for start_xy in starts_xy]
+        snap_end = functools.cache(lambda: self._snap(end))
         # GEOS divides by segment lengths; sub-nanometre segments would only raise numpy warnings
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self._route(start, end)
+            return [self._route(start, end, snap_end) for start in starts]
 
-    def _route(self, start: tuple[float, float], end: tuple[float, float]) -> Route:
+    def _route(self, start: tuple[float, float], end: tuple[float, float],
+               snap_end: Callable[[], tuple[int, float]]) -> Route:
         straight = LineString([start, end])
         if not self.has_roads:
             return self._finish(straight, straight.length * self.detour_factor, "straight_fallback", [])
         if self._road_tree.query(straight, predicate="crosses").size == 0:
             return self._finish(straight, straight.length, "direct", [])
-        pieces = self._road_route(start, end)
+        pieces = self._road_route(start, end, snap_end())
         if pieces is None:
             return self._finish(straight, straight.length * self.detour_factor, "straight_fallback", [])
         coords = _dedupe([c for piece, _ in pieces for c in piece])
@@ -277,7 +287,12 @@ class RoadNetwork:
         return RoadCrossing(self._road_ids[road], self._road_names[road], self._road_classes[road])
 
     def _side_changes(self, pieces: list[_Piece]) -> list[tuple[tuple[float, float], int]]:
-        """Roads the route runs along and leaves on the other side from where it joined them."""
+        """Roads the route runs along and leaves on the other side from where it joined them.
+
+        The side of the point before the join (after the leave) is taken against the route's own direction
+        where it joins (leaves) the road: along one road the route runs one way, so comparing both sides
+        against the travel direction is comparing them against the road's.
+        """
         runs: list[tuple[int, int, int]] = []  # (road, first piece, last piece)
         for i, (coords, road) in enumerate(pieces):
             if road is None or len(coords) < 2:
@@ -293,8 +308,13 @@ class RoadNetwork:
             after = _first_point_after(pieces, last, leave)
             if before is None or after is None:
                 continue
-            line = self._road_lines[road]
-            if _side(line, join, before) * _side(line, leave, after) < 0:
+            heading_in = _first_step(pieces, first, last)
+            heading_out = _last_step(pieces, first, last)
+            if heading_in is None or heading_out is None:  # it only touches the road: the road's own direction
+                heading_in = heading_out = _road_heading(self._road_lines[road], join)
+                if heading_in is None:
+                    continue
+            if _side(heading_in, join, before) * _side(heading_out, leave, after) < 0:
                 changes.append((leave, road))
         return changes
 
@@ -303,23 +323,27 @@ class RoadNetwork:
         edge = int(self._edge_tree.query_nearest(Point(point))[0])
         return edge, float(self._edges[edge].line.project(Point(point)))
 
-    def _road_route(self, start: tuple[float, float], end: tuple[float, float]) -> list[_Piece] | None:
-        """Pieces (coordinates, road or None for off-road legs) of the shortest road route."""
+    def _road_route(self, start: tuple[float, float], end: tuple[float, float],
+                    end_snapped: tuple[int, float]) -> list[_Piece] | None:
+        """Pieces (coordinates, road or None for off-road legs) of the shortest road route.
+
+        ``end_snapped`` is :meth:`_snap` of ``end``.
+        """
         edge_s, at_s = self._snap(start)
-        edge_e, at_e = self._snap(end)
+        edge_e, at_e = end_snapped
         line_s, line_e = self._edges[edge_s].line, self._edges[edge_e].line
         road_s, road_e = self._edges[edge_s].road, self._edges[edge_e].road
         best_m = math.inf
         best: list[_Piece] | None = None
         if edge_s == edge_e:
-            piece = _oriented_substring(line_s, at_s, at_e)
-            best_m, best = piece.length, [(_coords(piece), road_s)]
+            piece = _oriented_coords(line_s, at_s, at_e)
+            best_m, best = LineString(piece).length, [(piece, road_s)]
         nodes_s = self._edge_nodes[edge_s]
         nodes_e = self._edge_nodes[edge_e]
         # one multi-source search: from both ends of the start piece (seeded with the distance along it) to
         # both ends of the end piece (plus the distance along it); the same optimum as the four pairings
         found = _dijkstra_between(
-            self.graph.adj,
+            self.graph._adj,  # the plain dict-of-dicts, as networkx's own Dijkstra reads it (the views cost 2x)
             {nodes_s[0]: at_s, nodes_s[1]: line_s.length - at_s},
             {nodes_e[0]: at_e, nodes_e[1]: line_e.length - at_e},
             best_m,
@@ -328,12 +352,12 @@ class RoadNetwork:
             total_m, path = found
             end_s = 0.0 if path[0] == nodes_s[0] else line_s.length
             end_e = 0.0 if path[-1] == nodes_e[0] else line_e.length
-            route: list[_Piece] = [(_coords(_oriented_substring(line_s, at_s, end_s)), road_s)]
+            route: list[_Piece] = [(_oriented_coords(line_s, at_s, end_s), road_s)]
             for u, v in itertools.pairwise(path):
                 edge = self._edges[self.graph.edges[u, v]["edge"]]
                 coords = _coords(edge.line)
                 route.append((coords if coords[0] == u else coords[::-1], edge.road))
-            route.append((_coords(_oriented_substring(line_e, end_e, at_e)), road_e))
+            route.append((_oriented_coords(line_e, end_e, at_e), road_e))
             best_m, best = total_m, route
         if best is None:
             return None
@@ -407,17 +431,38 @@ def _first_point_after(pieces: list[_Piece], index: int, point: tuple[float, flo
     return None
 
 
-def _side(line: LineString, at: tuple[float, float], point: tuple[float, float]) -> int:
-    """+1 / -1 for a point left / right of ``line`` near ``at``; 0 when on it (within 1 mm)."""
+def _first_step(pieces: list[_Piece], first: int, last: int) -> tuple[float, float] | None:
+    """Direction (dx, dy) of the first segment of non-zero length in ``pieces[first..last]``."""
+    for coords, _ in pieces[first : last + 1]:
+        for (x0, y0), (x1, y1) in itertools.pairwise(coords):
+            if (x0, y0) != (x1, y1):
+                return x1 - x0, y1 - y0
+    return None
+
+
+def _last_step(pieces: list[_Piece], first: int, last: int) -> tuple[float, float] | None:
+    """Direction (dx, dy) of the last segment of non-zero length in ``pieces[first..last]``."""
+    for coords, _ in reversed(pieces[first : last + 1]):
+        for (x0, y0), (x1, y1) in itertools.pairwise(reversed(coords)):
+            if (x0, y0) != (x1, y1):
+                return x0 - x1, y0 - y1
+    return None
+
+
+def _road_heading(line: LineString, at: tuple[float, float]) -> tuple[float, float] | None:
+    """Direction (dx, dy) of ``line`` around the point ``at`` on it (a 1 m chord), ``None`` if it has none there."""
     t_m = line.project(Point(at))
     step_m = min(0.5, line.length / 2.0)
     a = line.interpolate(max(t_m - step_m, 0.0))
     b = line.interpolate(min(t_m + step_m, line.length))
     dx, dy = b.x - a.x, b.y - a.y
-    norm = math.hypot(dx, dy)
-    if norm == 0.0:
-        return 0
-    cross = (dx * (point[1] - at[1]) - dy * (point[0] - at[0])) / norm
+    return None if dx == 0.0 and dy == 0.0 else (dx, dy)
+
+
+def _side(heading: tuple[float, float], at: tuple[float, float], point: tuple[float, float]) -> int:
+    """+1 / -1 for a point left / right of the direction ``heading`` through ``at``; 0 within 1 mm of it."""
+    dx, dy = heading
+    cross = (dx * (point[1] - at[1]) - dy * (point[0] - at[0])) / math.hypot(dx, dy)
     if abs(cross) < 1e-3:
         return 0
     return 1 if cross > 0 else -1
@@ -428,16 +473,37 @@ def _halves(line: LineString) -> list[list[tuple[float, float]]]:
     return [_coords(substring(line, 0.0, half_m)), _coords(substring(line, half_m, line.length))]
 
 
-def _oriented_substring(line: LineString, from_m: float, to_m: float) -> LineString:
-    """Part of ``line`` between two distances along it, oriented from ``from_m`` to ``to_m``."""
-    if from_m <= to_m:
-        piece = substring(line, from_m, to_m)
-    else:
-        piece = substring(line, to_m, from_m)
-        piece = LineString(list(piece.coords)[::-1]) if piece.geom_type == "LineString" else piece
-    if piece.geom_type == "Point":  # zero-length part
-        return LineString([piece.coords[0], piece.coords[0]])
-    return piece
+def _oriented_coords(line: LineString, from_m: float, to_m: float) -> list[tuple[float, float]]:
+    """Vertices of the part of ``line`` between two distances along it, oriented from ``from_m`` to ``to_m``.
+
+    Always at least two points (twice the same point for a zero-length part). Plain arithmetic over the
+    line's few vertices: several times faster than ``shapely.ops.substring`` for a piece of one street.
+    """
+    coords = _coords(line)
+    low_m, high_m = (from_m, to_m) if from_m <= to_m else (to_m, from_m)
+    low_m = min(max(low_m, 0.0), line.length)
+    high_m = min(max(high_m, low_m), line.length)
+    part: list[tuple[float, float]] = []
+    walked_m = 0.0
+    for (x0, y0), (x1, y1) in itertools.pairwise(coords):
+        segment_m = math.hypot(x1 - x0, y1 - y0)
+        end_m = walked_m + segment_m
+        if not part and low_m <= end_m:
+            t = (low_m - walked_m) / segment_m if segment_m > 0.0 else 0.0
+            part.append((x0 + t * (x1 - x0), y0 + t * (y1 - y0)))
+        if part:
+            if high_m <= end_m:
+                t = (high_m - walked_m) / segment_m if segment_m > 0.0 else 1.0
+                part.append((x0 + t * (x1 - x0), y0 + t * (y1 - y0)))
+                break
+            part.append((x1, y1))
+        walked_m = end_m
+    if not part:  # rounding left both distances past the last vertex
+        part = [coords[-1]]
+    part = _dedupe(part)
+    if len(part) == 1:
+        part.append(part[0])
+    return part if from_m <= to_m else part[::-1]
 
 
 def _dedupe(coords: list[tuple[float, ...]]) -> list[tuple[float, float]]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-
-from shapely import Point
 
 from gis.crs import LocalPin, Projector
 from gis.errors import InvalidInputError
@@ -106,7 +105,7 @@ class AccessPointRef:
         return {
             "asset_id": self.asset_id,
             "kind": self.kind,
-            "geometry": projector.geojson_wgs84(Point(self.x_m, self.y_m)),
+            "geometry": projector.geojson_point_wgs84(self.x_m, self.y_m),
         }
 
 
@@ -158,7 +157,7 @@ class SourceCandidate:
         """Return plain JSON with GeoJSON geometries in WGS-84 lon/lat."""
         return {
             "transformer_asset_id": self.transformer_asset_id,
-            "transformer_geometry": projector.geojson_wgs84(Point(self.transformer_x_m, self.transformer_y_m)),
+            "transformer_geometry": projector.geojson_point_wgs84(self.transformer_x_m, self.transformer_y_m),
             "access_point": self.access_point.to_dict(projector),
             "straight_to_access_point_m": self.straight_to_access_point_m,
             "straight_to_transformer_m": self.straight_to_transformer_m,
@@ -217,7 +216,7 @@ class SitingResult:
                 "lat_wgs84": self.pin.lat_wgs84,
                 "x_m": self.pin.x_m,
                 "y_m": self.pin.y_m,
-                "geometry": projector.geojson_wgs84(Point(self.pin.x_m, self.pin.y_m)),
+                "geometry": projector.geojson_point_wgs84(self.pin.x_m, self.pin.y_m),
             },
             "params": self.params.to_dict(),
             "feasible": self.feasible,
@@ -237,38 +236,45 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _candidate(
-    pin: LocalPin, index: SourceIndex, network: RoadNetwork, params: SitingParams, found: Neighbour
-) -> SourceCandidate:
+def _access(pin: LocalPin, index: SourceIndex, found: Neighbour) -> tuple[AccessPointRef, float]:
+    """The nearest access geometry the transformer feeds (or the transformer itself) and its distance, m."""
     t = index.transformers
-    pos = found.pos
-    tx_m, ty_m = float(t.x_m[pos]), float(t.y_m[pos])
-    hit = index.nearest_access_point(pin.x_m, pin.y_m, pos)
+    hit = index.nearest_access_point(pin.x_m, pin.y_m, found.pos)
     if hit is None:
-        access = AccessPointRef(str(t.asset_id[pos]), TRANSFORMER_KIND, tx_m, ty_m)
-        access_m = found.distance_m
-    else:
-        access = AccessPointRef(hit.asset_id, hit.kind, hit.x_m, hit.y_m)
-        access_m = hit.distance_m
-    before_pct, after_pct = index.load_rates_pct(pos, params.added_kva)
-    code = t.grid_area_code[pos]
-    return SourceCandidate(
-        transformer_asset_id=str(t.asset_id[pos]),
-        transformer_pos=pos,
-        transformer_x_m=tx_m,
-        transformer_y_m=ty_m,
-        access_point=access,
-        straight_to_access_point_m=access_m,
-        straight_to_transformer_m=found.distance_m,
-        route=network.route((access.x_m, access.y_m), (pin.x_m, pin.y_m)),
-        load_rate_before_pct=before_pct,
-        load_rate_after_pct=after_pct,
-        may_start_project=before_pct >= params.may_start_pct,
-        must_start_project=before_pct >= params.must_start_pct,
-        start_in_advance=after_pct > params.max_load_after_pct,
-        grid_area_code=None if code is None else str(code),
-        area_precontrol=index.area_precontrol(code, params.max_load_after_pct, params.area_precontrol_kva),
-    )
+        return AccessPointRef(str(t.asset_id[found.pos]), TRANSFORMER_KIND, float(t.x_m[found.pos]),
+                              float(t.y_m[found.pos])), found.distance_m
+    return AccessPointRef(hit.asset_id, hit.kind, hit.x_m, hit.y_m), hit.distance_m
+
+
+def _candidates(
+    pin: LocalPin, index: SourceIndex, network: RoadNetwork, params: SitingParams, found: Sequence[Neighbour]
+) -> list[SourceCandidate]:
+    t = index.transformers
+    accesses = [_access(pin, index, n) for n in found]
+    routes = network.route_many([(access.x_m, access.y_m) for access, _ in accesses], (pin.x_m, pin.y_m))
+    candidates = []
+    for n, (access, access_m), route in zip(found, accesses, routes, strict=True):
+        pos = n.pos
+        before_pct, after_pct = index.load_rates_pct(pos, params.added_kva)
+        code = t.grid_area_code[pos]
+        candidates.append(SourceCandidate(
+            transformer_asset_id=str(t.asset_id[pos]),
+            transformer_pos=pos,
+            transformer_x_m=float(t.x_m[pos]),
+            transformer_y_m=float(t.y_m[pos]),
+            access_point=access,
+            straight_to_access_point_m=access_m,
+            straight_to_transformer_m=n.distance_m,
+            route=route,
+            load_rate_before_pct=before_pct,
+            load_rate_after_pct=after_pct,
+            may_start_project=before_pct >= params.may_start_pct,
+            must_start_project=before_pct >= params.must_start_pct,
+            start_in_advance=after_pct > params.max_load_after_pct,
+            grid_area_code=None if code is None else str(code),
+            area_precontrol=index.area_precontrol(code, params.max_load_after_pct, params.area_precontrol_kva),
+        ))
+    return candidates
 
 
 def site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None, params: SitingParams) -> SitingResult:
@@ -314,7 +320,7 @@ def site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None, params:
         pin.x_m, pin.y_m, params.added_kva, params.max_load_after_pct, params.radius_m, params.top_k
     )
     if found:
-        candidates = [_candidate(pin, index, roads, params, n) for n in found]
+        candidates = _candidates(pin, index, roads, params, found)
         candidates.sort(key=lambda c: (c.route.length_m, c.straight_to_transformer_m, c.transformer_asset_id))
         return SitingResult(pin=pin, params=params, feasible=True, candidates=tuple(candidates))
     nearest = index.nearest_any(pin.x_m, pin.y_m)
@@ -328,7 +334,7 @@ def site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None, params:
             reason_code=NO_FEASIBLE_SOURCE,
             reason="No transformer is loaded in the source index.",
         )
-    upgrade = _candidate(pin, index, roads, params, nearest)
+    upgrade = _candidates(pin, index, roads, params, [nearest])[0]
     reason = (
         f"No transformer within {radius} stays at or below {params.max_load_after_pct:g} % after adding "
         f"{params.added_kva:g} kVA; the nearest, {upgrade.transformer_asset_id} at "

@@ -36,6 +36,13 @@ def test_request_id_is_echoed_and_generated(client: TestClient) -> None:
     assert len(client.get("/healthz").headers["X-Request-ID"]) == 32
 
 
+def test_server_timing_reports_the_app_time(client: TestClient) -> None:
+    """Every answer says how long the server worked on it (W3C Server-Timing), apart from network and queueing."""
+    name, duration = client.get("/healthz").headers["Server-Timing"].split(";dur=")
+    assert name == "app"
+    assert 0.0 < float(duration) < 10_000.0
+
+
 def test_openapi_and_metrics(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/healthz" in spec["paths"]

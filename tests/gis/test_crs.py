@@ -220,3 +220,24 @@ def test_geometry_round_trip(projector: Projector) -> None:
     geojson = projector.geojson_wgs84(projector.geometry_to_local(line_wgs84))
     assert geojson["type"] == "LineString"
     assert isinstance(geojson["coordinates"][0], list)
+
+
+local_x_m = st.floats(300_000.0, 700_000.0)
+local_y_m = st.floats(3_200_000.0, 3_400_000.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(local_x_m, local_y_m), min_size=1, max_size=6))
+def test_geojson_fast_paths_equal_the_general_conversion(
+        projector: Projector, points: list[tuple[float, float]]) -> None:
+    """Points and lines skip shapely.transform + mapping; the GeoJSON must be the same to the last bit."""
+    from shapely import Point, geometry
+
+    def general(g: Any) -> dict[str, Any]:
+        return json.loads(json.dumps(geometry.mapping(projector.geometry_to_wgs84(g))))
+
+    x_m, y_m = points[0]
+    assert projector.geojson_wgs84(Point(x_m, y_m)) == general(Point(x_m, y_m))
+    assert projector.geojson_point_wgs84(x_m, y_m) == general(Point(x_m, y_m))
+    if len(points) >= 2:
+        assert projector.geojson_wgs84(LineString(points)) == general(LineString(points))

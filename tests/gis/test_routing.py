@@ -153,3 +153,48 @@ def test_route_geojson_is_wgs84() -> None:
     assert (lon, lat) == pytest.approx((106.55, 29.56), abs=1e-9)
     body = r.to_dict(projector)
     assert body["method"] == "straight_fallback" and body["geometry"] == geojson
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(coordinate, coordinate), min_size=1, max_size=4), coordinate, coordinate)
+def test_route_many_is_route_from_each_start(city: RoadNetwork, starts: list[tuple[float, float]],
+                                             x1: float, y1: float) -> None:
+    """R4.1: routing a meter box's candidates together gives each candidate's own route."""
+    together = city.route_many(starts, (x1, y1))
+    for start, route in zip(starts, together, strict=True):
+        alone = city.route(start, (x1, y1))
+        assert route.line_local.equals_exact(alone.line_local, 0.0)
+        assert (route.length_m, route.method, route.crossings, route.enters_no_overhead_zone) == (
+            alone.length_m, alone.method, alone.crossings, alone.enters_no_overhead_zone)
+
+
+vertex = st.tuples(st.floats(-500.0, 500.0), st.floats(-500.0, 500.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(vertex, min_size=2, max_size=8, unique=True), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_oriented_piece_of_a_street_matches_shapely_substring(
+        points: list[tuple[float, float]], a: float, b: float) -> None:
+    """The hand-written piece of a road edge is shapely's substring, oriented from the first distance.
+
+    (Distances are projections onto the edge, so within [0, length]; shapely reads negative ones from the end.)
+    """
+    from shapely.ops import substring
+
+    from gis.routing import _oriented_coords
+
+    line = LineString(points)
+    if line.length == 0.0:
+        return
+    from_m, to_m = a * line.length, b * line.length
+    ours = LineString(_oriented_coords(line, from_m, to_m))
+    reference = substring(line, min(from_m, to_m), max(from_m, to_m))
+    expected_length = 0.0 if reference.geom_type == "Point" else reference.length
+    assert ours.length == pytest.approx(expected_length, abs=1e-6)
+    low_m, high_m = sorted((from_m, to_m))
+    first, last = line.interpolate(low_m), line.interpolate(high_m)
+    if from_m > to_m:
+        first, last = last, first
+    assert Point(ours.coords[0]).distance(first) < 1e-6
+    assert Point(ours.coords[-1]).distance(last) < 1e-6
+    assert line.buffer(1e-6).covers(ours)
