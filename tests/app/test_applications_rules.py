@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from app.auth import Role
 from app.deadlines import watch_deadlines
@@ -265,3 +265,34 @@ def test_the_deadline_watch_warns_then_escalates_once(client: TestClient, db_con
         Notification.entity_id == str(body["id"])).order_by(Notification.id)).all()
     assert (pm.id, "deadline_at_risk") in kinds
     assert {(pm.id, "deadline_overdue"), (cm.id, "deadline_overdue")} <= set(kinds)
+
+
+def test_a_booking_lost_to_another_application_is_redesigned_without_leaving_a_version(
+        client: TestClient, db_conn: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R2.3/R5: when the transformer is booked full between siting and booking (another worker won the row
+    lock), the design is dropped and made again; the application keeps one version, booked once."""
+    import app.applications as applications
+    from app.models import Design
+    from app.reservations import CapacityTakenError
+
+    real_move = applications.move_reservation
+    calls: list[str] = []
+
+    def lose_the_first_race(session: Any, application: Any, target: Any) -> Any:
+        calls.append(target.transformer_asset_id)
+        if len(calls) == 1:
+            raise CapacityTakenError(transformer_asset_id=target.transformer_asset_id)
+        return real_move(session, application, target)
+
+    def stored_designs() -> int:
+        return int(db_conn.execute(select(func.count()).select_from(Design)).scalar_one())
+
+    monkeypatch.setattr(applications, "move_reservation", lose_the_first_race)
+    before = stored_designs()
+    body, _ = _applied(client, db_conn)
+    assert stored_designs() == before + 1
+    assert len(calls) == 2
+    design_id = body["design"]["design_id"]
+    assert body["design"]["latest_version"] == 1
+    versions = db_conn.execute(select(Design.version).where(Design.design_id == design_id)).scalars().all()
+    assert versions == [1]
