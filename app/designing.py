@@ -21,6 +21,8 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from app.db import read_only_connection
+from app.loader import network_version
 from app.models import Design
 from app.settings import Settings
 from app.siting_service import NetworkSnapshot, SitingEngine, effective_factors, resolve_area_type, siting_params
@@ -38,6 +40,8 @@ DRAWING_CONTEXT_M = 150.0
 #: Nearest feasible transformers routed and ranked per design: the chosen source and two alternatives for
 #: the surveyor (``GET /api/v1/sources`` takes ``top_k`` up to 20 for a planner's wider look).
 DESIGN_CANDIDATES = 3
+#: Optimistic tries of :func:`create_design_on_current_network` before designing inside the write transaction.
+OPTIMISTIC_DESIGN_ATTEMPTS = 2
 #: A marked no-overhead stretch (a line) is widened by this on each side to a corridor.
 STRETCH_HALF_WIDTH_M = 2.0
 
@@ -188,6 +192,37 @@ def create_design(session: Session, engine: SitingEngine, settings: Settings, re
         version = int(latest) + 1
     design, result = compute_design(session, engine, settings, request, design_id=design_id,
                                     accepted_at=accepted_at, snapshot=snapshot)
+    return _store(session, request, design, result, design_id=design_id, version=version, now=now)
+
+
+def create_design_on_current_network(session: Session, engine: SitingEngine, settings: Settings,
+                                     request: DesignRequest) -> Design:
+    """Version 1 of a new design, computed outside any transaction on the worker's snapshot (optimistic).
+
+    The INSERT's transaction (IMMEDIATE on SQLite: it holds the write lock) first reads the network
+    version; if the network moved on since the snapshot (an import, another worker's booking), the
+    design is made again on the new state. One transaction per design instead of a read before and a
+    write after. After :data:`OPTIMISTIC_DESIGN_ATTEMPTS` the design is computed inside the write
+    transaction, which always succeeds. The caller commits.
+    """
+    snapshot = engine.cached_snapshot
+    for _ in range(OPTIMISTIC_DESIGN_ATTEMPTS):
+        if snapshot is None:
+            snapshot = engine.snapshot(read_only_connection(session))
+            session.commit()  # end the read: the design is computed outside any transaction
+        now = datetime.now(UTC)
+        design_id = str(uuid.uuid4())
+        design, result = compute_design(session, engine, settings, request, design_id=design_id,
+                                        accepted_at=now, snapshot=snapshot)
+        if network_version(session.connection()).generation == snapshot.generation:
+            return _store(session, request, design, result, design_id=design_id, version=1, now=now)
+        session.rollback()
+        snapshot = None
+    return create_design(session, engine, settings, request)
+
+
+def _store(session: Session, request: DesignRequest, design: ConnectionDesign, result: dict[str, Any], *,
+           design_id: str, version: int, now: datetime) -> Design:
     pin = result["pin"]
     values = {
         "design_id": design_id, "version": version, "profile_id": design.profile_id,

@@ -157,6 +157,11 @@ class SitingEngine:
         """The engine for the deployment's projected CRS and service area."""
         return cls(Projector(settings.projected_crs, settings.service_area_wgs84))
 
+    @property
+    def cached_snapshot(self) -> NetworkSnapshot | None:
+        """The snapshot this worker holds, without asking the database whether it is current (or ``None``)."""
+        return self._snapshot
+
     def snapshot(self, conn: Connection) -> NetworkSnapshot:
         """The snapshot of the database's current state: rebuilt, or bookings applied, if it moved on."""
         version = network_version(conn)

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import AuthenticatedUser, Role, require_grid_area, require_roles
-from app.db import read_only_connection
 from app.deps import SessionDep, SettingsDep, SitingEngineDep
 from app.designing import (
     DesignRequest,
     create_design,
+    create_design_on_current_network,
     design_etag,
     design_json,
     load_design,
@@ -70,9 +70,7 @@ def create(request: DesignRequest, user: DesignerUser, session: SessionDep, sett
     internal step's deadline with the promised power-on date, and links to the drawing and BOM
     exports. Stored as version 1; the `ETag` header names the version for later adjustments.
     """
-    snapshot = engine.snapshot(read_only_connection(session))
-    session.commit()  # end the read: the design is computed outside any transaction, then stored in a short one
-    row = create_design(session, engine, settings, request, snapshot=snapshot)
+    row = create_design_on_current_network(session, engine, settings, request)
     _readable(user, row)
     session.commit()
     return _response(row, 201)

@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import shape
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from app.auth import Role
+from app.loader import record_capacity_changes
 from tests.app.auth_helpers import auth_headers, make_user
 
 SAMPLES = list(csv.DictReader((Path(__file__).parents[2] / "fixtures" / "sample_applications.csv").open()))
@@ -148,6 +149,60 @@ def test_choosing_another_candidate(client: TestClient, planner_headers: dict[st
         assert second.status_code == 201 and second.json()["source"]["transformer_asset_id"] == other
     bad = client.post("/api/v1/designs", json=_request(sample, transformer_asset_id="T-NOPE"), headers=planner_headers)
     assert bad.status_code == 422 and bad.json()["code"] == "CANDIDATE_UNKNOWN"
+
+
+def test_a_design_is_never_stored_from_a_network_that_has_moved_on(
+        client: TestClient, planner_headers: dict[str, str], demo_engine: Engine) -> None:
+    """R2.3 consistency: the worker designs on the snapshot it holds and checks the network version in the
+    storing transaction; a booking made meanwhile (by another worker) makes it design again on the new state."""
+    sample = _sample("overhead")
+    before = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
+    chosen = before["source"]["transformer_asset_id"]
+    engine = client.app.state.siting_engine  # type: ignore[attr-defined]
+    held = engine.cached_snapshot
+    assert held is not None and held.generation == before["network_generation"]
+    with demo_engine.begin() as conn:
+        rated, peak, reserved = conn.execute(text(
+            "SELECT rated_kva, peak_kva, reserved_kva FROM transformers WHERE asset_id = :a"), {"a": chosen}).one()
+        conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
+                     {"r": rated * 0.8 - peak, "a": chosen})
+        record_capacity_changes(conn, {chosen: rated * 0.8 - peak})
+    try:
+        assert engine.cached_snapshot is held  # nothing has told this worker yet
+        after = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
+        assert after["network_generation"] > before["network_generation"]
+        # another source, or (none left) the same one as an upgrade with the booking in its load rate
+        assert after["source"]["transformer_asset_id"] != chosen or (
+            not after["feasible_source"]
+            and after["source"]["load_rate_after_pct"] > before["source"]["load_rate_after_pct"])
+    finally:
+        with demo_engine.begin() as conn:
+            conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
+                         {"r": reserved, "a": chosen})
+            record_capacity_changes(conn, {chosen: reserved})
+    again = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
+    assert again["source"]["transformer_asset_id"] == chosen
+
+
+def test_a_network_that_keeps_moving_is_designed_inside_the_write_transaction(
+        client: TestClient, planner_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """When every optimistic try finds the network moved on, the design is made inside the storing transaction."""
+    import app.designing as designing
+    from app.loader import NetworkVersion
+
+    real_version = designing.network_version
+    reads: list[int] = []
+
+    def always_newer(conn: Any) -> NetworkVersion:
+        reads.append(1)
+        version = real_version(conn)
+        return version._replace(generation=version.generation + 1)
+
+    monkeypatch.setattr(designing, "network_version", always_newer)
+    response = client.post("/api/v1/designs", json=_request(_sample("direct_meter")), headers=planner_headers)
+    assert response.status_code == 201, response.text
+    assert len(reads) == designing.OPTIMISTIC_DESIGN_ATTEMPTS
+    assert response.json()["job_class"] == "direct_meter"
 
 
 @pytest.mark.parametrize(("change", "code"), [
