@@ -145,9 +145,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.serving import reuseport_supported, run_requests_inline, serve_workers
 
-    # The service runs the periodic jobs (docs/lifecycle-infra.md) unless told otherwise; set before the
-    # settings are first read, and inherited by uvicorn's worker processes.
+    # The service runs the periodic jobs (docs/lifecycle-infra.md) and loads the network before taking
+    # connections unless told otherwise; set before the settings are first read, and inherited by the workers.
     os.environ.setdefault("SANLING_JOBS_ENABLED", "true")
+    os.environ.setdefault("SANLING_PRELOAD_NETWORK", "true")
     settings = _settings()
     host = args.host or settings.host
     port = args.port or settings.port

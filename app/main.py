@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api import (
     applications,
@@ -25,12 +28,14 @@ from app.api import (
     terminal,
     tiles,
 )
-from app.db import create_db_engine, make_session_factory
+from app.db import READ_ONLY_OPTION, create_db_engine, make_session_factory
 from app.errors import add_exception_handlers
 from app.jobs import JobRunner
 from app.observability import configure_logging, install_request_middleware
 from app.settings import Settings, get_settings
 from app.siting_service import SitingEngine
+
+log = logging.getLogger("sanling.app")
 
 API_DESCRIPTION = """
 Survey-and-design service for 三零 (zero visits, zero approvals, zero investment) low-voltage grid
@@ -44,6 +49,22 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
+def preload_network(siting_engine: SitingEngine, engine: Engine) -> None:
+    """Build the worker's siting snapshot now (``SANLING_PRELOAD_NETWORK``), before the worker serves.
+
+    A database without the schema yet (``sanling migrate`` not run) is logged and skipped: the first
+    request then reports the problem as before.
+    """
+    try:
+        with engine.connect() as conn:
+            snapshot = siting_engine.snapshot(conn.execution_options(**{READ_ONLY_OPTION: True}))
+    except SQLAlchemyError as exc:
+        log.warning("network not preloaded", extra={"error": exc.__class__.__name__})
+        return
+    log.info("network preloaded", extra={"generation": snapshot.generation, "transformers": len(snapshot.index),
+                                         "build_s": round(snapshot.build_s, 3)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings``; the engine is created in the lifespan, not at import."""
     settings = settings or get_settings()
@@ -53,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_db_engine(settings.effective_database_url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        if settings.preload_network:
+            preload_network(app.state.siting_engine, engine)
         # Periodic jobs (docs/lifecycle-infra.md): one runner per worker, a DB lease per job and interval.
         runner = JobRunner(app.state.session_factory, settings).start() if settings.jobs_enabled else None
         try:

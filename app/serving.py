@@ -34,13 +34,17 @@ def reuseport_supported() -> bool:
     return hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith(("linux", "freebsd"))
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
+def _bound_socket(host: str, port: int) -> socket.socket:
+    """The worker's SO_REUSEPORT socket, bound but not listening.
+
+    uvicorn calls ``listen`` once the app's startup is done (the network preloaded); until then the kernel
+    gives new connections only to the workers already listening, so none waits behind a worker's load.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -71,8 +75,8 @@ def _worker(host: str, port: int, inline: bool) -> None:
     if inline:
         run_requests_inline()
 
-    sock = _listening_socket(host, port)
-    config = uvicorn.Config("app.main:create_app", factory=True, log_config=None, access_log=False)
+    sock = _bound_socket(host, port)
+    config = uvicorn.Config("app.main:create_app", factory=True, log_config=None, access_log=False, backlog=BACKLOG)
     uvicorn.Server(config).run(sockets=[sock])
 
 

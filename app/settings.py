@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="Run periodic jobs (notification delivery, key cleanup, deadline watch) in each worker; "
         "a database lease lets one worker run each job per interval. `sanling serve` sets it to true unless given.",
     )
+    preload_network: bool = Field(
+        default=False,
+        description="Read the network and build the siting snapshot when a worker starts, before it accepts "
+        "connections, so that no caller waits for the load (seconds at 100k transformers), also after a worker "
+        "restart. `sanling serve` sets it to true unless given.",
+    )
     jobs_tick_s: float = Field(default=15.0, ge=0.05, le=3600, description="How often the job runner wakes up.")
     notify_interval_s: float = Field(default=60.0, ge=1, description="Interval of the deliver_notifications job.")
     env: Literal["development", "production"] = Field(

@@ -7,7 +7,8 @@ Usage (one command; builds its own databases under a temp dir, starts and stops 
 
 For each scenario: a fresh SQLite + SpatiaLite database (the embedded default), migrated, the network
 loaded through the real importer, a planner account; then ``sanling serve --workers 2`` as a subprocess,
-warm-up requests until both workers have built their network snapshot, and ``--requests`` design requests
+a wait until every worker answers ``/healthz`` with its network loaded (workers load it before they listen),
+a few warm-up requests, and ``--requests`` design requests
 from ``--concurrency`` keep-alive connections (a small asyncio HTTP/1.1 client, so that the load generator
 costs little CPU on the same 2-core machine). Every response is checked (201 and a job class).
 
@@ -98,6 +99,26 @@ def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Pop
             time.sleep(0.3)
     server.kill()
     raise RuntimeError("server did not come up: " + (server.stderr.read().decode() if server.stderr else ""))
+
+
+def wait_for_workers(port: int, workers: int, timeout_s: float = 600.0) -> None:
+    """Wait until every worker answers ``/healthz`` with its network loaded.
+
+    ``sanling serve`` workers load the network before they listen (SANLING_PRELOAD_NETWORK), so until then the
+    kernel hands every new connection to the workers already up; measuring before all are up would
+    measure fewer workers.
+    """
+    seen: set[int] = set()
+    deadline = time.time() + timeout_s
+    while len(seen) < workers:
+        if time.time() > deadline:
+            raise RuntimeError(f"only {len(seen)} of {workers} workers came up")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as response:
+            health = json.loads(response.read())
+        if health.get("worker_network_generation") is not None:
+            seen.add(int(health["worker_pid"]))
+        else:
+            time.sleep(0.1)
 
 
 def token(port: int) -> str:
@@ -201,10 +222,13 @@ def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int,
         port = free_port()
         server = start_server(env, port, workers)
         try:
-            bearer = token(port)
             warm_started = time.perf_counter()
-            # warm-up: enough concurrent requests that every worker builds its snapshot and JITs its caches
-            _, _, errors, _ = asyncio.run(run_load(port, bearer, bodies, max(40, 10 * workers), 2 * workers))
+            wait_for_workers(port, workers)
+            bearer = token(port)
+            # warm-up: a few requests per worker, each on a new connection so that all workers get some
+            # (first-use caches: calendar, profiles, catalogues)
+            _, _, errors, _ = asyncio.run(run_load(port, bearer, bodies, max(40, 20 * workers), 2 * workers,
+                                                   requests_per_connection=1))
             if errors:
                 raise RuntimeError(f"warm-up failed: {errors[:3]}")
             warm_s = time.perf_counter() - warm_started

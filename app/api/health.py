@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -9,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import spatial_version
-from app.deps import SessionDep
+from app.deps import SessionDep, SitingEngineDep
 from app.loader import asset_counts
 from app.observability import metrics_response
 
@@ -25,19 +27,25 @@ class Health(BaseModel):
     schema_revision: str | None = Field(description="Alembic revision of the schema.", examples=["0001"])
     asset_generation: int = Field(description="Counter bumped by every asset change.")
     asset_counts: dict[str, int] = Field(examples=[{"transformers": 48}])
+    worker_pid: int = Field(description="Process id of the worker that answered (`sanling serve --workers N` "
+                                        "runs N on one port).")
+    worker_network_generation: int | None = Field(
+        description="Asset generation of the network this worker holds in memory; null until it first loads it.")
 
 
 @router.get("/healthz", response_model=Health, operation_id="health-read_health",
             responses={503: {"description": "Database unreachable"}})
-def read_health(session: SessionDep) -> Health | JSONResponse:
+def read_health(session: SessionDep, siting_engine: SitingEngineDep) -> Health | JSONResponse:
     """Report whether the database is reachable, the spatial extension's version and asset counts."""
     try:
         conn = session.connection()
         revisions = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         revision = ", ".join(revisions) or None
         generation = conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one()
+        held = siting_engine.cached_snapshot
         return Health(status="ok", database=conn.dialect.name, spatial_extension=spatial_version(conn),
-                      schema_revision=revision, asset_generation=generation, asset_counts=asset_counts(conn))
+                      schema_revision=revision, asset_generation=generation, asset_counts=asset_counts(conn),
+                      worker_pid=os.getpid(), worker_network_generation=None if held is None else held.generation)
     except SQLAlchemyError as exc:
         return JSONResponse({"code": "DATABASE_UNAVAILABLE", "message": str(exc.__class__.__name__),
                              "details": {}}, status_code=503)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -55,3 +57,26 @@ def test_unknown_route_answers_code_and_message(client: TestClient) -> None:
     response = client.get("/no/such/route")
     assert response.status_code == 404
     assert response.json()["code"] == "NOT_FOUND"
+
+
+def test_a_worker_can_load_the_network_before_it_serves(demo_db_url: str, tmp_path: Path) -> None:
+    """SANLING_PRELOAD_NETWORK: the snapshot is built in the app's startup; /healthz says which one is held."""
+    app = create_app(Settings(database_url=demo_db_url, data_dir=tmp_path, preload_network=True))
+    with TestClient(app) as preloaded:
+        held = app.state.siting_engine.cached_snapshot
+        assert held is not None and len(held.index) >= 40
+        body = preloaded.get("/healthz").json()
+        assert body["worker_network_generation"] == held.generation == body["asset_generation"]
+        assert body["worker_pid"] == os.getpid()
+    lazy = create_app(Settings(database_url=demo_db_url, data_dir=tmp_path))
+    with TestClient(lazy) as client:
+        assert client.get("/healthz").json()["worker_network_generation"] is None
+
+
+def test_a_database_without_the_schema_does_not_stop_the_start(tmp_path: Path) -> None:
+    """Preloading an empty database is skipped with a warning; /healthz then reports it unavailable (503)."""
+    url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    app = create_app(Settings(database_url=url, data_dir=tmp_path, preload_network=True))
+    with TestClient(app) as client:
+        assert app.state.siting_engine.cached_snapshot is None
+        assert client.get("/healthz").status_code == 503

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,11 @@ def _get(url: str) -> int:
         return int(response.status)
 
 
+def _health(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
 def _wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -69,7 +75,10 @@ def test_workers_share_the_port_are_restarted_and_stop_cleanly(tmp_path: Path) -
             time.sleep(0.2)
         workers = _workers(server.pid)
         assert len(workers) == 2
-        assert all(_get(health) == 200 for _ in range(40))  # new connections, spread over both sockets
+        answers = [_health(health) for _ in range(40)]  # new connections, spread over both sockets
+        assert {a["worker_pid"] for a in answers} == set(workers)
+        # each worker loaded the network before it took its first connection (SANLING_PRELOAD_NETWORK)
+        assert all(a["worker_network_generation"] is not None for a in answers)
         time.sleep(11)  # past the start-up grace: a dying worker is now restarted
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.time() + 30
@@ -80,7 +89,12 @@ def test_workers_share_the_port_are_restarted_and_stop_cleanly(tmp_path: Path) -
             time.sleep(0.2)
         assert len(_workers(server.pid)) == 2 and workers[0] not in _workers(server.pid)
         _wait_up(health, server)
-        assert all(_get(health) == 200 for _ in range(10))
+        answers = []
+        deadline = time.time() + 30
+        while {a["worker_pid"] for a in answers} != set(_workers(server.pid)) and time.time() < deadline:
+            answers.append(_health(health))  # the new worker answers once it has loaded the network
+        assert {a["worker_pid"] for a in answers} == set(_workers(server.pid))
+        assert all(a["worker_network_generation"] is not None for a in answers)
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
