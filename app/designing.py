@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
+import numpy as np
 import shapely
 from geoalchemy2.shape import from_shape
 from pydantic import ConfigDict, Field, field_validator
@@ -120,13 +121,17 @@ def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer
                                          y_m=float(data.access_y_m[i]), label=str(data.access_asset_id[i]))
                      for i in near_a if data.access_kind[i] in ("pole", "branch_box")]
     box = shapely.box(x_m - r, y_m - r, x_m + r, y_m + r)
-    lines = []
-    for i in sorted(int(h) for h in snapshot.line_tree.query(box, predicate="intersects")):
-        geometry = data.line_local[i]
-        for part in shapely.get_parts(geometry.intersection(box)):
-            if part.geom_type == "LineString" and len(part.coords) >= 2:
-                lines.append(ExistingLine(kind=str(data.line_kind[i]), label=str(data.line_asset_id[i]),
-                                          points_m=tuple((float(x), float(y)) for x, y in part.coords)))
+    # all lines clipped in one vectorised call, then their parts' vertices split back per part
+    hits = np.sort(snapshot.line_tree.query(box, predicate="intersects"))
+    parts, part_line = shapely.get_parts(shapely.intersection(snapshot.line_tree.geometries[hits], box),
+                                         return_index=True)
+    drawn = (shapely.get_type_id(parts) == shapely.GeometryType.LINESTRING) & (shapely.get_num_coordinates(parts) >= 2)
+    parts, part_line = parts[drawn], hits[part_line[drawn]].tolist()
+    vertices, vertex_part = shapely.get_coordinates(parts, return_index=True)
+    points_by_part = np.split(vertices, np.flatnonzero(np.diff(vertex_part)) + 1) if len(parts) else []
+    lines = [ExistingLine(kind=str(data.line_kind[i]), label=str(data.line_asset_id[i]),
+                          points_m=tuple(map(tuple, points.tolist())))
+             for i, points in zip(part_line, points_by_part, strict=True)]
     return {"transformers": transformers, "access_points": access_points, "existing_lines": lines}
 
 
