@@ -348,7 +348,7 @@ def issue_access_token(user: User, settings: Settings, *, now: datetime | None =
     return jwt.encode(claims, settings.jwt_signing_key(), algorithm=JWT_ALGORITHM), int(lifetime.total_seconds())
 
 
-def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
+def decode_access_token(token: str, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
     """Verify an access token's signature and expiry and return its claims.
 
     Parameters
@@ -357,6 +357,8 @@ def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
         The compact JWT.
     settings : Settings
         Supplies the signing key.
+    now : datetime, optional
+        The clock (default: now), checked against ``exp`` on every call.
 
     Returns
     -------
@@ -371,12 +373,26 @@ def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
         Anything else: bad signature, other algorithm, malformed token, missing claims.
     """
     try:
-        return jwt.decode(token, settings.jwt_signing_key(), algorithms=[JWT_ALGORITHM],
-                          options={"require": ["sub", "role", "iat", "exp", "jti"]})
-    except jwt.ExpiredSignatureError as exc:
-        raise TokenExpiredError() from exc
+        claims = _verified_claims(token, settings.jwt_signing_key())
     except jwt.InvalidTokenError as exc:
         raise CredentialsInvalidError("The access token is not valid.") from exc
+    if not claims["exp"] > (now or datetime.now(UTC)).timestamp():  # PyJWT's rule: expired at exp, no leeway
+        raise TokenExpiredError()
+    return dict(claims)
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str, signing_key: str) -> dict[str, Any]:
+    """The claims of a token whose signature verifies (expiry checked by the caller, on every use).
+
+    Remembered per (token, key): a phone sends the same token with every request, and verifying it again
+    only repeats the HMAC and the JSON parsing. A token that fails is not remembered.
+    """
+    claims: dict[str, Any] = jwt.decode(token, signing_key, algorithms=[JWT_ALGORITHM],
+                                        options={"require": ["sub", "role", "iat", "exp", "jti"], "verify_exp": False})
+    if not isinstance(claims["exp"], int | float):
+        raise jwt.InvalidTokenError("exp must be a number")
+    return claims
 
 
 # --- request dependencies -----------------------------------------------------------------------------------

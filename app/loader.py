@@ -71,10 +71,13 @@ class NetworkVersion(NamedTuple):
     capacity_seq: int
 
 
+_NETWORK_VERSION = select(models.AssetGeneration.generation, models.AssetGeneration.network_generation,
+                          models.AssetGeneration.capacity_seq).where(models.AssetGeneration.id == 1)
+
+
 def network_version(conn: Connection) -> NetworkVersion:
-    """Read the counters in one primary-key lookup."""
-    row = models.AssetGeneration
-    found = conn.execute(select(row.generation, row.network_generation, row.capacity_seq).where(row.id == 1)).one()
+    """Read the counters in one primary-key lookup (the statement is built once: this runs on every design)."""
+    found = conn.execute(_NETWORK_VERSION).one()
     return NetworkVersion(int(found[0]), int(found[1]), int(found[2]))
 
 

@@ -180,6 +180,21 @@ def test_expired_tampered_and_foreign_tokens_are_refused(client: TestClient, con
     _error(client.get(ME, headers={"Authorization": "Basic dXNlcjpwYXNz"}), 401, "UNAUTHENTICATED")
 
 
+def test_a_token_verified_before_still_expires_on_the_clock(conn: Connection, settings: Settings) -> None:
+    """Verified signatures are remembered per token; the expiry is checked against the clock on every use."""
+    from app.auth import decode_access_token
+
+    row = Session(bind=conn).get(User, make_user(conn, Role.PLANNER).id)
+    token, lifetime_s = issue_access_token(row, settings)
+    assert decode_access_token(token, settings)["sub"] == str(row.id)
+    assert decode_access_token(token, settings)["sub"] == str(row.id)  # remembered
+    with pytest.raises(TokenExpiredError):
+        decode_access_token(token, settings, now=datetime.now(UTC) + timedelta(seconds=lifetime_s + 1))
+    other = Settings(database_url=settings.database_url, jwt_secret="another-secret-of-at-least-32-chars!!")
+    with pytest.raises(CredentialsInvalidError):  # remembered per signing key, not per token alone
+        decode_access_token(token, other)
+
+
 def test_deactivation_stops_tokens_and_keys(client: TestClient, conn: Connection) -> None:
     admin = make_user(conn, Role.ADMIN)
     pm = make_user(conn, Role.PROJECT_MANAGER)
