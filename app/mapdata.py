@@ -20,7 +20,7 @@ from app.capacity import CapacitySnapshot, SnapshotCache, read_capacity
 from app.deps import SessionDep
 from app.models import AccessPoint, GridArea, LvLine, NoOverheadZone, Road
 from design_rules.profiles import LoadThresholds, get_profile
-from gis.mvt import AttributeColumn, GeometryKind, encode_line_or_polygon_layer, encode_point_layer
+from gis.mvt import AttributeColumn, AttributeTable, GeometryKind, encode_line_or_polygon_layer, encode_point_layer
 from gis.tiles import (
     DEFAULT_BUFFER_PX,
     DEFAULT_EXTENT,
@@ -84,7 +84,7 @@ class MapLayer:
     order_by_x: IntArray
     x_sorted_m: npt.NDArray[np.float64]
     y_by_x_m: npt.NDArray[np.float64]
-    tile_columns: tuple[AttributeColumn, ...]
+    tile_columns: AttributeTable
     positions: Mapping[str, int]
 
     def __len__(self) -> int:
@@ -169,7 +169,8 @@ def build_layer(name: str, feature_ids: Sequence[str], row_ids: Sequence[int], g
         name=name, info=info, feature_ids=ids, row_ids=np.asarray(list(row_ids), dtype=np.int64),
         properties=json_properties, geometries_wgs84=geometries, tree_wgs84=shapely.STRtree(geometries),
         geometries_m=geometries_m, tree_m=shapely.STRtree(geometries_m), order_by_x=order, x_sorted_m=x_sorted,
-        y_by_x_m=y_by_x, tile_columns=columns, positions={str(v): i for i, v in enumerate(ids.tolist())},
+        y_by_x_m=y_by_x, tile_columns=AttributeTable.from_columns(columns),
+        positions={str(v): i for i, v in enumerate(ids.tolist())},
     )
 
 

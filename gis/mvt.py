@@ -18,6 +18,7 @@ from gis.tiles import DEFAULT_EXTENT
 
 __all__ = [
     "AttributeColumn",
+    "AttributeTable",
     "GeometryKind",
     "encode_layer",
     "encode_line_or_polygon_layer",
@@ -165,7 +166,7 @@ def _value_message(value: str | float | int | bool) -> bytes:
     return bytes((_LAYER_VALUE,)) + _varint(len(body)) + body
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AttributeColumn:
     """One feature attribute (MVT key) over a whole snapshot, with its values already encoded.
 
@@ -229,30 +230,67 @@ class AttributeColumn:
         return cls(key, np.asarray(codes_list, dtype=np.int64), offsets, flat)
 
 
-def _tags_and_values(columns: Sequence[AttributeColumn], positions: IntArray) -> tuple[
+@dataclass(frozen=True, eq=False)
+class AttributeTable:
+    """A layer's attribute columns joined into one value table, built once per snapshot.
+
+    ``codes[i, k]`` is feature ``i``'s value of column ``k`` as an index into the joint table (−1: none);
+    the joint table lists column 0's values, then column 1's, and so on. A tile then takes the values
+    its features use with one ``np.unique`` over all columns instead of one per column (8 columns: ~8x
+    fewer numpy calls per tile), and gets the same bytes.
+    """
+
+    columns: tuple[AttributeColumn, ...]
+    codes: npt.NDArray[np.int32] | IntArray
+    value_offsets: IntArray
+    value_bytes: UInt8Array
+
+    @classmethod
+    def from_columns(cls, columns: Sequence[AttributeColumn]) -> AttributeTable:
+        """Join the columns (all of one length: one value per feature of the snapshot)."""
+        columns = tuple(columns)
+        n = columns[0].codes.shape[0] if columns else 0
+        sizes = [column.value_offsets.shape[0] - 1 for column in columns]
+        total = sum(sizes)
+        code_type = np.int32 if total < 2**31 else np.int64
+        codes = np.full((n, len(columns)), -1, dtype=code_type)
+        base = 0
+        for k, (column, size) in enumerate(zip(columns, sizes, strict=True)):
+            has = column.codes >= 0
+            codes[has, k] = column.codes[has] + base
+            base += size
+        offsets = np.zeros(total + 1, dtype=np.int64)
+        start = 0
+        byte_base = 0
+        for column, size in zip(columns, sizes, strict=True):
+            offsets[start + 1:start + size + 1] = column.value_offsets[1:] + byte_base
+            byte_base += int(column.value_offsets[-1])
+            start += size
+        data = np.concatenate([c.value_bytes for c in columns]) if columns else np.empty(0, dtype=np.uint8)
+        return cls(columns, codes, offsets, data)
+
+
+Attributes = Sequence[AttributeColumn] | AttributeTable
+"""A layer's attributes: the columns, or (faster per tile) the :class:`AttributeTable` built from them once."""
+
+
+def _table(attributes: Attributes) -> AttributeTable:
+    return attributes if isinstance(attributes, AttributeTable) else AttributeTable.from_columns(attributes)
+
+
+def _tags_and_values(table: AttributeTable, positions: IntArray) -> tuple[
         tuple[UInt8Array, IntArray], UInt8Array]:
     """Per-feature packed tag bytes and the layer's value table for the features at ``positions``."""
-    n = positions.shape[0]
-    key_index = np.empty((n, len(columns)), dtype=np.int64)
-    value_index = np.empty((n, len(columns)), dtype=np.int64)
-    present = np.empty((n, len(columns)), dtype=bool)
-    value_parts: list[UInt8Array] = []
-    base = 0
-    for k, column in enumerate(columns):
-        codes = column.codes[positions]
-        has = codes >= 0
-        unique, inverse = np.unique(codes[has], return_inverse=True)
-        key_index[:, k] = k
-        value_index[has, k] = inverse + base
-        present[:, k] = has
-        base += unique.shape[0]
-        value_parts.append(_gather(column.value_bytes, column.value_offsets, unique))
-    pairs = np.stack((key_index, value_index), axis=2).reshape(n, 2 * len(columns))
-    pair_present = np.repeat(present, 2, axis=1)
-    tag_bytes, per_value = _varints(pairs[pair_present].astype(np.uint64))
-    tag_lengths = _row_sums(per_value, pair_present.sum(axis=1))
-    values = np.concatenate(value_parts) if value_parts else np.empty(0, dtype=np.uint8)
-    return (tag_bytes, tag_lengths), values
+    n, k = positions.shape[0], len(table.columns)
+    block = table.codes[positions]
+    present = block >= 0
+    unique, value_index = np.unique(block[present], return_inverse=True)
+    pairs = np.empty((int(value_index.shape[0]), 2), dtype=np.uint64)
+    pairs[:, 0] = np.broadcast_to(np.arange(k, dtype=np.uint64), (n, k))[present]
+    pairs[:, 1] = value_index
+    tag_bytes, per_value = _varints(pairs.reshape(-1))
+    tag_lengths = _row_sums(per_value, 2 * present.sum(axis=1))
+    return (tag_bytes, tag_lengths), _gather(table.value_bytes, table.value_offsets, unique.astype(np.int64))
 
 
 def _length_prefixed(field_key: int, part: tuple[UInt8Array, IntArray]) -> list[tuple[UInt8Array, IntArray]]:
@@ -267,7 +305,7 @@ def encode_layer(
     feature_ids: npt.NDArray[np.integer] | None,
     geom_types: npt.NDArray[np.integer],
     geometry: tuple[npt.NDArray[np.uint64], IntArray],
-    columns: Sequence[AttributeColumn],
+    columns: Attributes,
     positions: IntArray,
     extent: int = DEFAULT_EXTENT,
 ) -> bytes:
@@ -285,7 +323,8 @@ def encode_layer(
         ``(commands, counts)``: the features' geometry command integers, already zigzag-encoded where
         needed, stored one feature after another; ``counts[i]`` integers belong to feature ``i``.
     columns
-        Attributes of the whole snapshot; ``positions`` picks each feature's row.
+        Attributes of the whole snapshot (its columns, or their :class:`AttributeTable`); ``positions`` picks
+        each feature's row.
     positions
         Row of each feature in ``columns``.
     extent
@@ -294,27 +333,29 @@ def encode_layer(
     n = positions.shape[0]
     if n == 0:
         return b""
+    plain = columns.columns if isinstance(columns, AttributeTable) else tuple(columns)
     if n <= SMALL_LAYER_FEATURES:
-        features, values = _features_small(feature_ids, geom_types, geometry, columns, positions)
+        features, values = _features_small(feature_ids, geom_types, geometry, plain, positions)
     else:
-        features, values = _features_vectorised(feature_ids, geom_types, geometry, columns, positions)
+        features, values = _features_vectorised(feature_ids, geom_types, geometry, _table(columns), positions)
     name_bytes = name.encode("utf-8")
     head = bytes((_LAYER_VERSION, 2, _LAYER_NAME)) + _varint(len(name_bytes)) + name_bytes
-    keys = b"".join(bytes((_LAYER_KEY,)) + _varint(len(k)) + k for k in (c.key.encode("utf-8") for c in columns))
+    keys = b"".join(bytes((_LAYER_KEY,)) + _varint(len(k)) + k
+                    for k in (c.key.encode("utf-8") for c in plain))
     layer = b"".join((head, features, keys, values, bytes((_LAYER_EXTENT,)), _varint(extent)))
     return bytes((_TILE_LAYER,)) + _varint(len(layer)) + layer
 
 
 def _features_vectorised(
     feature_ids: npt.NDArray[np.integer] | None, geom_types: npt.NDArray[np.integer],
-    geometry: tuple[npt.NDArray[np.uint64], IntArray], columns: Sequence[AttributeColumn], positions: IntArray,
+    geometry: tuple[npt.NDArray[np.uint64], IntArray], table: AttributeTable, positions: IntArray,
 ) -> tuple[bytes, bytes]:
     """``Layer.features`` and ``Layer.values`` fields, built with whole-array numpy operations."""
     n = positions.shape[0]
     commands, counts = geometry
     geom_bytes, per_command = _varints(commands)
     geom_part = (geom_bytes, _row_sums(per_command, counts))
-    tags, values = _tags_and_values(columns, positions)
+    tags, values = _tags_and_values(table, positions)
     parts: list[tuple[UInt8Array, IntArray]] = []
     if feature_ids is not None:
         parts += [_constant((_FEATURE_ID,), n), _varints(np.asarray(feature_ids, dtype=np.uint64))]
@@ -367,7 +408,7 @@ def _features_small(
 
 
 def encode_point_layer(
-    name: str, px: IntArray, py: IntArray, columns: Sequence[AttributeColumn], positions: IntArray, *,
+    name: str, px: IntArray, py: IntArray, columns: Attributes, positions: IntArray, *,
     feature_ids: npt.NDArray[np.integer] | None = None, extent: int = DEFAULT_EXTENT,
 ) -> bytes:
     """Encode single points at integer tile coordinates ``px``, ``py`` (one per entry of ``positions``).
@@ -472,7 +513,7 @@ def geometry_commands(geometry_tile: BaseGeometry, kind: GeometryKind) -> list[i
 
 def encode_line_or_polygon_layer(
     name: str, geometries_tile: Sequence[BaseGeometry] | npt.NDArray[np.object_], kind: GeometryKind,
-    columns: Sequence[AttributeColumn], positions: IntArray, *,
+    columns: Attributes, positions: IntArray, *,
     feature_ids: npt.NDArray[np.integer] | None = None, extent: int = DEFAULT_EXTENT,
 ) -> bytes:
     """Encode lines or polygons already clipped and mapped to tile units (see ``gis.tiles.tile_geometries``).

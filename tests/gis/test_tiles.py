@@ -11,7 +11,13 @@ import pytest
 from shapely import LineString, MultiLineString, Point, Polygon, box
 
 from gis.hexgrid import hex_cells, hex_centre_m, hex_polygon_m, hex_ring
-from gis.mvt import SMALL_LAYER_FEATURES, AttributeColumn, encode_line_or_polygon_layer, encode_point_layer
+from gis.mvt import (
+    SMALL_LAYER_FEATURES,
+    AttributeColumn,
+    AttributeTable,
+    encode_line_or_polygon_layer,
+    encode_point_layer,
+)
 from gis.tiles import (
     DEFAULT_EXTENT,
     TileOutOfRangeError,
@@ -92,6 +98,9 @@ def test_point_layer_round_trips_through_the_reference_decoder(n: int) -> None:
     ids = np.arange(n, dtype=np.int64) * 1000 + 7  # multi-byte varints
     tile = encode_point_layer("transformers", px[positions], py[positions], columns, positions,
                               feature_ids=ids[positions])
+    table = AttributeTable.from_columns(columns)  # the joint value table a snapshot keeps: the same bytes
+    assert encode_point_layer("transformers", px[positions], py[positions], table, positions,
+                              feature_ids=ids[positions]) == tile
     features = decode(tile)["transformers"]["features"]
     assert len(features) == n
     for feature, i in zip(features, positions.tolist(), strict=True):
