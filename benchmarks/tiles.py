@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/tiles.py [--n 100000] [--tiles 100] [--repeat 3] [--zooms 12 13 14 15 16]
+    .venv/bin/python benchmarks/tiles.py [--n 100000] [--tiles 100] [--repeat 6] [--zooms 12 13 14 15 16]
 
 ``--n`` synthetic transformers lie uniformly over lon 106.3–106.8, lat 29.4–29.8 with R10 ratings of
 100–800 kVA and the same peak mix as benchmarks/siting.py. Each tile carries 8 attributes (asset id,
@@ -19,7 +19,8 @@ and every method encodes exactly that list.
 * **mapbox-vector-tile** (PyPI encoder, pure Python): the same features from our selection, on the
   first ``--lib-tiles`` tiles per zoom only, because it is slow.
 
-Each method encodes the whole list once as a warm-up, then ``--repeat`` timed passes; figures are medians
+Each method encodes the whole list once as a warm-up, then ``--repeat`` timed passes, ours and PostGIS
+taking turns pass by pass (so a drift of the shared machine's speed hits both); figures are medians
 over the passes of the per-tile medians. The feature count of every tile is compared between ours and
 PostGIS. The last line printed is one JSON object.
 """
@@ -169,6 +170,27 @@ def measure(encode: Callable[[int, int, int], bytes], tiles: list[tuple[int, int
     return [time_tiles(encode, tiles) for _ in range(repeat)]
 
 
+def measure_interleaved(first: Callable[[int, int, int], bytes], second: Callable[[int, int, int], bytes],
+                        tiles: list[tuple[int, int, int]], repeat: int) -> tuple[list[list[float]], list[list[float]]]:
+    """Like :func:`measure` for two encoders, taking turns run by run (first/second, then second/first, …).
+
+    On a shared machine whose speed drifts over minutes, both then see the same conditions; measuring one
+    after the other moved the ratio by ±25 % between otherwise identical runs.
+    """
+    time_tiles(first, tiles)
+    time_tiles(second, tiles)
+    runs_first: list[list[float]] = []
+    runs_second: list[list[float]] = []
+    for r in range(repeat):
+        if r % 2 == 0:
+            runs_first.append(time_tiles(first, tiles))
+            runs_second.append(time_tiles(second, tiles))
+        else:
+            runs_second.append(time_tiles(second, tiles))
+            runs_first.append(time_tiles(first, tiles))
+    return runs_first, runs_second
+
+
 def median_of_runs(runs: list[list[float]], pick: list[int] | None = None) -> float:
     return statistics.median(statistics.median(run if pick is None else [run[i] for i in pick]) for run in runs)
 
@@ -184,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--tiles", type=int, default=100, help="tiles per zoom level")
     parser.add_argument("--lib-tiles", type=int, default=10, help="tiles per zoom for mapbox-vector-tile")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=6)
     parser.add_argument("--zooms", type=int, nargs="+", default=[12, 13, 14, 15, 16])
     parser.add_argument("--seed", type=int, default=20261129)
     args = parser.parse_args(argv)
@@ -210,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             mismatches = sum(feature_count(ours(*t)) != feature_count(postgis.tile(*t)) for t in tiles)
             ours_bytes = sum(len(ours(*t)) for t in tiles)
             postgis_bytes = sum(len(postgis.tile(*t)) for t in tiles)
-            ours_runs = measure(ours, tiles, args.repeat)
-            postgis_runs = measure(postgis.tile, tiles, args.repeat)
+            ours_runs, postgis_runs = measure_interleaved(ours, postgis.tile, tiles, args.repeat)
         finally:
             postgis.close()
     lib_tiles = [t for z in args.zooms for t in [t for t in tiles if t[0] == z][:args.lib_tiles]]
