@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import shape
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from app.auth import Role
-from app.loader import record_capacity_changes
 from tests.app.auth_helpers import auth_headers, make_user
+from tests.app.capacity_helpers import booked_to_the_limit
 
 SAMPLES = list(csv.DictReader((Path(__file__).parents[2] / "fixtures" / "sample_applications.csv").open()))
 JOB_CLASSES = ("direct_meter", "overhead", "underground_cable", "transformer_upgrade")
@@ -161,13 +161,7 @@ def test_a_design_is_never_stored_from_a_network_that_has_moved_on(
     engine = client.app.state.siting_engine  # type: ignore[attr-defined]
     held = engine.cached_snapshot
     assert held is not None and held.generation == before["network_generation"]
-    with demo_engine.begin() as conn:
-        rated, peak, reserved = conn.execute(text(
-            "SELECT rated_kva, peak_kva, reserved_kva FROM transformers WHERE asset_id = :a"), {"a": chosen}).one()
-        conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
-                     {"r": rated * 0.8 - peak, "a": chosen})
-        record_capacity_changes(conn, {chosen: rated * 0.8 - peak})
-    try:
+    with booked_to_the_limit(demo_engine, chosen):
         assert engine.cached_snapshot is held  # nothing has told this worker yet
         after = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
         assert after["network_generation"] > before["network_generation"]
@@ -175,11 +169,6 @@ def test_a_design_is_never_stored_from_a_network_that_has_moved_on(
         assert after["source"]["transformer_asset_id"] != chosen or (
             not after["feasible_source"]
             and after["source"]["load_rate_after_pct"] > before["source"]["load_rate_after_pct"])
-    finally:
-        with demo_engine.begin() as conn:
-            conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
-                         {"r": reserved, "a": chosen})
-            record_capacity_changes(conn, {chosen: reserved})
     again = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
     assert again["source"]["transformer_asset_id"] == chosen
 

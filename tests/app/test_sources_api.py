@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from app.auth import Role
-from app.loader import bump_generation, record_capacity_changes
+from app.loader import bump_generation
 from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
 from tests.app.auth_helpers import auth_headers, make_user
+from tests.app.capacity_helpers import booked_to_the_limit
 
 SAMPLES = list(csv.DictReader((Path(__file__).parents[2] / "fixtures" / "sample_applications.csv").open()))
 
@@ -137,22 +138,11 @@ def test_a_capacity_booking_is_applied_without_rebuilding_the_network(
     chosen = before["candidates"][0]["transformer_asset_id"]
     engine = client.app.state.siting_engine  # type: ignore[attr-defined]
     network_before = engine._snapshot.data
-    with demo_engine.begin() as conn:
-        rated, peak, reserved = conn.execute(text(
-            "SELECT rated_kva, peak_kva, reserved_kva FROM transformers WHERE asset_id = :a"), {"a": chosen}).one()
-        conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
-                     {"r": rated * 0.8 - peak, "a": chosen})
-        record_capacity_changes(conn, {chosen: rated * 0.8 - peak})
-    try:
+    with booked_to_the_limit(demo_engine, chosen):
         after = _sources(client, planner_headers, **params).json()
         assert chosen not in {c["transformer_asset_id"] for c in after["candidates"]}
         assert after["network_generation"] > before["network_generation"]
         assert engine._snapshot.data is network_before  # no network re-read: the booking was applied in place
-    finally:
-        with demo_engine.begin() as conn:
-            conn.execute(text("UPDATE transformers SET reserved_kva = :r WHERE asset_id = :a"),
-                         {"r": reserved, "a": chosen})
-            record_capacity_changes(conn, {chosen: reserved})
     assert _sources(client, planner_headers, **params).json()["candidates"][0]["transformer_asset_id"] == chosen
 
 
