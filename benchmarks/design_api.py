@@ -12,6 +12,10 @@ a few warm-up requests, and ``--requests`` design requests
 from ``--concurrency`` keep-alive connections (a small asyncio HTTP/1.1 client, so that the load generator
 costs little CPU on the same 2-core machine). Every response is checked (201 and a job class).
 
+With ``--rate R`` the load is an open loop instead: requests arrive at random at R per second whether or
+not earlier ones are answered (a fleet of phones), each timed from when it was due; ``--rate 200`` gives the
+latency at the target throughput, the default closed loop the throughput at saturation.
+
 Targets (issue 4, 2-core machine): p50 ≤ 15 ms, p99 ≤ 50 ms, ≥ 200 requests/s. The last line printed
 is one JSON object: the worse scenario's ``p50_ms``, ``p99_ms``, ``rps`` and every scenario's figures.
 """
@@ -23,6 +27,7 @@ import asyncio
 import csv
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -127,49 +132,84 @@ def token(port: int) -> str:
         return str(json.loads(response.read())["access_token"])
 
 
-async def _connection(port: int, jobs: asyncio.Queue[bytes], latencies_ms: list[float], app_ms: list[float],
-                      errors: list[str], requests_per_connection: int) -> None:
-    """One client: sends jobs one after the other, reconnecting after ``requests_per_connection``.
+#: Reconnect a connection idle longer than this (uvicorn closes keep-alive connections idle for 5 s).
+KEEP_ALIVE_IDLE_S = 4.0
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to the server, opened anew after ``requests_per_connection`` requests.
 
     Reconnecting lets the kernel spread clients over the workers' SO_REUSEPORT sockets again, as a fleet
-    of phones on mobile networks does; timing includes the TCP connect of a new connection. ``app_ms``
-    collects the server's own time per request (its ``Server-Timing: app;dur=`` header), so the report
-    can tell work from waiting.
+    of phones on mobile networks does; the TCP connect of a new connection counts in that request's time.
     """
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    sent = 0
+
+    def __init__(self, port: int, requests_per_connection: int) -> None:
+        self.port = port
+        self.requests_per_connection = requests_per_connection
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.sent = 0
+        self.last_used = 0.0
+
+    async def request(self, payload: bytes) -> tuple[int, bytes, float | None]:
+        """Send one request; return the status, the body and the server's own time (``Server-Timing``), ms."""
+        idle_s = time.perf_counter() - self.last_used
+        if self.writer is None or self.sent >= self.requests_per_connection or idle_s > KEEP_ALIVE_IDLE_S:
+            self.close()
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.sent = 0
+        assert self.reader is not None
+        self.writer.write(payload)
+        self.sent += 1
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        app_ms = None
+        for line in head.split(b"\r\n"):
+            lowered = line.lower()
+            if lowered.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+            elif lowered.startswith(b"server-timing:") and b"dur=" in lowered:
+                app_ms = float(lowered.split(b"dur=", 1)[1].split(b",", 1)[0])
+        body = await self.reader.readexactly(length)
+        self.last_used = time.perf_counter()
+        return status, body, app_ms
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class _Tally:
+    """Latencies (as the client sees them), the server's own times and failed answers."""
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.app_ms: list[float] = []
+        self.errors: list[str] = []
+
+    def add(self, since: float, status: int, body: bytes, app_ms: float | None) -> None:
+        self.latencies_ms.append((time.perf_counter() - since) * 1000.0)
+        if app_ms is not None:
+            self.app_ms.append(app_ms)
+        if status != 201 or b'"job_class"' not in body:
+            self.errors.append(f"{status}: {body[:200]!r}")
+
+
+async def _closed_client(port: int, jobs: asyncio.Queue[bytes], tally: _Tally, requests_per_connection: int) -> None:
+    """One client of the closed loop: its next request as soon as the answer to the last one is in."""
+    connection = _Connection(port, requests_per_connection)
     try:
         while True:
             try:
-                request = jobs.get_nowait()
+                payload = jobs.get_nowait()
             except asyncio.QueueEmpty:
                 return
             started = time.perf_counter()
-            if writer is None or sent >= requests_per_connection:
-                if writer is not None:
-                    writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                sent = 0
-            assert reader is not None
-            writer.write(request)
-            sent += 1
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                lowered = line.lower()
-                if lowered.startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-                elif lowered.startswith(b"server-timing:") and b"dur=" in lowered:
-                    app_ms.append(float(lowered.split(b"dur=", 1)[1].split(b",", 1)[0]))
-            body = await reader.readexactly(length)
-            latencies_ms.append((time.perf_counter() - started) * 1000.0)
-            if status != 201 or b'"job_class"' not in body:
-                errors.append(f"{status}: {body[:200]!r}")
+            tally.add(started, *await connection.request(payload))
     finally:
-        if writer is not None:
-            writer.close()
+        connection.close()
 
 
 def _request_bytes(port: int, bearer: str, body: dict[str, Any]) -> bytes:
@@ -181,16 +221,57 @@ def _request_bytes(port: int, bearer: str, body: dict[str, Any]) -> bytes:
 async def run_load(port: int, bearer: str, bodies: list[dict[str, Any]], requests: int,
                    concurrency: int, requests_per_connection: int = 20,
                    ) -> tuple[list[float], list[float], list[str], float]:
+    """Closed loop: ``concurrency`` clients, each sending its next request when the last is answered."""
     jobs: asyncio.Queue[bytes] = asyncio.Queue()
     for i in range(requests):
         jobs.put_nowait(_request_bytes(port, bearer, bodies[i % len(bodies)]))
-    latencies: list[float] = []
-    app_ms: list[float] = []
-    errors: list[str] = []
+    tally = _Tally()
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(port, jobs, latencies, app_ms, errors, requests_per_connection)
-                           for _ in range(concurrency)))
-    return latencies, app_ms, errors, time.perf_counter() - started
+    await asyncio.gather(*(_closed_client(port, jobs, tally, requests_per_connection) for _ in range(concurrency)))
+    return tally.latencies_ms, tally.app_ms, tally.errors, time.perf_counter() - started
+
+
+#: Open loop: at most this many connections at once (a stalled server must not make the client open thousands).
+MAX_OPEN_CONNECTIONS = 256
+
+
+async def run_open_load(port: int, bearer: str, bodies: list[dict[str, Any]], requests: int, rate_per_s: float,
+                        requests_per_connection: int = 20, seed: int = 20261129,
+                        ) -> tuple[list[float], list[float], list[str], float]:
+    """Open loop: requests arrive at ``rate_per_s`` on average (Poisson), whether or not earlier ones are answered.
+
+    This is how a fleet of phones loads the service, and it answers "what latency at this throughput". Each
+    arrival takes an idle keep-alive connection (or opens one); its latency counts from the moment it was
+    due, so a request the client could only send late is charged its wait too (no coordinated omission).
+    """
+    rng = random.Random(seed)
+    idle: list[_Connection] = []
+    opened: list[_Connection] = []
+    slots = asyncio.Semaphore(MAX_OPEN_CONNECTIONS)
+    tally = _Tally()
+
+    async def arrive(payload: bytes, due: float) -> None:
+        async with slots:
+            connection = idle.pop() if idle else _Connection(port, requests_per_connection)
+            if connection not in opened:
+                opened.append(connection)
+            tally.add(due, *await connection.request(payload))
+            idle.append(connection)
+
+    started = time.perf_counter()
+    due = started
+    arrivals = []
+    for i in range(requests):
+        due += rng.expovariate(rate_per_s)
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        arrivals.append(asyncio.create_task(arrive(_request_bytes(port, bearer, bodies[i % len(bodies)]), due)))
+    await asyncio.gather(*arrivals)
+    wall_s = time.perf_counter() - started
+    for connection in opened:
+        connection.close()
+    return tally.latencies_ms, tally.app_ms, tally.errors, wall_s
 
 
 def process_tree_cpu_s(pid: int) -> float:
@@ -216,7 +297,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int,
-          requests_per_connection: int) -> dict[str, Any]:
+          requests_per_connection: int, rate_per_s: float = 0.0) -> dict[str, Any]:
+    """One scenario; closed loop of ``concurrency`` clients, or open loop at ``rate_per_s`` when that is > 0."""
     with tempfile.TemporaryDirectory(prefix=f"sanling-bench-{scenario}-") as tmp:
         env, bodies = prepare(scenario, n, Path(tmp))
         port = free_port()
@@ -233,16 +315,21 @@ def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int,
                 raise RuntimeError(f"warm-up failed: {errors[:3]}")
             warm_s = time.perf_counter() - warm_started
             cpu_before_s = process_tree_cpu_s(server.pid)
-            latencies, app_ms, errors, wall_s = asyncio.run(run_load(port, bearer, bodies, requests, concurrency,
-                                                             requests_per_connection))
+            if rate_per_s > 0:
+                load = run_open_load(port, bearer, bodies, requests, rate_per_s, requests_per_connection)
+            else:
+                load = run_load(port, bearer, bodies, requests, concurrency, requests_per_connection)
+            latencies, app_ms, errors, wall_s = asyncio.run(load)
             server_cpu_s = process_tree_cpu_s(server.pid) - cpu_before_s
         finally:
             server.terminate()
             server.wait(timeout=30)
     if errors:
         raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[:3]}")
+    load_name = f"open loop at {rate_per_s:g} req/s" if rate_per_s > 0 else f"{concurrency} closed-loop clients"
     result = {"scenario": scenario, "transformers": 54 if scenario == "demo" else n, "requests": requests,
-              "concurrency": concurrency, "workers": workers,
+              "load": load_name, "concurrency": None if rate_per_s > 0 else concurrency,
+              "offered_rps": rate_per_s or None, "workers": workers,
               "requests_per_connection": requests_per_connection, "warmup_s": round(warm_s, 2),
               "p50_ms": round(statistics.median(latencies), 2), "p90_ms": round(percentile(latencies, 90), 2),
               "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(max(latencies), 2),
@@ -250,7 +337,7 @@ def bench(scenario: str, n: int, requests: int, concurrency: int, workers: int,
               "server_app_p50_ms": round(statistics.median(app_ms), 2) if app_ms else None,
               "server_app_p99_ms": round(percentile(app_ms, 99), 2) if app_ms else None,
               "server_cpu_ms_per_request": round(server_cpu_s * 1000 / requests, 2)}
-    print(f"[{scenario}] {requests} requests, {concurrency} connections, {workers} workers: "
+    print(f"[{scenario}] {requests} requests, {load_name}, {workers} workers: "
           f"p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, "
           f"{result['rps']} req/s, server CPU {result['server_cpu_ms_per_request']} ms/request, "
           f"in the app p50 {result['server_app_p50_ms']} ms, p99 {result['server_app_p99_ms']} ms "
@@ -263,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", choices=["demo", "city", "all"], default="all")
     parser.add_argument("--transformers", type=int, default=100_000, help="size of the synthetic city")
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=4, help="closed loop: clients")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open loop instead: requests per second arriving at random (Poisson), each timed from "
+                             "when it was due; e.g. --rate 200 measures the latency at the target throughput")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--requests-per-connection", type=int, default=20,
                         help="keep-alive requests before a client reconnects (mobile clients do not hold one "
@@ -271,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scenarios = ["demo", "city"] if args.scenario == "all" else [args.scenario]
     results = [bench(s, args.transformers, args.requests, args.concurrency, args.workers,
-                     args.requests_per_connection) for s in scenarios]
+                     args.requests_per_connection, args.rate) for s in scenarios]
     print(f"{'scenario':<8} {'transformers':>12} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   targets: p50 ≤ 15, "
           "p99 ≤ 50, ≥ 200 req/s")
     for r in results:
