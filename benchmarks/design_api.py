@@ -241,10 +241,12 @@ async def run_open_load(port: int, bearer: str, bodies: list[dict[str, Any]], re
     """Open loop: requests arrive at ``rate_per_s`` on average (Poisson), whether or not earlier ones are answered.
 
     This is how a fleet of phones loads the service, and it answers "what latency at this throughput". Each
-    arrival takes an idle keep-alive connection (or opens one); its latency counts from the moment it was
-    due, so a request the client could only send late is charged its wait too (no coordinated omission).
+    arrival takes an idle keep-alive connection chosen at random (or opens one); its latency counts from the
+    moment it was due, so a request the client could only send late is charged its wait too (no
+    coordinated omission).
     """
     rng = random.Random(seed)
+    pick = random.Random(seed + 1)
     idle: list[_Connection] = []
     opened: list[_Connection] = []
     slots = asyncio.Semaphore(MAX_OPEN_CONNECTIONS)
@@ -252,7 +254,9 @@ async def run_open_load(port: int, bearer: str, bodies: list[dict[str, Any]], re
 
     async def arrive(payload: bytes, due: float) -> None:
         async with slots:
-            connection = idle.pop() if idle else _Connection(port, requests_per_connection)
+            # any idle connection, as the next request of a fleet comes from any phone (reusing the most recent
+            # one instead piles bursts onto a few connections, and so onto whichever worker they hash to)
+            connection = idle.pop(pick.randrange(len(idle))) if idle else _Connection(port, requests_per_connection)
             if connection not in opened:
                 opened.append(connection)
             tally.add(due, *await connection.request(payload))
