@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -109,8 +110,39 @@ def periodic_jobs() -> JobRegistry:
 
 
 def worker_id() -> str:
-    """Return ``host:pid`` naming this worker process in ``job_leases.holder``."""
+    """Return ``host:pid`` naming this worker process in ``job_leases.holder`` and ``import_jobs.holder``."""
     return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
+def holder_gone(holder: str | None, since: datetime) -> bool:
+    """Whether ``holder`` (a :func:`worker_id`) is a process of this host that gave up what it took on at ``since``.
+
+    True when the process is dead, or when its pid now belongs to a process started after ``since`` (pid
+    reuse, read from ``/proc`` on Linux). False for another host's process, which this one cannot see.
+    """
+    host, _, pid_text = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    started = _process_started_at(pid)
+    return started is not None and started > since + timedelta(seconds=1)
+
+
+def _process_started_at(pid: int) -> datetime | None:
+    """When a local process started, from ``/proc`` (Linux); None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot_s = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                      if line.startswith("btime "))
+        return datetime.fromtimestamp(boot_s + int(fields[19]) / os.sysconf("SC_CLK_TCK"), UTC)  # field 22, starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def claim_lease(session: Session, *, name: str, interval_s: float, holder: str, now: datetime | None = None) -> bool:

@@ -262,7 +262,9 @@ class ImportJob(Base):
 
     ``status`` is ``queued``, ``running``, ``succeeded``, ``rejected`` (invalid rows, nothing imported) or
     ``failed`` (the file or the mapping could not be used; ``error`` is ``{code, message, details}``).
-    Any worker answers for any job from this row; ``report`` is the import report (docs/import.md).
+    Any worker answers for any job from this row; ``report`` is the import report (docs/import.md). A job
+    whose ``holder`` process is gone is marked ``failed`` with ``IMPORT_INTERRUPTED``
+    (``app.api.imports.reap_interrupted_imports``).
     """
 
     __tablename__ = "import_jobs"
@@ -281,6 +283,8 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: ``host:pid`` of the worker process that queued the job and runs it (``app.jobs.worker_id``).
+    holder: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditLog(Base):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,10 +21,13 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit import as_utc
 from app.auth import AuthenticatedUser, Role, require_roles
 from app.deps import SessionDep
 from app.errors import register_error_table
+from app.jobs import holder_gone, worker_id
 from app.loader import import_layer_file
 from app.models import ImportJob
 from app.settings import Settings
@@ -130,8 +133,44 @@ class _LiveProgress:
 LIVE_PROGRESS = _LiveProgress()
 
 
+#: A job still queued or running this long after it was queued is taken as interrupted, whatever its holder
+#: (a worker on another host that died for good; 1M rows import in seconds).
+IMPORT_STALE_AFTER = timedelta(hours=24)
+
+
+def reap_interrupted_imports(engine: Engine, *, now: datetime | None = None) -> list[str]:
+    """Mark ``failed`` (``IMPORT_INTERRUPTED``) the queued or running jobs whose worker process is gone.
+
+    A worker that dies (killed, out of memory) takes its queue with it, and its import transaction rolls
+    back, so nothing of the file was imported; without this the job would say ``running`` for ever. Gone
+    means: a process of this host that is dead or whose pid now belongs to a later process
+    (``app.jobs.holder_gone``), or any job older than :data:`IMPORT_STALE_AFTER`. Run by every worker as it
+    starts, so a restarted worker clears what its predecessor left. Returns the ids marked.
+    """
+    now = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        open_jobs = conn.execute(select(ImportJob.id, ImportJob.holder, ImportJob.created_at)
+                                 .where(ImportJob.status.in_(("queued", "running")))).all()
+        gone = [job for job in open_jobs
+                if holder_gone(job.holder, as_utc(job.created_at)) or now - as_utc(job.created_at) > IMPORT_STALE_AFTER]
+        for job in gone:
+            conn.execute(update(ImportJob).where(ImportJob.id == job.id).values(
+                status="failed", finished_at=now, error={
+                    "code": "IMPORT_INTERRUPTED",
+                    "message": "The worker running this import stopped before it finished; nothing of the file "
+                               "was imported. Submit it again.",
+                    "details": {"holder": job.holder}}))
+    for job in gone:
+        logger.warning("import job %s interrupted: marked failed", job.id, extra={"holder": job.holder})
+    return [job.id for job in gone]
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        reap_interrupted_imports(app.state.engine)
+    except SQLAlchemyError:
+        logger.warning("import jobs not checked for interrupted ones (no schema yet?)")
     # One import at a time per process: imports of a layer serialise anyway, and the machine's other
     # core serves requests.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sanling-import")
@@ -233,7 +272,7 @@ def create_import(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     job = ImportJob(id=job_id, layer=str(layer), source_name=source_name, status="queued", progress_pct=0.0, rows=0,
-                    options=options, created_by=user.username, created_at=datetime.now(UTC))
+                    options=options, created_by=user.username, created_at=datetime.now(UTC), holder=worker_id())
     session.add(job)
     session.commit()
     request.app.state.import_executor.submit(run_import_job, request.app.state.engine, settings, job_id)

@@ -151,3 +151,54 @@ def test_progress_is_published_while_running(api: tuple[TestClient, Engine], adm
     with engine.connect() as conn:  # PostgreSQL: in the row for every worker; SQLite: in this process only
         stored = conn.execute(text("SELECT progress_pct FROM import_jobs WHERE id = :id"), {"id": job_id}).scalar_one()
     assert stored == (45.0 if backend == "postgis" else 0.0)
+
+
+def test_an_import_whose_worker_died_is_failed_when_a_worker_starts(
+        api: tuple[TestClient, Engine], admin_headers: dict[str, str], tmp_path: Path) -> None:
+    """R7: a worker killed mid-import leaves nothing imported; the next worker to start says so on the job."""
+    import os
+    import socket
+    import subprocess
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.orm import Session
+
+    from app.models import ImportJob
+
+    client, engine = api
+    host = socket.gethostname()
+    short = subprocess.Popen(["true"])  # a pid that no longer runs once waited for
+    short.wait()
+    dead_pid = short.pid
+    time.sleep(0.05)
+    now = datetime.now(UTC)
+    later = subprocess.Popen(["sleep", "30"])  # a live pid that started after its job was queued
+    jobs = {
+        "dead-holder": ("running", f"{host}:{dead_pid}", now - timedelta(minutes=5)),
+        "pid-reused": ("running", f"{host}:{later.pid}", now - timedelta(hours=1)),
+        "stale-elsewhere": ("queued", "another-host:123", now - timedelta(hours=25)),
+        "alive-here": ("queued", f"{host}:{os.getpid()}", now),
+        "recent-elsewhere": ("running", "another-host:5", now - timedelta(minutes=5)),
+    }
+    ids = {name: f"reap-{name}-{now.timestamp():.0f}" for name in jobs}
+    try:
+        with Session(engine) as session:
+            for name, (state, holder, created_at) in jobs.items():
+                session.add(ImportJob(id=ids[name], layer="transformers", source_name="x.gpkg", status=state,
+                                      progress_pct=0.0, rows=0, options={}, created_by="test", created_at=created_at,
+                                      holder=holder))
+            session.commit()
+        settings = client.app.state.settings  # type: ignore[attr-defined]
+        with TestClient(create_app(settings)) as restarted:  # a worker starting on the same database
+            seen = {name: restarted.get(f"/api/v1/imports/{job_id}", headers=admin_headers).json()
+                    for name, job_id in ids.items()}
+    finally:
+        later.kill()
+        later.wait()
+    for name in ("dead-holder", "pid-reused", "stale-elsewhere"):
+        assert seen[name]["status"] == "failed", name
+        assert seen[name]["error"]["code"] == "IMPORT_INTERRUPTED" and seen[name]["finished_at"]
+    assert seen["alive-here"]["status"] == "queued" and seen["recent-elsewhere"]["status"] == "running"
+    with engine.begin() as conn:  # leave no open job behind for the other tests
+        conn.execute(text("UPDATE import_jobs SET status = 'failed' WHERE id IN (:a, :b)"),
+                     {"a": ids["alive-here"], "b": ids["recent-elsewhere"]})
