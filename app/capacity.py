@@ -177,15 +177,16 @@ class SnapshotCache(Generic[T]):
     """One object per asset generation, rebuilt when the generation moves and shared by request threads.
 
     ``get(conn, build)`` reads the generation (one small query) and returns the cached object when it was
-    built from that generation; otherwise it builds a new one with ``build(conn, generation)`` and swaps it
-    in. Concurrent misses are serialised by a lock, so a burst of requests builds once.
+    built from that generation; otherwise it builds a new one with ``build(conn, generation, previous)`` and
+    swaps it in (``previous`` is the object of the older generation, or None, so that a builder can keep what
+    did not change). Concurrent misses are serialised by a lock, so a burst of requests builds once.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._value: tuple[int, T] | None = None
 
-    def get(self, conn: Connection, build: Callable[[Connection, int], T]) -> T:
+    def get(self, conn: Connection, build: Callable[[Connection, int, T | None], T]) -> T:
         """Return the object for the current generation, building it if needed."""
         generation = read_asset_generation(conn)
         current = self._value
@@ -195,6 +196,6 @@ class SnapshotCache(Generic[T]):
             current = self._value
             if current is not None and current[0] == generation:
                 return current[1]
-            value = build(conn, generation)
+            value = build(conn, generation, None if current is None else current[1])
             self._value = (generation, value)
             return value

@@ -17,7 +17,9 @@ from sqlalchemy import Connection, LargeBinary, func, select, type_coerce
 
 from app.auth import get_request_settings
 from app.capacity import CapacitySnapshot, SnapshotCache, read_capacity
+from app.db import read_only_connection
 from app.deps import SessionDep
+from app.loader import network_version
 from app.models import AccessPoint, GridArea, LvLine, NoOverheadZone, Road
 from design_rules.profiles import LoadThresholds, get_profile
 from gis.mvt import AttributeColumn, AttributeTable, GeometryKind, encode_line_or_polygon_layer, encode_point_layer
@@ -234,10 +236,15 @@ def _grid_area_layer(conn: Connection, capacity: CapacitySnapshot) -> MapLayer:
 
 @dataclass(frozen=True)
 class MapSnapshot:
-    """Every published layer and the capacity snapshot they were built from (one asset generation)."""
+    """Every published layer and the capacity snapshot they were built from (one asset generation).
+
+    ``network_generation`` is the network's (assets and loads); a generation that moved by bookings only
+    keeps it, and with it the layers that do not show capacity (see :func:`build_map_snapshot`).
+    """
 
     capacity: CapacitySnapshot
     layers: Mapping[str, MapLayer]
+    network_generation: int = -1
 
     @property
     def generation(self) -> int:
@@ -245,21 +252,33 @@ class MapSnapshot:
         return self.capacity.generation
 
 
-def build_map_snapshot(conn: Connection, generation: int, *, profile_id: str,
-                       thresholds: LoadThresholds) -> MapSnapshot:
-    """Read every layer from the database at ``generation`` and build the map snapshot."""
+#: Layers that show no capacity figure: kept across generations that moved by capacity bookings only.
+_NETWORK_ONLY_LAYERS = ("lv_lines", "access_points", "roads", "no_overhead_zones")
+
+
+def build_map_snapshot(conn: Connection, generation: int, *, profile_id: str, thresholds: LoadThresholds,
+                       previous: MapSnapshot | None = None) -> MapSnapshot:
+    """Read every layer from the database at ``generation`` and build the map snapshot.
+
+    When ``previous`` was built on the same network (only capacity bookings since: ``network_generation``
+    unchanged), its lines, access points, roads and zones are kept and only the capacity, transformer and
+    grid-area layers are read again: a booking then costs a worker one capacity read, not the whole map.
+    """
+    network_generation = network_version(conn).network_generation
     capacity = read_capacity(conn, profile_id=profile_id, thresholds=thresholds, generation=generation)
-    layers = {
-        "transformers": _transformer_layer(capacity),
-        "lv_lines": _simple_layer(conn, "lv_lines", LvLine, ["asset_id", "transformer_asset_id", "kind",
-                                                              "conductor_type"]),
-        "access_points": _simple_layer(conn, "access_points", AccessPoint,
-                                       ["asset_id", "transformer_asset_id", "kind"]),
-        "grid_areas": _grid_area_layer(conn, capacity),
-        "roads": _simple_layer(conn, "roads", Road, ["asset_id", "name", "road_class", "width_m"]),
-        "no_overhead_zones": _simple_layer(conn, "no_overhead_zones", NoOverheadZone, ["asset_id", "name"]),
-    }
-    return MapSnapshot(capacity, {name: layers[name] for name in LAYER_INFO})
+    layers = {"transformers": _transformer_layer(capacity), "grid_areas": _grid_area_layer(conn, capacity)}
+    if previous is not None and previous.network_generation == network_generation:
+        layers |= {name: previous.layers[name] for name in _NETWORK_ONLY_LAYERS}
+    else:
+        layers |= {
+            "lv_lines": _simple_layer(conn, "lv_lines", LvLine, ["asset_id", "transformer_asset_id", "kind",
+                                                                  "conductor_type"]),
+            "access_points": _simple_layer(conn, "access_points", AccessPoint,
+                                           ["asset_id", "transformer_asset_id", "kind"]),
+            "roads": _simple_layer(conn, "roads", Road, ["asset_id", "name", "road_class", "width_m"]),
+            "no_overhead_zones": _simple_layer(conn, "no_overhead_zones", NoOverheadZone, ["asset_id", "name"]),
+        }
+    return MapSnapshot(capacity, {name: layers[name] for name in LAYER_INFO}, network_generation)
 
 
 _CACHE_CREATE_LOCK = threading.Lock()
@@ -283,10 +302,12 @@ def get_map_snapshot(request: Request, session: SessionDep) -> MapSnapshot:
     settings = get_request_settings(request)
     profile = get_profile(settings.profile)
 
-    def build(conn: Connection, generation: int) -> MapSnapshot:
-        return build_map_snapshot(conn, generation, profile_id=profile.profile_id, thresholds=profile.load_thresholds)
+    def build(conn: Connection, generation: int, previous: MapSnapshot | None) -> MapSnapshot:
+        return build_map_snapshot(conn, generation, profile_id=profile.profile_id, thresholds=profile.load_thresholds,
+                                  previous=previous)
 
-    return _snapshot_cache(request).get(session.connection(), build)
+    # a map read only reads: DEFERRED on SQLite, so it never takes or waits for the write lock (app/db.py)
+    return _snapshot_cache(request).get(read_only_connection(session), build)
 
 
 MapSnapshotDep = Annotated[MapSnapshot, Depends(get_map_snapshot)]

@@ -134,3 +134,34 @@ def test_figures_follow_the_asset_generation(db_conn: Connection, demo_db_url: s
     after = client.get(path, headers=headers).json()
     assert {item["asset_id"] for item in after["items"]} == before | {"T-0001"}
     assert next(i for i in after["items"] if i["asset_id"] == "T-0001")["threshold_class"] == ">80"
+
+
+def test_a_booking_refreshes_capacity_and_keeps_the_network_layers(db_conn: Connection, demo_db_url: str,
+                                                                   tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """R2.3: a booking shows at once in the capacity figures; lines, poles, roads and zones are not read again."""
+    from app.loader import record_capacity_changes
+
+    app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path))
+    override_session(app, db_conn)
+    client = TestClient(app)
+    headers = auth_headers(client, make_user(db_conn, Role.PLANNER))
+
+    def t0001() -> dict[str, object]:
+        items = client.get("/api/v1/capacity/transformers", headers=headers).json()["items"]
+        return next(i for i in items if i["asset_id"] == "T-0001")
+
+    before = t0001()
+    held = app.state.map_snapshots._value[1]
+    reserved = float(before["reserved_kva"]) + 25.0
+    db_conn.execute(update(Transformer).where(Transformer.asset_id == "T-0001").values(reserved_kva=reserved))
+    record_capacity_changes(db_conn, {"T-0001": reserved})
+    after = t0001()
+    assert after["reserved_kva"] == pytest.approx(reserved)
+    assert after["spare_kva"] == pytest.approx(float(before["spare_kva"]) - 25.0, abs=0.01)
+    now = app.state.map_snapshots._value[1]
+    assert now is not held and now.capacity is not held.capacity
+    for name in ("lv_lines", "access_points", "roads", "no_overhead_zones"):
+        assert now.layers[name] is held.layers[name], name  # the network did not move: kept
+    bump_generation(db_conn)  # an asset or load change: everything is read again
+    assert client.get("/api/v1/capacity/transformers", headers=headers).status_code == 200
+    assert app.state.map_snapshots._value[1].layers["roads"] is not held.layers["roads"]
