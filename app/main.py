@@ -28,9 +28,11 @@ from app.api import (
     terminal,
     tiles,
 )
+from app.capacity import SnapshotCache
 from app.db import READ_ONLY_OPTION, create_db_engine, make_session_factory
 from app.errors import add_exception_handlers
 from app.jobs import JobRunner
+from app.mapdata import MapSnapshot
 from app.observability import configure_logging, install_request_middleware
 from app.settings import Settings, get_settings
 from app.siting_service import SitingEngine
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   generate_unique_id_function=_operation_id)
     app.state.settings = settings
     app.state.siting_engine = SitingEngine.from_settings(settings)
+    app.state.map_snapshots = SnapshotCache[MapSnapshot]()  # planner map and capacity lists, per asset generation
+    app.state.tile_cache = tiles.TileCache()
     add_exception_handlers(app)
     install_request_middleware(app)
     # Routes are matched in this order: the field terminals' hot paths first (every request tries each

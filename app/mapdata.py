@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -281,19 +280,6 @@ def build_map_snapshot(conn: Connection, generation: int, *, profile_id: str, th
     return MapSnapshot(capacity, {name: layers[name] for name in LAYER_INFO}, network_generation)
 
 
-_CACHE_CREATE_LOCK = threading.Lock()
-
-
-def _snapshot_cache(request: Request) -> SnapshotCache[MapSnapshot]:
-    cache: SnapshotCache[MapSnapshot] | None = getattr(request.app.state, "map_snapshots", None)
-    if cache is None:
-        with _CACHE_CREATE_LOCK:
-            cache = getattr(request.app.state, "map_snapshots", None)
-            if cache is None:
-                cache = request.app.state.map_snapshots = SnapshotCache()
-    return cache
-
-
 def get_map_snapshot(request: Request, session: SessionDep) -> MapSnapshot:
     """FastAPI dependency: the map snapshot of the current asset generation (built once per generation per worker).
 
@@ -307,7 +293,8 @@ def get_map_snapshot(request: Request, session: SessionDep) -> MapSnapshot:
                                   previous=previous)
 
     # a map read only reads: DEFERRED on SQLite, so it never takes or waits for the write lock (app/db.py)
-    return _snapshot_cache(request).get(read_only_connection(session), build)
+    cache: SnapshotCache[MapSnapshot] = request.app.state.map_snapshots  # one per worker, made by create_app
+    return cache.get(read_only_connection(session), build)
 
 
 MapSnapshotDep = Annotated[MapSnapshot, Depends(get_map_snapshot)]

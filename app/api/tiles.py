@@ -60,17 +60,9 @@ class TileCache:
                 self._tiles.popitem(last=False)
 
 
-_CACHE_CREATE_LOCK = threading.Lock()
-
-
 def get_tile_cache(request: Request) -> TileCache:
-    """The app's tile cache (one per worker process)."""
-    cache: TileCache | None = getattr(request.app.state, "tile_cache", None)
-    if cache is None:
-        with _CACHE_CREATE_LOCK:
-            cache = getattr(request.app.state, "tile_cache", None)
-            if cache is None:
-                cache = request.app.state.tile_cache = TileCache()
+    """The app's tile cache (one per worker process, made by ``create_app``)."""
+    cache: TileCache = request.app.state.tile_cache
     return cache
 
 
