@@ -46,6 +46,18 @@ def _health(url: str) -> dict[str, object]:
         return dict(json.loads(response.read()))
 
 
+def _answers_until_all_seen(url: str, pids: set[int], timeout_s: float = 30.0) -> list[dict[str, object]]:
+    """``/healthz`` answers, each on a new connection, until every worker in ``pids`` has answered (or time is up).
+
+    A worker listens only once it has loaded the network, so right after start the other one answers alone.
+    """
+    answers: list[dict[str, object]] = []
+    deadline = time.time() + timeout_s
+    while {a["worker_pid"] for a in answers} != pids and time.time() < deadline:
+        answers.append(_health(url))
+    return answers
+
+
 def _wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -75,9 +87,10 @@ def test_workers_share_the_port_are_restarted_and_stop_cleanly(tmp_path: Path) -
             time.sleep(0.2)
         workers = _workers(server.pid)
         assert len(workers) == 2
-        answers = [_health(health) for _ in range(40)]  # new connections, spread over both sockets
+        # new connections are spread over both sockets once both workers listen; each worker loaded the
+        # network before it took its first connection (SANLING_PRELOAD_NETWORK)
+        answers = _answers_until_all_seen(health, set(workers))
         assert {a["worker_pid"] for a in answers} == set(workers)
-        # each worker loaded the network before it took its first connection (SANLING_PRELOAD_NETWORK)
         assert all(a["worker_network_generation"] is not None for a in answers)
         time.sleep(11)  # past the start-up grace: a dying worker is now restarted
         os.kill(workers[0], signal.SIGKILL)
@@ -89,10 +102,7 @@ def test_workers_share_the_port_are_restarted_and_stop_cleanly(tmp_path: Path) -
             time.sleep(0.2)
         assert len(_workers(server.pid)) == 2 and workers[0] not in _workers(server.pid)
         _wait_up(health, server)
-        answers = []
-        deadline = time.time() + 30
-        while {a["worker_pid"] for a in answers} != set(_workers(server.pid)) and time.time() < deadline:
-            answers.append(_health(health))  # the new worker answers once it has loaded the network
+        answers = _answers_until_all_seen(health, set(_workers(server.pid)))  # the new one once it has loaded
         assert {a["worker_pid"] for a in answers} == set(_workers(server.pid))
         assert all(a["worker_network_generation"] is not None for a in answers)
     finally:
