@@ -29,7 +29,7 @@ def _settings():  # type: ignore[no-untyped-def]
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Migrate the configured database."""
-    from app import migrate
+    from app.platform import migrate
 
     url = _settings().effective_database_url
     if args.action == "upgrade":
@@ -46,9 +46,9 @@ def cmd_load_demo(args: argparse.Namespace) -> int:
     """Load (or refresh) the demo district in one transaction; with ``--with-users`` also the demo accounts."""
     from sqlalchemy.orm import Session
 
-    from app.db import create_db_engine
-    from app.loader import REPO_ROOT, load_demo
-    from app.users import ensure_demo_users
+    from app.identity.users import ensure_demo_users
+    from app.network.loading import REPO_ROOT, load_demo
+    from app.platform.db import create_db_engine
 
     settings = _settings()
     if args.with_users and settings.env == "production":
@@ -82,8 +82,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Import one layer file: map, validate, upsert by key, all or nothing (docs/import.md)."""
     from tqdm import tqdm
 
-    from app.db import create_db_engine
-    from app.loader import import_layer_file
+    from app.network.loading import import_layer_file
+    from app.platform.db import create_db_engine
     from gis.importing import FieldMapping, ImportProgress, ImportRejectedError, ImportReport
 
     settings = _settings()
@@ -172,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _session() -> Iterator[Session]:
-    from app.db import create_db_engine, make_session_factory
+    from app.platform.db import create_db_engine, make_session_factory
 
     engine = create_db_engine(_settings().effective_database_url)
     try:
@@ -203,8 +203,8 @@ def cmd_user(args: argparse.Namespace) -> int:
     """Create or list users (docs/auth.md)."""
     from pydantic import ValidationError
 
-    from app import users
-    from app.audit import record_change, snapshot
+    from app.identity import users
+    from app.platform.audit import record_change, snapshot
 
     with _session() as session:
         if args.action == "list":
@@ -230,9 +230,9 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys; a new key is printed once, alone on stdout."""
     from pydantic import ValidationError
 
-    from app import users
-    from app.audit import record_change, snapshot
-    from app.models import ApiKey
+    from app.identity import users
+    from app.platform.audit import record_change, snapshot
+    from app.platform.models import ApiKey
 
     with _session() as session:
         if args.action == "create":
@@ -274,9 +274,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     import app.main  # noqa: F401 (the routers import the modules that register their jobs)
-    from app.audit import as_utc
-    from app.db import create_db_engine, make_session_factory
-    from app.jobs import lease_states, periodic_jobs, run_job
+    from app.platform.audit import as_utc
+    from app.platform.db import create_db_engine, make_session_factory
+    from app.platform.jobs import lease_states, periodic_jobs, run_job
     from gis.errors import InvalidInputError
 
     settings = _settings()

@@ -28,14 +28,14 @@ from app.api import (
     terminal,
     tiles,
 )
-from app.capacity import SnapshotCache
-from app.db import READ_ONLY_OPTION, create_db_engine, make_session_factory
-from app.errors import add_exception_handlers
-from app.jobs import JobRunner
-from app.mapdata import MapSnapshot
-from app.observability import configure_logging, install_request_middleware
+from app.network.siting import SitingEngine
+from app.planning.capacity import SnapshotCache
+from app.planning.mapdata import MapSnapshot
+from app.platform.db import READ_ONLY_OPTION, create_db_engine, make_session_factory
+from app.platform.errors import add_exception_handlers
+from app.platform.jobs import JobRunner
+from app.platform.observability import configure_logging, install_request_middleware
 from app.settings import Settings, get_settings
-from app.siting_service import SitingEngine
 
 log = logging.getLogger("sanling.app")
 

@@ -58,9 +58,9 @@ def prepare(scenario: str, n_transformers: int, data_dir: Path) -> tuple[dict[st
     """Create and load the scenario's database; return the server environment and request bodies."""
     from sqlalchemy import text
 
-    from app import migrate
-    from app.db import create_db_engine
-    from app.loader import import_layer_file, load_demo
+    from app.network.loading import import_layer_file, load_demo
+    from app.platform import migrate
+    from app.platform.db import create_db_engine
 
     url = f"sqlite:///{data_dir / 'sanling.sqlite'}"
     env = {**os.environ, "SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(data_dir),

@@ -43,8 +43,8 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from app import migrate  # noqa: E402
-from app.throwaway_pg import throwaway_postgis  # noqa: E402
+from app.platform import migrate  # noqa: E402
+from tests.support.throwaway_pg import throwaway_postgis  # noqa: E402
 
 BOX_WGS84 = (106.3, 29.4, 106.8, 29.8)
 SERVICE_AREA_WGS84 = (105.28, 28.16, 110.20, 32.21)
@@ -139,7 +139,7 @@ def seed_grid_areas(url: str) -> None:
 
 def seed_grid_areas_sqlite(url: str) -> None:
     """The same grid areas in SpatiaLite."""
-    from app.db import create_db_engine
+    from app.platform.db import create_db_engine
 
     engine = create_db_engine(url)
     with engine.begin() as conn:

@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_one(n, args.queries, args.repeat, args.seed, None))
             print_table(results[-1])
     else:
-        from app.throwaway_pg import throwaway_postgis
+        from tests.support.throwaway_pg import throwaway_postgis
 
         with throwaway_postgis() as url:
             for n in sorted(args.n):

@@ -10,9 +10,9 @@ rating, peak, reserved, load rate, spare kVA, threshold class, grid area) and th
 extent 4096, buffer 64. ``--tiles`` tiles per zoom are drawn (seeded) from the tiles covering the box,
 and every method encodes exactly that list.
 
-* **Ours**: ``app.mapdata.build_layer`` snapshot (points in EPSG:3857 sorted by x, attributes encoded
+* **Ours**: ``app.planning.mapdata.build_layer`` snapshot (points in EPSG:3857 sorted by x, attributes encoded
   once) → ``MapLayer.tile``: binary-search selection, quantisation, vectorised protobuf encoding.
-* **PostGIS**: a throwaway PostgreSQL 15 + PostGIS 3 cluster (``app.throwaway_pg``), a table with
+* **PostGIS**: a throwaway PostgreSQL 15 + PostGIS 3 cluster (``tests.support.throwaway_pg``), a table with
   ``geometry(Point, 3857)`` and the same attributes stored as columns, a GiST index, and
   ``ST_AsMVT(ST_AsMVTGeom(geom, ST_TileEnvelope(z, x, y), 4096, 64, true))`` with
   ``geom && ST_TileEnvelope(z, x, y, margin => 64/4096)``, prepared, one loopback connection, bytes fetched.
@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.mapdata import MapLayer, build_layer
+from app.planning.mapdata import MapLayer, build_layer
 from design_rules.capacity import load_table
 from design_rules.profiles import get_profile
 from gis.tiles import DEFAULT_BUFFER_PX, DEFAULT_EXTENT, lonlat_to_mercator, select_points, tile_bounds, tiles_covering
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     def ours(z: int, x: int, y: int) -> bytes:
         return layer.tile(tile_bounds(z, x, y))
 
-    from app.throwaway_pg import throwaway_postgis
+    from tests.support.throwaway_pg import throwaway_postgis
 
     with throwaway_postgis() as url:
         postgis = PostgisTiles(url, data)

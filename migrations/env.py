@@ -7,8 +7,8 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from app.db import create_db_engine
-from app.models import Base
+from app.platform.db import create_db_engine
+from app.platform.models import Base
 from app.settings import get_settings
 
 config = context.config

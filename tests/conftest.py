@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from app import migrate
-from app.db import create_db_engine
-from app.loader import load_demo
+from app.network.loading import load_demo
+from app.platform import migrate
+from app.platform.db import create_db_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("spatialite", "postgis")
@@ -29,7 +29,7 @@ def postgis_server_url() -> Iterator[str]:
     if given:
         yield given
         return
-    from app.throwaway_pg import throwaway_postgis
+    from tests.support.throwaway_pg import throwaway_postgis
 
     with throwaway_postgis() as url:
         yield url

@@ -11,9 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Select, select
 
-from app import applications as service
-from app.applications import Actor, ApplicationForm, ApplicationStatus
-from app.auth import (
+from app.identity.auth import (
     AdminUser,
     AuthenticatedUser,
     CurrentUser,
@@ -23,14 +21,16 @@ from app.auth import (
     require_owner,
     require_roles,
 )
-from app.contracts import ContractDataError, ContractMismatchError, current_contract
-from app.deps import SessionDep, SettingsDep, SitingEngineDep
-from app.errors import register_error_table
-from app.idempotency import IdempotencyDep
-from app.models import Application, AssignmentQueueItem
-from app.reservations import CapacityTakenError
+from app.lifecycle import applications as service
+from app.lifecycle.applications import Actor, ApplicationForm, ApplicationStatus
+from app.lifecycle.contracts import ContractDataError, ContractMismatchError, current_contract
+from app.network.reservations import CapacityTakenError
+from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.platform.errors import register_error_table
+from app.platform.idempotency import IdempotencyDep
+from app.platform.models import Application, AssignmentQueueItem
+from app.platform.uploads import StoredFile, UploadTooLargeError, UploadTypeError, store_upload
 from app.settings import Settings
-from app.uploads import StoredFile, UploadTooLargeError, UploadTypeError, store_upload
 from design_rules.profiles import DocumentKind
 from gis.errors import InvalidInputError
 

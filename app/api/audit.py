@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.audit import MAX_PAGE, AuditQuery, as_utc, list_changes
-from app.auth import AdminUser
-from app.deps import SessionDep
+from app.identity.auth import AdminUser
+from app.platform.audit import MAX_PAGE, AuditQuery, as_utc, list_changes
+from app.platform.deps import SessionDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

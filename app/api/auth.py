@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app import users as user_service
-from app.audit import record_change, snapshot
-from app.auth import (
+from app.identity import users as user_service
+from app.identity.auth import (
     AdminUser,
     CurrentUser,
     ForbiddenError,
@@ -19,8 +18,9 @@ from app.auth import (
     authenticate_password,
     issue_access_token,
 )
-from app.deps import SessionDep, SettingsDep
-from app.models import ApiKey, User
+from app.platform.audit import record_change, snapshot
+from app.platform.deps import SessionDep, SettingsDep
+from app.platform.models import ApiKey, User
 from gis.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])

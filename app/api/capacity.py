@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from app.auth import AuthenticatedUser, Role, grid_area_scope, require_grid_area, require_roles
-from app.capacity import CapacitySnapshot, GridAreaRow
-from app.mapdata import MapSnapshotDep
+from app.identity.auth import AuthenticatedUser, Role, grid_area_scope, require_grid_area, require_roles
+from app.planning.capacity import CapacitySnapshot, GridAreaRow
+from app.planning.mapdata import MapSnapshotDep
 
 router = APIRouter(prefix="/api/v1/capacity", tags=["capacity"])
 

@@ -8,9 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from app.auth import AuthenticatedUser, Role, require_grid_area, require_roles
-from app.deps import SessionDep, SettingsDep, SitingEngineDep
-from app.designing import (
+from app.design.service import (
     DesignRequest,
     create_design,
     create_design_on_current_network,
@@ -20,7 +18,9 @@ from app.designing import (
     stored_bom,
     stored_drawing,
 )
-from app.errors import register_error_table
+from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_roles
+from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.platform.errors import register_error_table
 from design_rules.bom import bom_to_csv, bom_to_xlsx
 from design_rules.drawing import render_dxf, render_geojson, render_svg
 from gis.errors import SanlingError

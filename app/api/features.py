@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.auth import AuthenticatedUser, Role, require_roles
-from app.mapdata import LAYER_INFO, MapLayer, MapSnapshot, MapSnapshotDep
+from app.identity.auth import AuthenticatedUser, Role, require_roles
+from app.planning.mapdata import LAYER_INFO, MapLayer, MapSnapshot, MapSnapshotDep
 from gis.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/features", tags=["features"])

@@ -23,13 +23,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.audit import as_utc
-from app.auth import AuthenticatedUser, Role, require_roles
-from app.deps import SessionDep
-from app.errors import register_error_table
-from app.jobs import holder_gone, worker_id
-from app.loader import import_layer_file
-from app.models import ImportJob
+from app.identity.auth import AuthenticatedUser, Role, require_roles
+from app.network.loading import import_layer_file
+from app.platform.audit import as_utc
+from app.platform.deps import SessionDep
+from app.platform.errors import register_error_table
+from app.platform.jobs import holder_gone, worker_id
+from app.platform.models import ImportJob
 from app.settings import Settings
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 from gis.importing import FieldMapping, ImportProgress, ImportRejectedError
@@ -144,7 +144,7 @@ def reap_interrupted_imports(engine: Engine, *, now: datetime | None = None) -> 
     A worker that dies (killed, out of memory) takes its queue with it, and its import transaction rolls
     back, so nothing of the file was imported; without this the job would say ``running`` for ever. Gone
     means: a process of this host that is dead or whose pid now belongs to a later process
-    (``app.jobs.holder_gone``), or any job older than :data:`IMPORT_STALE_AFTER`. Run by every worker as it
+    (``app.platform.jobs.holder_gone``), or any job older than :data:`IMPORT_STALE_AFTER`. Run by every worker as it
     starts, so a restarted worker clears what its predecessor left. Returns the ids marked.
     """
     now = now or datetime.now(UTC)

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app import notifications
-from app.audit import as_utc, record_change
-from app.auth import CurrentUser
-from app.deps import SessionDep
-from app.idempotency import IdempotencyDep
+from app.identity.auth import CurrentUser
+from app.platform import notifications
+from app.platform.audit import as_utc, record_change
+from app.platform.deps import SessionDep
+from app.platform.idempotency import IdempotencyDep
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping
 
-from app.auth import get_request_settings
-from app.capacity import CapacitySnapshot
-from app.mapdata import MapSnapshot, MapSnapshotDep
-from app.ratelimit import public_rate_limit
+from app.identity.auth import get_request_settings
+from app.planning.capacity import CapacitySnapshot
+from app.planning.mapdata import MapSnapshot, MapSnapshotDep
+from app.platform.ratelimit import public_rate_limit
 from gis.crs import CoordinateSystem, Projector, pin_to_local
 from gis.hexgrid import hex_cell, hex_cells, hex_polygon_m, hex_ring
 

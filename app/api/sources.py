@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from app.auth import AuthenticatedUser, Role, require_roles
-from app.db import read_only_connection
-from app.deps import SessionDep, SettingsDep, SitingEngineDep
-from app.siting_service import effective_factors, requested_kva, resolve_area_type, siting_params
+from app.identity.auth import AuthenticatedUser, Role, require_roles
+from app.network.siting import effective_factors, requested_kva, resolve_area_type, siting_params
+from app.platform.db import read_only_connection
+from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
 from design_rules.profiles import AreaType, get_profile
 from gis.crs import pin_to_local
 from gis.siting import site

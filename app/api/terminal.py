@@ -16,17 +16,17 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-import app.deadlines  # noqa: F401  (registers the deadline_watch periodic job with the service)
-from app import applications as service
+import app.lifecycle.deadlines  # noqa: F401  (registers the deadline_watch periodic job with the service)
 from app.api.applications import load_visible, parse_json_field
-from app.applications import Actor, ApplicationStatus, GpsFix, SurveyAdjustment
-from app.auth import AuthenticatedUser, Role, require_roles
-from app.deps import SessionDep, SettingsDep, SitingEngineDep
-from app.designing import design_etag, design_json, load_design
-from app.idempotency import IdempotencyDep
-from app.models import Application
-from app.survey import survey_package
-from app.uploads import StoredFile, store_upload
+from app.design.service import design_etag, design_json, load_design
+from app.design.survey import survey_package
+from app.identity.auth import AuthenticatedUser, Role, require_roles
+from app.lifecycle import applications as service
+from app.lifecycle.applications import Actor, ApplicationStatus, GpsFix, SurveyAdjustment
+from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.platform.idempotency import IdempotencyDep
+from app.platform.models import Application
+from app.platform.uploads import StoredFile, store_upload
 from design_rules.deadline_watch import DeadlineStatus
 from design_rules.profiles import StepCode
 

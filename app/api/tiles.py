@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from app.auth import AuthenticatedUser, Role, require_roles
-from app.mapdata import LAYER_INFO, MapSnapshotDep
+from app.identity.auth import AuthenticatedUser, Role, require_roles
+from app.planning.mapdata import LAYER_INFO, MapSnapshotDep
 from gis.errors import NotFoundError
 from gis.tiles import DEFAULT_BUFFER_PX, DEFAULT_EXTENT, MAX_ZOOM, tile_bounds
 

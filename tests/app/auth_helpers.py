@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.orm import Session
 
-from app.auth import Role, hash_password, new_api_key
-from app.deps import get_session
-from app.models import ApiKey, User
+from app.identity.auth import Role, hash_password, new_api_key
+from app.platform.deps import get_session
+from app.platform.models import ApiKey, User
 from app.settings import Settings
 
 DEFAULT_PASSWORD = "correct horse battery staple"
@@ -56,7 +56,7 @@ def make_user(bind: Engine | Connection, role: Role | str, *, grid_areas: Sequen
         back with it; use with :func:`override_session`. An ``Engine``: the row is committed, for apps
         that use their own engine (e.g. a session-scoped client on ``demo_db_url``); pick unique names.
     role : Role or str
-        One of ``app.auth.Role``.
+        One of ``app.identity.auth.Role``.
     grid_areas : sequence of str
         Grid area codes of a customer manager or project manager (not checked against ``grid_areas``).
     username : str, optional

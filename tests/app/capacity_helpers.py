@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
-from app.loader import record_capacity_changes
+from app.network.loading import record_capacity_changes
 
 
 @contextmanager

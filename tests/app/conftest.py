@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.auth import Role
+from app.identity.auth import Role
 from app.main import create_app
 from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
 

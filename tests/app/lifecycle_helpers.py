@@ -11,9 +11,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, select
 
-from app.auth import Role
-from app.contracts import current_contract
-from app.models import GridArea
+from app.identity.auth import Role
+from app.lifecycle.contracts import current_contract
+from app.platform.models import GridArea
 from tests.app.auth_helpers import AuthUser, auth_headers, make_user
 
 REPO = Path(__file__).resolve().parents[2]

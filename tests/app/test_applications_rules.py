@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, func, select
 
-from app.auth import Role
-from app.deadlines import watch_deadlines
+from app.identity.auth import Role
+from app.lifecycle.deadlines import watch_deadlines
 from app.main import create_app
-from app.models import ApplicationStep, AuditLog, Notification, Transformer
+from app.platform.models import ApplicationStep, AuditLog, Notification, Transformer
 from tests.app.auth_helpers import AuthUser, make_user, override_session, settings_for_tests
 from tests.app.lifecycle_helpers import (
     PIN_OUTSIDE_GRID_AREAS,
@@ -271,9 +271,9 @@ def test_a_booking_lost_to_another_application_is_redesigned_without_leaving_a_v
         client: TestClient, db_conn: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     """R2.3/R5: when the transformer is booked full between siting and booking (another worker won the row
     lock), the design is dropped and made again; the application keeps one version, booked once."""
-    import app.applications as applications
-    from app.models import Design
-    from app.reservations import CapacityTakenError
+    import app.lifecycle.applications as applications
+    from app.network.reservations import CapacityTakenError
+    from app.platform.models import Design
 
     real_move = applications.move_reservation
     calls: list[str] = []

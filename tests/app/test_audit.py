@@ -12,14 +12,14 @@ from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app import migrate
-from app.audit import as_utc, record_change, snapshot
-from app.auth import Role
 from app.cli import main
-from app.db import create_db_engine
+from app.identity.auth import Role
 from app.main import create_app
-from app.models import AuditLog, User
-from app.observability import request_id_var
+from app.platform import migrate
+from app.platform.audit import as_utc, record_change, snapshot
+from app.platform.db import create_db_engine
+from app.platform.models import AuditLog, User
+from app.platform.observability import request_id_var
 from tests.app.auth_helpers import auth_headers, make_user, override_session, settings_for_tests
 
 AUDIT = "/api/v1/audit"

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from app import migrate
-from app.auth import (
+from app.cli import main
+from app.identity.auth import (
     AuthenticatedUser,
     CredentialsInvalidError,
     ForbiddenError,
@@ -34,11 +34,11 @@ from app.auth import (
     require_owner,
     require_roles,
 )
-from app.cli import main
-from app.db import create_db_engine
-from app.errors import add_exception_handlers
 from app.main import create_app
-from app.models import ApiKey, GridArea, User
+from app.platform import migrate
+from app.platform.db import create_db_engine
+from app.platform.errors import add_exception_handlers
+from app.platform.models import ApiKey, GridArea, User
 from app.settings import Settings
 from tests.app.auth_helpers import (
     TEST_JWT_SECRET,
@@ -138,7 +138,7 @@ def test_login_failures_look_the_same(client: TestClient, conn: Connection) -> N
 
 def test_unknown_user_still_costs_one_hash(monkeypatch: pytest.MonkeyPatch, conn: Connection,
                                            settings: Settings) -> None:
-    import app.auth as auth
+    import app.identity.auth as auth
 
     calls: list[str] = []
     real = auth.verify_password
@@ -182,7 +182,7 @@ def test_expired_tampered_and_foreign_tokens_are_refused(client: TestClient, con
 
 def test_a_token_verified_before_still_expires_on_the_clock(conn: Connection, settings: Settings) -> None:
     """Verified signatures are remembered per token; the expiry is checked against the clock on every use."""
-    from app.auth import decode_access_token
+    from app.identity.auth import decode_access_token
 
     row = Session(bind=conn).get(User, make_user(conn, Role.PLANNER).id)
     token, lifetime_s = issue_access_token(row, settings)
@@ -522,7 +522,7 @@ def test_cli_password_from_stdin(cli_db: str, capsys: pytest.CaptureFixture[str]
     assert _cli(capsys, "user", "create", "gis1", "--role", "gis_admin", "--password-stdin")[0] == 0
     engine = create_db_engine(cli_db)
     with Session(engine) as session:
-        from app.auth import authenticate_password
+        from app.identity.auth import authenticate_password
 
         user = authenticate_password(session, username="gis1", password="from-stdin-pw",
                                      settings=settings_for_tests(cli_db))

@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from app.auth import Role
-from app.capacity import read_transformer_loads
-from app.loader import DEMO_DIR, bump_generation
+from app.identity.auth import Role
 from app.main import create_app
-from app.models import LoadReading, Transformer
+from app.network.loading import DEMO_DIR, bump_generation
+from app.planning.capacity import read_transformer_loads
+from app.platform.models import LoadReading, Transformer
 from tests.app.auth_helpers import auth_headers, make_user, override_session, settings_for_tests
 
 PROTECTED = [
@@ -139,7 +139,7 @@ def test_figures_follow_the_asset_generation(db_conn: Connection, demo_db_url: s
 def test_a_booking_refreshes_capacity_and_keeps_the_network_layers(db_conn: Connection, demo_db_url: str,
                                                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
     """R2.3: a booking shows at once in the capacity figures; lines, poles, roads and zones are not read again."""
-    from app.loader import record_capacity_changes
+    from app.network.loading import record_capacity_changes
 
     app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path))
     override_session(app, db_conn)

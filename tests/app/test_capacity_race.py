@@ -17,11 +17,11 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from app import migrate
-from app.auth import Role
-from app.db import create_db_engine
-from app.models import Application, Transformer
-from app.reservations import CapacityTakenError, ReservationTarget, move_reservation
+from app.identity.auth import Role
+from app.network.reservations import CapacityTakenError, ReservationTarget, move_reservation
+from app.platform import migrate
+from app.platform.db import create_db_engine
+from app.platform.models import Application, Transformer
 from gis.index import fits_after_connection
 from tests.app.auth_helpers import make_user
 

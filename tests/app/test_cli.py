@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.db import create_db_engine
-from app.loader import asset_counts
+from app.network.loading import asset_counts
+from app.platform.db import create_db_engine
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_demo_accounts_twice_and_never_in_production(cli_db: str, monkeypatch: p
     """Issue 2/5: `load-demo --with-users` makes the teams grid_areas names; idempotent; refused in production."""
     from sqlalchemy import select
 
-    from app.models import GridArea, User
+    from app.platform.models import GridArea, User
     from app.settings import get_settings
 
     monkeypatch.setenv("SANLING_PASSWORD_HASH_PROFILE", "fast")

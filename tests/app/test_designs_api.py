@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from shapely.geometry import shape
 from sqlalchemy import Engine
 
-from app.auth import Role
+from app.identity.auth import Role
 from tests.app.auth_helpers import auth_headers, make_user
 from tests.app.capacity_helpers import booked_to_the_limit
 
@@ -176,8 +176,8 @@ def test_a_design_is_never_stored_from_a_network_that_has_moved_on(
 def test_a_network_that_keeps_moving_is_designed_inside_the_write_transaction(
         client: TestClient, planner_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """When every optimistic try finds the network moved on, the design is made inside the storing transaction."""
-    import app.designing as designing
-    from app.loader import NetworkVersion
+    import app.design.service as designing
+    from app.network.loading import NetworkVersion
 
     real_version = designing.network_version
     reads: list[int] = []

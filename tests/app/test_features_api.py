@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.auth import Role
+from app.identity.auth import Role
 from gis.tiles import tiles_covering
 from tests.app.auth_helpers import auth_headers, make_user
 

@@ -19,20 +19,20 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from app import migrate
-from app.auth import CurrentUser, Role
-from app.db import create_db_engine
-from app.deps import SessionDep
-from app.idempotency import (
+from app.identity.auth import CurrentUser, Role
+from app.main import create_app
+from app.platform import migrate
+from app.platform.db import create_db_engine
+from app.platform.deps import SessionDep
+from app.platform.idempotency import (
     IdempotencyDep,
     IdempotencyKeyInvalidError,
     delete_expired_keys,
     fingerprint,
     validate_key,
 )
-from app.main import create_app
-from app.models import IdempotencyKey, Notification
-from app.notifications import notify
+from app.platform.models import IdempotencyKey, Notification
+from app.platform.notifications import notify
 from gis.errors import InvalidInputError
 from tests.app.auth_helpers import AuthUser, auth_headers, make_user, override_session, settings_for_tests
 

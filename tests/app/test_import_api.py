@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from app import migrate
 from app.api.imports import LIVE_PROGRESS, ImportLimits, _ProgressPublisher, get_import_limits
-from app.auth import Role
-from app.db import create_db_engine
+from app.identity.auth import Role
 from app.main import create_app
+from app.platform import migrate
+from app.platform.db import create_db_engine
 from gis.importing import ImportProgress
 from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
 from tests.importdata import TEST_AREA_WGS84, feature_collection, point, transformer_frame, write_layer
@@ -163,7 +163,7 @@ def test_an_import_whose_worker_died_is_failed_when_a_worker_starts(
 
     from sqlalchemy.orm import Session
 
-    from app.models import ImportJob
+    from app.platform.models import ImportJob
 
     client, engine = api
     host = socket.gethostname()

@@ -19,9 +19,9 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from app import migrate
 from app.cli import main
-from app.db import create_db_engine
+from app.platform import migrate
+from app.platform.db import create_db_engine
 from tests.importdata import TEST_AREA_WGS84, transformer_frame, write_layer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

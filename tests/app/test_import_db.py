@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, inspect, text
 
-from app import migrate
-from app.db import create_db_engine
-from app.loader import import_layer_file
+from app.network.loading import import_layer_file
+from app.platform import migrate
+from app.platform.db import create_db_engine
 from gis.importing import FieldMapping, ImportRejectedError
 from tests.importdata import (
     TEST_AREA_WGS84,

@@ -16,11 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import migrate
-from app.auth import Role
 from app.cli import main
-from app.db import create_db_engine, make_session_factory
-from app.jobs import (
+from app.identity.auth import Role
+from app.main import create_app
+from app.platform import migrate
+from app.platform.db import create_db_engine, make_session_factory
+from app.platform.jobs import (
     JobRegistry,
     JobRunner,
     claim_lease,
@@ -30,9 +31,8 @@ from app.jobs import (
     release_lease,
     run_due_jobs,
 )
-from app.main import create_app
-from app.models import IdempotencyKey, JobLease, Notification
-from app.notifications import notify
+from app.platform.models import IdempotencyKey, JobLease, Notification
+from app.platform.notifications import notify
 from app.settings import Settings
 from tests.app.auth_helpers import make_user, settings_for_tests
 

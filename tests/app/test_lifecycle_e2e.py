@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, select
 
-from app.auth import Role
+from app.identity.auth import Role
 from app.main import create_app
-from app.models import Transformer
+from app.platform.models import Transformer
 from tests.app.auth_helpers import make_user, override_session, settings_for_tests
 from tests.app.lifecycle_helpers import (
     JOB_CLASSES,

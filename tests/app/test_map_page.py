@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import Engine
 
-from app.auth import Role
-from app.throwaway_pg import free_port
+from app.identity.auth import Role
 from tests.app.auth_helpers import TEST_JWT_SECRET, make_user
+from tests.support.throwaway_pg import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"

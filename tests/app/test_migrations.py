@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
-from app import migrate
-from app.db import create_db_engine
-from app.models import ASSET_TABLES
+from app.platform import migrate
+from app.platform.db import create_db_engine
+from app.platform.models import ASSET_TABLES
 
 
 def test_migrations_up_down_up_and_check(backend: str, fresh_database) -> None:  # type: ignore[no-untyped-def]

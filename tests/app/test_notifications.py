@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, update
 from sqlalchemy.orm import Session
 
-from app.auth import Role
+from app.identity.auth import Role
 from app.main import create_app
-from app.models import Notification, User
-from app.notifications import (
+from app.platform.models import Notification, User
+from app.platform.notifications import (
     HttpSmsSender,
     LoggingSender,
     NotificationDeliveryError,

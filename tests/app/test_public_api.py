@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.loader import DEMO_DIR
 from app.main import create_app
-from app.ratelimit import TokenBuckets
+from app.network.loading import DEMO_DIR
+from app.platform.ratelimit import TokenBuckets
 from gis.crs import wgs84_to_gcj02
 from tests.app.auth_helpers import settings_for_tests
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app import migrate
+from app.platform import migrate
 from app.serving import reuseport_supported
 
 SANLING = str(Path(sys.executable).parent / "sanling")

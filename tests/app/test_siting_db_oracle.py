@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, text
 
-from app import migrate
-from app.db import create_db_engine
-from app.loader import bump_generation
-from app.models import Transformer
-from app.siting_service import SitingEngine
+from app.network.loading import bump_generation
+from app.network.siting import SitingEngine
+from app.platform import migrate
+from app.platform.db import create_db_engine
+from app.platform.models import Transformer
 from gis.crs import Projector
 
 PROJECTOR = Projector("EPSG:4545")

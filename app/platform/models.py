@@ -201,7 +201,7 @@ def _utcnow() -> datetime:
 class User(Base):
     """A person or service account that signs in (docs/auth.md).
 
-    ``role`` is one of ``app.auth.Role``. ``grid_area_codes`` scopes customer managers and project
+    ``role`` is one of ``app.identity.auth.Role``. ``grid_area_codes`` scopes customer managers and project
     managers to their grid areas (网格); other roles leave it empty. Users are deactivated, never deleted.
     """
 
@@ -283,14 +283,14 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    #: ``host:pid`` of the worker process that queued the job and runs it (``app.jobs.worker_id``).
+    #: ``host:pid`` of the worker process that queued the job and runs it (``app.platform.jobs.worker_id``).
     holder: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditLog(Base):
     """One state change: who (user id and role), when (server clock, UTC), what (entity, id, action), before/after.
 
-    Append-only (issue 5 item 8): rows are only ever inserted through ``app.audit.record_change``; database
+    Append-only (issue 5 item 8): rows are only ever inserted through ``app.platform.audit.record_change``; database
     triggers refuse UPDATE and DELETE on both backends (migration 0005_audit).
     """
 
@@ -314,7 +314,7 @@ class IdempotencyKey(Base):
     """The stored first answer to a mutating request sent with an ``Idempotency-Key`` (weak networks, R5).
 
     Written in the same transaction as the request's effect, so a committed row always means the effect
-    happened exactly once; ``(user_id, key)`` is unique. See ``app.idempotency``.
+    happened exactly once; ``(user_id, key)`` is unique. See ``app.platform.idempotency``.
     """
 
     __tablename__ = "idempotency_keys"
@@ -360,7 +360,7 @@ class Notification(Base):
 
 
 class JobLease(Base):
-    """Lease of a periodic job (``app.jobs``): the worker whose UPDATE moved ``expires_at`` runs the job."""
+    """Lease of a periodic job (``app.platform.jobs``): the worker whose UPDATE moved ``expires_at`` runs the job."""
 
     __tablename__ = "job_leases"
 

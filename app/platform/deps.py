@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from app.network.siting import SitingEngine
 from app.settings import Settings
-from app.siting_service import SitingEngine
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -35,7 +35,7 @@ def get_request_settings(request: Request) -> Settings:
 
 
 def get_siting_engine(request: Request) -> SitingEngine:
-    """Return this worker's siting engine (``app.siting_service``)."""
+    """Return this worker's siting engine (``app.network.siting``)."""
     return request.app.state.siting_engine  # type: ignore[no-any-return]
 
 

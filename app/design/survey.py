@@ -15,9 +15,9 @@ from shapely import STRtree
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from app.designing import design_etag, stored_drawing
-from app.models import Application, Design
-from app.siting_service import NetworkSnapshot, SitingEngine
+from app.design.service import design_etag, stored_drawing
+from app.network.siting import NetworkSnapshot, SitingEngine
+from app.platform.models import Application, Design
 from design_rules.drawing import render_geojson
 from design_rules.profiles import StepCode
 

@@ -17,7 +17,7 @@ CONTRACTS_FILE = "contracts.toml"
 
 
 class ContractDataError(SanlingError):
-    """``app/contracts.toml`` is malformed (a deployment fault, HTTP 500)."""
+    """``app/lifecycle/contracts.toml`` is malformed (a deployment fault, HTTP 500)."""
 
     code = "CONTRACT_DATA_INVALID"
     default_message = "The supply-contract file is invalid."
@@ -51,7 +51,7 @@ class Contract(BaseModel):
 @lru_cache(maxsize=1)
 def contracts() -> Mapping[str, Contract]:
     """Every contract version, keyed by version (read once; immutable)."""
-    raw = tomllib.loads(resources.files("app").joinpath(CONTRACTS_FILE).read_text(encoding="utf-8"))
+    raw = tomllib.loads(resources.files("app.lifecycle").joinpath(CONTRACTS_FILE).read_text(encoding="utf-8"))
     out: dict[str, Contract] = {}
     for version, entry in raw.get("versions", {}).items():
         try:

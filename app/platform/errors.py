@@ -44,7 +44,7 @@ def status_for(exc: SanlingError) -> int:
 
 async def _sanling_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SanlingError)
-    # An error class may set `response_headers`, e.g. WWW-Authenticate on the 401s of app/auth.py.
+    # An error class may set `response_headers`, e.g. WWW-Authenticate on the 401s of app/identity/auth.py.
     return JSONResponse(exc.to_dict(), status_code=status_for(exc), headers=getattr(exc, "response_headers", None))
 
 

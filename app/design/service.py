@@ -22,11 +22,11 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from app.db import read_only_connection
-from app.loader import network_version
-from app.models import Design
+from app.network.loading import network_version
+from app.network.siting import NetworkSnapshot, SitingEngine, effective_factors, resolve_area_type, siting_params
+from app.platform.db import read_only_connection
+from app.platform.models import Design
 from app.settings import Settings
-from app.siting_service import NetworkSnapshot, SitingEngine, effective_factors, resolve_area_type, siting_params
 from design_rules.bom import Bom
 from design_rules.calendar import WorkCalendar
 from design_rules.design import ApplicationFacts, ConnectionDesign, compose_design

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Table, func, insert, select, text, update
 
-from app import models
+from app.platform import models
 from gis.importing import (
     FieldMapping,
     ImportOptions,
@@ -41,7 +41,7 @@ __all__ = [
     "record_capacity_changes",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO_ROOT / "fixtures" / "demo"
 
 #: The table of every import layer.
@@ -64,7 +64,7 @@ def bump_generation(conn: Connection) -> None:
 
 
 class NetworkVersion(NamedTuple):
-    """The counters of ``asset_generation`` (see :class:`app.models.AssetGeneration`)."""
+    """The counters of ``asset_generation`` (see :class:`app.platform.models.AssetGeneration`)."""
 
     generation: int
     network_generation: int

@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from app.audit import as_utc, utc_now
-from app.errors import register_error_table
-from app.models import IdempotencyKey
+from app.platform.audit import as_utc, utc_now
+from app.platform.errors import register_error_table
+from app.platform.models import IdempotencyKey
 from gis.errors import SanlingError
 
 HEADER = "Idempotency-Key"

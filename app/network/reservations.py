@@ -7,11 +7,11 @@ transformer row *inside* the writing transaction:
 
 * PostgreSQL: ``SELECT … FOR UPDATE`` locks the transformer rows (in asset-id order, so two moves never
   deadlock); a competitor waits until the first commits and then sees its booking.
-* SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (``app.db``), which takes the database's
+* SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (``app.platform.db``), which takes the database's
   write lock, so bookings are serialised before they read.
 
 The same transaction logs the new ``reserved_kva`` in ``capacity_changes`` and moves the
-``asset_generation`` counters (``app.loader.record_capacity_changes``), so every worker applies the
+``asset_generation`` counters (``app.network.loading.record_capacity_changes``), so every worker applies the
 booking to its siting index, without re-reading the network, before it answers its next request.
 """
 
@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.loader import record_capacity_changes
-from app.models import Application, Design, Transformer
+from app.network.loading import record_capacity_changes
+from app.network.siting import effective_factors, requested_kva
+from app.platform.models import Application, Design, Transformer
 from app.settings import Settings
-from app.siting_service import effective_factors, requested_kva
 from design_rules.profiles import JobClass, get_profile
 from gis.errors import SanlingError
 from gis.index import fits_after_connection

@@ -13,8 +13,8 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from app.models import AuditLog
-from app.observability import request_id_var
+from app.platform.models import AuditLog
+from app.platform.observability import request_id_var
 
 # Columns never copied into the log: secrets stay out of a table nobody may clean up.
 SECRET_COLUMNS = frozenset({"password_hash", "key_hash"})

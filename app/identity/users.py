@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth import GRID_SCOPED_ROLES, AuthenticatedUser, Role, hash_password, new_api_key
-from app.errors import register_error_table
-from app.models import ApiKey, GridArea, User
+from app.identity.auth import GRID_SCOPED_ROLES, AuthenticatedUser, Role, hash_password, new_api_key
+from app.platform.errors import register_error_table
+from app.platform.models import ApiKey, GridArea, User
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.@-]{2,63}$")

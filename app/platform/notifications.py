@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.audit import utc_now
-from app.models import Notification, User
+from app.platform.audit import utc_now
+from app.platform.models import Notification, User
 from gis.errors import NotFoundError, SanlingError
 
 if TYPE_CHECKING:

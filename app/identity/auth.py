@@ -23,10 +23,10 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
-from app.db import read_only_connection
-from app.deps import SessionDep, get_request_settings
-from app.errors import register_error_table
-from app.models import ApiKey, User
+from app.platform.db import read_only_connection
+from app.platform.deps import SessionDep, get_request_settings
+from app.platform.errors import register_error_table
+from app.platform.models import ApiKey, User
 from app.settings import Settings
 from gis.errors import SanlingError
 
@@ -494,13 +494,13 @@ def get_current_user(
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
         raise CredentialsInvalidError("The access token is not valid.") from exc
-    # a token check only reads: no SQLite write lock (app/db.py); the columns through Core, not an ORM entity
+    # a token check only reads: no SQLite write lock (app/platform/db.py); the columns through Core, not an ORM entity
     # (0.1 ms less on every authenticated request)
     row = read_only_connection(session).execute(_USER_COLUMNS, {"user_id": user_id}).one_or_none()
     if row is None or not row.is_active:
         raise CredentialsInvalidError("The access token is not valid.")
     user = AuthenticatedUser.from_row(row)
-    # End the read-only unit of work (begun DEFERRED on SQLite, app/db.py): the route's own unit of work then
+    # End the read-only unit of work (begun DEFERRED on SQLite, app/platform/db.py): the route's own unit of work then
     # begins with its first statement, as IMMEDIATE when it writes, instead of upgrading a read snapshot.
     session.commit()
     return user

@@ -14,12 +14,12 @@ from fastapi import Depends, Request
 from shapely.geometry import mapping
 from sqlalchemy import Connection, LargeBinary, func, select, type_coerce
 
-from app.auth import get_request_settings
-from app.capacity import CapacitySnapshot, SnapshotCache, read_capacity
-from app.db import read_only_connection
-from app.deps import SessionDep
-from app.loader import network_version
-from app.models import AccessPoint, GridArea, LvLine, NoOverheadZone, Road
+from app.identity.auth import get_request_settings
+from app.network.loading import network_version
+from app.planning.capacity import CapacitySnapshot, SnapshotCache, read_capacity
+from app.platform.db import read_only_connection
+from app.platform.deps import SessionDep
+from app.platform.models import AccessPoint, GridArea, LvLine, NoOverheadZone, Road
 from design_rules.profiles import LoadThresholds, get_profile
 from gis.mvt import AttributeColumn, AttributeTable, GeometryKind, encode_line_or_polygon_layer, encode_point_layer
 from gis.tiles import (
@@ -292,7 +292,7 @@ def get_map_snapshot(request: Request, session: SessionDep) -> MapSnapshot:
         return build_map_snapshot(conn, generation, profile_id=profile.profile_id, thresholds=profile.load_thresholds,
                                   previous=previous)
 
-    # a map read only reads: DEFERRED on SQLite, so it never takes or waits for the write lock (app/db.py)
+    # a map read only reads: DEFERRED on SQLite, so it never takes or waits for the write lock (app/platform/db.py)
     cache: SnapshotCache[MapSnapshot] = request.app.state.map_snapshots  # one per worker, made by create_app
     return cache.get(read_only_connection(session), build)
 

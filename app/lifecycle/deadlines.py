@@ -1,6 +1,7 @@
 """Deadline watch (R5.4): mark open steps at risk or overdue and notify the responsible managers.
 
-Registered as the periodic job ``deadline_watch`` (``app.jobs``); ``sanling jobs run deadline_watch`` runs it once.
+Registered as the periodic job ``deadline_watch`` (``app.platform.jobs``); ``sanling jobs run deadline_watch``
+runs it once.
 A warning (``at_risk``) goes to the manager who does the step: the customer manager for 受理申请并签约,
 the project manager for the field steps. Escalation (``overdue``) goes to both members of the 1+1 team; an
 application still waiting for its team escalates to every active admin. Each notification carries a dedupe
@@ -16,13 +17,13 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.applications import OPEN_STATUSES, china_date
-from app.audit import record_change
-from app.auth import Role
-from app.designing import work_calendar
-from app.jobs import register_periodic
-from app.models import Application, ApplicationStep, User
-from app.notifications import notify
+from app.design.service import work_calendar
+from app.identity.auth import Role
+from app.lifecycle.applications import OPEN_STATUSES, china_date
+from app.platform.audit import record_change
+from app.platform.jobs import register_periodic
+from app.platform.models import Application, ApplicationStep, User
+from app.platform.notifications import notify
 from app.settings import Settings
 from design_rules.deadline_watch import DeadlineStatus, deadline_status
 from design_rules.profiles import StepCode

@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import as_utc, utc_now
-from app.idempotency import delete_expired_keys
-from app.models import JobLease
-from app.notifications import deliver_pending, sender_from_settings
+from app.platform.audit import as_utc, utc_now
+from app.platform.idempotency import delete_expired_keys
+from app.platform.models import JobLease
+from app.platform.notifications import deliver_pending, sender_from_settings
 
 if TYPE_CHECKING:
     from app.settings import Settings

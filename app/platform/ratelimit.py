@@ -11,8 +11,8 @@ from typing import ClassVar
 
 from fastapi import Request
 
-from app.auth import get_request_settings
-from app.errors import register_error_table
+from app.identity.auth import get_request_settings
+from app.platform.errors import register_error_table
 from gis.errors import SanlingError
 
 __all__ = ["RateLimitedError", "TokenBuckets", "public_rate_limit"]

@@ -23,11 +23,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.api.designs import DesignVersionConflictError
-from app.audit import as_utc, record_change, snapshot
-from app.auth import AuthenticatedUser, Role
-from app.contracts import check_acceptance
-from app.designing import DesignRequest, create_design, design_etag, load_design, work_calendar
-from app.models import (
+from app.design.service import DesignRequest, create_design, design_etag, load_design, work_calendar
+from app.identity.auth import AuthenticatedUser, Role
+from app.lifecycle.contracts import check_acceptance
+from app.network.reservations import CapacityTakenError, move_reservation, release_reservation, target_for_design
+from app.network.siting import SitingEngine
+from app.platform.audit import as_utc, record_change, snapshot
+from app.platform.models import (
     Application,
     ApplicationDocument,
     ApplicationStep,
@@ -37,10 +39,8 @@ from app.models import (
     MaterialsRequest,
     User,
 )
-from app.reservations import CapacityTakenError, move_reservation, release_reservation, target_for_design
+from app.platform.uploads import StoredFile
 from app.settings import Settings
-from app.siting_service import SitingEngine
-from app.uploads import StoredFile
 from design_rules.deadline_watch import DeadlineStatus, deadline_status
 from design_rules.profiles import Category, DocumentKind, StepCode, get_profile
 from design_rules.schedule import CHINA_TZ
