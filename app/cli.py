@@ -273,14 +273,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     """List the periodic jobs with their lease state, or run one now (without waiting for its lease)."""
     from datetime import datetime
 
-    import app.main  # noqa: F401 (the routers import the modules that register their jobs)
     from app.platform.audit import as_utc
     from app.platform.db import create_db_engine, make_session_factory
-    from app.platform.jobs import lease_states, periodic_jobs, run_job
+    from app.platform.jobs import lease_states, run_job
+    from app.wiring import service_jobs
     from gis.errors import InvalidInputError
 
     settings = _settings()
-    registry = periodic_jobs()
+    registry = service_jobs()
     engine = create_db_engine(settings.effective_database_url)
     factory = make_session_factory(engine)
     try:

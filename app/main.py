@@ -36,6 +36,7 @@ from app.platform.errors import add_exception_handlers
 from app.platform.jobs import JobRunner
 from app.platform.observability import configure_logging, install_request_middleware
 from app.settings import Settings, get_settings
+from app.wiring import error_table, service_jobs
 
 log = logging.getLogger("sanling.app")
 
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.preload_network:
             preload_network(app.state.siting_engine, engine)
         # Periodic jobs (docs/lifecycle-infra.md): one runner per worker, a DB lease per job and interval.
-        runner = JobRunner(app.state.session_factory, settings).start() if settings.jobs_enabled else None
+        runner = (JobRunner(app.state.session_factory, settings, app.state.jobs).start()
+                  if settings.jobs_enabled else None)
         try:
             yield
         finally:
@@ -94,7 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.siting_engine = SitingEngine.from_settings(settings)
     app.state.map_snapshots = SnapshotCache[MapSnapshot]()  # planner map and capacity lists, per asset generation
     app.state.tile_cache = tiles.TileCache()
-    add_exception_handlers(app)
+    app.state.error_table = error_table()
+    app.state.jobs = service_jobs()
+    add_exception_handlers(app, app.state.error_table)
     install_request_middleware(app)
     # Routes are matched in this order: the field terminals' hot paths first (every request tries each
     # route before its own; ~3 % of a design request's CPU went on matching the routes listed before it).

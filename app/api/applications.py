@@ -23,13 +23,11 @@ from app.identity.auth import (
 )
 from app.lifecycle import applications as service
 from app.lifecycle.applications import Actor, ApplicationForm, ApplicationStatus
-from app.lifecycle.contracts import ContractDataError, ContractMismatchError, current_contract
-from app.network.reservations import CapacityTakenError
+from app.lifecycle.contracts import current_contract
 from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
-from app.platform.errors import register_error_table
 from app.platform.idempotency import IdempotencyDep
 from app.platform.models import Application, AssignmentQueueItem
-from app.platform.uploads import StoredFile, UploadTooLargeError, UploadTypeError, store_upload
+from app.platform.uploads import StoredFile, store_upload
 from app.settings import Settings
 from design_rules.profiles import DocumentKind
 from gis.errors import InvalidInputError
@@ -37,13 +35,6 @@ from gis.errors import InvalidInputError
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
 admin_router = APIRouter(prefix="/api/v1/admin/unassigned", tags=["admin"])
 
-register_error_table(service.ApplicationStateError, 409)
-register_error_table(service.IfMatchRequiredError, 428)
-register_error_table(CapacityTakenError, 409)
-register_error_table(ContractDataError, 500)
-register_error_table(ContractMismatchError, 422)
-register_error_table(UploadTypeError, 415)
-register_error_table(UploadTooLargeError, 413)
 
 CustomerUser = Annotated[AuthenticatedUser, Depends(require_roles(Role.CUSTOMER))]
 ApplicationReader = Annotated[AuthenticatedUser, Depends(require_roles(

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.design.service import (
     DesignRequest,
+    DesignVersionConflictError,
     create_design,
     create_design_on_current_network,
     design_etag,
@@ -20,25 +21,14 @@ from app.design.service import (
 )
 from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_roles
 from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
-from app.platform.errors import register_error_table
 from design_rules.bom import bom_to_csv, bom_to_xlsx
 from design_rules.drawing import render_dxf, render_geojson, render_svg
-from gis.errors import SanlingError
 
 router = APIRouter(prefix="/api/v1/designs", tags=["designs"])
 
 DesignerUser = Annotated[AuthenticatedUser, Depends(require_roles(
     Role.CUSTOMER_MANAGER, Role.PROJECT_MANAGER, Role.PLANNER))]
 
-
-class DesignVersionConflictError(SanlingError):
-    """If-Match named a version that is no longer the latest: another device changed the design (R5)."""
-
-    code = "DESIGN_VERSION_CONFLICT"
-    default_message = "The design was changed by someone else; reload it and apply your change again."
-
-
-register_error_table(DesignVersionConflictError, 412)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},

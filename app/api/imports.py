@@ -27,9 +27,9 @@ from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.network.loading import import_layer_file
 from app.platform.audit import as_utc
 from app.platform.deps import SessionDep
-from app.platform.errors import register_error_table
 from app.platform.jobs import holder_gone, worker_id
 from app.platform.models import ImportJob
+from app.platform.uploads import UploadTooLargeError, UploadTypeError
 from app.settings import Settings
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 from gis.importing import FieldMapping, ImportProgress, ImportRejectedError
@@ -50,18 +50,8 @@ _CHUNK_BYTES = 1 << 20
 _PROGRESS_INTERVAL_S = 0.5
 
 
-class UploadTooLargeError(InvalidInputError):
-    """The uploaded file is larger than the limit."""
-
-    code = "UPLOAD_TOO_LARGE"
-    default_message = "The uploaded file is too large."
-
-
-class UploadTypeError(InvalidInputError):
-    """The uploaded file is not a GeoPackage, zipped Shapefile, GeoJSON or CSV."""
-
-    code = "UPLOAD_TYPE_UNSUPPORTED"
-    default_message = "Upload a GeoPackage (.gpkg), zipped Shapefile (.zip), GeoJSON (.geojson) or CSV (.csv)."
+IMPORT_TYPES_MESSAGE = ("Upload a GeoPackage (.gpkg), zipped Shapefile (.zip), GeoJSON (.geojson) or CSV "
+                        "(.csv).")
 
 
 class ImportJobNotFoundError(NotFoundError):
@@ -71,8 +61,6 @@ class ImportJobNotFoundError(NotFoundError):
     default_message = "No import job has this id."
 
 
-register_error_table(UploadTooLargeError, 413)
-register_error_table(UploadTypeError, 415)
 
 
 @dataclass(frozen=True)
@@ -197,7 +185,8 @@ def _store_upload(upload: UploadFile, target: Path, limits: ImportLimits) -> Non
     """Copy the upload to ``target`` in chunks, refusing it beyond the size limit or with a wrong type."""
     suffix = target.suffix.lower()
     if suffix not in limits.suffixes:
-        raise UploadTypeError(field="file", filename=upload.filename, allowed=list(limits.suffixes))
+        raise UploadTypeError(IMPORT_TYPES_MESSAGE, field="file", filename=upload.filename,
+                              allowed=list(limits.suffixes))
     written = 0
     with target.open("wb") as out:
         while chunk := upload.file.read(_CHUNK_BYTES):

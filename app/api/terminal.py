@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-import app.lifecycle.deadlines  # noqa: F401  (registers the deadline_watch periodic job with the service)
 from app.api.applications import load_visible, parse_json_field
 from app.design.service import design_etag, design_json, load_design
 from app.design.survey import survey_package

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from app.network.loading import network_version
 from app.network.siting import NetworkSnapshot, SitingEngine, effective_factors, resolve_area_type, siting_params
 from app.platform.db import read_only_connection
+from app.platform.errors import ErrorStatuses
 from app.platform.models import Design
 from app.settings import Settings
 from design_rules.bom import Bom
@@ -33,7 +34,7 @@ from design_rules.design import ApplicationFacts, ConnectionDesign, compose_desi
 from design_rules.drawing import DrawingInput, ExistingAccessPoint, ExistingLine, ExistingTransformer
 from design_rules.profiles import get_profile
 from gis.crs import pin_to_local
-from gis.errors import NotFoundError
+from gis.errors import NotFoundError, SanlingError
 from gis.siting import site
 
 #: Existing equipment within this distance of the meter box is drawn (工程建设简图 context).
@@ -52,6 +53,17 @@ class DesignNotFoundError(NotFoundError):
 
     code = "DESIGN_NOT_FOUND"
     default_message = "No design has this id."
+
+
+class DesignVersionConflictError(SanlingError):
+    """If-Match named a version that is no longer the latest: another device changed the design (R5)."""
+
+    code = "DESIGN_VERSION_CONFLICT"
+    default_message = "The design was changed by someone else; reload it and apply your change again."
+
+
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = ((DesignVersionConflictError, 412),)
 
 
 class DesignRequest(ApplicationFacts):

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, get_request_settings
-from app.platform.errors import register_error_table
+from app.platform.errors import ErrorStatuses
 from app.platform.models import ApiKey, User
 from app.settings import Settings
 from gis.errors import SanlingError
@@ -86,8 +86,11 @@ class ForbiddenError(SanlingError):
     default_message = "Your role does not allow this action."
 
 
-register_error_table(UnauthenticatedError, 401)
-register_error_table(ForbiddenError, 403)
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = (
+    (UnauthenticatedError, 401),
+    (ForbiddenError, 403),
+)
 
 
 # --- password and key hashing -------------------------------------------------------------------------------

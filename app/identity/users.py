@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.identity.auth import GRID_SCOPED_ROLES, AuthenticatedUser, Role, hash_password, new_api_key
-from app.platform.errors import register_error_table
+from app.platform.errors import ErrorStatuses
 from app.platform.models import ApiKey, GridArea, User
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
@@ -30,7 +30,10 @@ class UsernameTakenError(SanlingError):
     default_message = "This username is already taken."
 
 
-register_error_table(UsernameTakenError, 409)
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = (
+    (UsernameTakenError, 409),
+)
 
 GridAreaCode = Annotated[str, Field(min_length=1, max_length=64)]
 

@@ -22,13 +22,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.api.designs import DesignVersionConflictError
-from app.design.service import DesignRequest, create_design, design_etag, load_design, work_calendar
+from app.design.service import (
+    DesignRequest,
+    DesignVersionConflictError,
+    create_design,
+    design_etag,
+    load_design,
+    work_calendar,
+)
 from app.identity.auth import AuthenticatedUser, Role
 from app.lifecycle.contracts import check_acceptance
 from app.network.reservations import CapacityTakenError, move_reservation, release_reservation, target_for_design
 from app.network.siting import SitingEngine
 from app.platform.audit import as_utc, record_change, snapshot
+from app.platform.errors import ErrorStatuses
 from app.platform.models import (
     Application,
     ApplicationDocument,
@@ -165,6 +172,10 @@ class AssignmentInvalidError(InvalidInputError):
 
     code = "ASSIGNMENT_INVALID"
     default_message = "The assignment is not valid."
+
+
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = ((ApplicationStateError, 409), (IfMatchRequiredError, 428))
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------

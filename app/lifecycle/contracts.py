@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
+from app.platform.errors import ErrorStatuses
 from gis.errors import InvalidInputError, SanlingError
 
 CONTRACTS_FILE = "contracts.toml"
@@ -28,6 +29,10 @@ class ContractMismatchError(InvalidInputError):
 
     code = "CONTRACT_MISMATCH"
     default_message = "The accepted contract is not the current text; reload the contract and accept it again."
+
+
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = ((ContractDataError, 500), (ContractMismatchError, 422))
 
 
 class Contract(BaseModel):

@@ -1,6 +1,6 @@
 """Deadline watch (R5.4): mark open steps at risk or overdue and notify the responsible managers.
 
-Registered as the periodic job ``deadline_watch`` (``app.platform.jobs``); ``sanling jobs run deadline_watch``
+The periodic job ``deadline_watch`` (listed in ``app.wiring.service_jobs``); ``sanling jobs run deadline_watch``
 runs it once.
 A warning (``at_risk``) goes to the manager who does the step: the customer manager for 受理申请并签约,
 the project manager for the field steps. Escalation (``overdue``) goes to both members of the 1+1 team; an
@@ -21,7 +21,6 @@ from app.design.service import work_calendar
 from app.identity.auth import Role
 from app.lifecycle.applications import OPEN_STATUSES, china_date
 from app.platform.audit import record_change
-from app.platform.jobs import register_periodic
 from app.platform.models import Application, ApplicationStep, User
 from app.platform.notifications import notify
 from app.settings import Settings
@@ -123,6 +122,3 @@ def deadline_watch_job(session_factory: sessionmaker[Session], settings: Setting
         report = watch_deadlines(session, settings)
         session.commit()
     return report.to_dict()
-
-
-register_periodic(JOB_NAME, lambda settings: settings.deadline_watch_interval_s, deadline_watch_job)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.network.loading import record_capacity_changes
 from app.network.siting import effective_factors, requested_kva
+from app.platform.errors import ErrorStatuses
 from app.platform.models import Application, Design, Transformer
 from app.settings import Settings
 from design_rules.profiles import JobClass, get_profile
@@ -38,6 +39,10 @@ class CapacityTakenError(SanlingError):
 
     code = "CAPACITY_TAKEN"
     default_message = "The chosen transformer no longer has spare capacity for this load."
+
+
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = ((CapacityTakenError, 409),)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,9 +17,12 @@ from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 logger = logging.getLogger("sanling.errors")
 
-# Most specific classes first; the first isinstance match wins.
-# A broken data file of the deployment (profile, catalogue, calendar) is the server's fault: 500 with its code.
-STATUS_BY_ERROR: list[tuple[type[SanlingError], int]] = [
+ErrorStatuses = tuple[tuple[type[SanlingError], int], ...]
+"""Pairs of an error class and its HTTP status, as each context declares them in an ``ERROR_STATUSES`` constant."""
+
+#: The general classes, after every context's own. A broken data file of the deployment (profile, catalogue,
+#: calendar) is the server's fault: 500 with its code.
+BASE_ERROR_STATUSES: ErrorStatuses = (
     (UnknownProfileError, 422),  # a request named a profile that does not exist
     (ProfileError, 500),
     (CatalogueInvalidError, 500),
@@ -26,26 +30,40 @@ STATUS_BY_ERROR: list[tuple[type[SanlingError], int]] = [
     (NotFoundError, 404),
     (InvalidInputError, 422),
     (SanlingError, 422),
-]
+)
 
 
-def register_error_table(error_class: type[SanlingError], status: int) -> None:
-    """Add a more specific mapping (used by routers whose errors need 404/409/…)."""
-    STATUS_BY_ERROR.insert(0, (error_class, status))
+@dataclass(frozen=True)
+class ErrorTable:
+    """The one exception → status table of an app, built by ``app.wiring.error_table`` and immutable after.
 
+    The first ``isinstance`` match wins, so a class must come before any of its bases; an entry that an
+    earlier, more general one would shadow is refused when the table is made.
 
-def status_for(exc: SanlingError) -> int:
-    """Return the HTTP status for ``exc`` from the table."""
-    for error_class, status in STATUS_BY_ERROR:
-        if isinstance(exc, error_class):
-            return status
-    return 422
+    >>> table = ErrorTable(((NotFoundError, 404), (SanlingError, 422)))
+    >>> table.status_for(NotFoundError()), table.status_for(InvalidInputError())
+    (404, 422)
+    >>> ErrorTable(((SanlingError, 422), (NotFoundError, 404)))
+    Traceback (most recent call last):
+    ...
+    ValueError: NotFoundError (404) is shadowed by SanlingError (422) listed before it
+    """
 
+    entries: ErrorStatuses
 
-async def _sanling_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SanlingError)
-    # An error class may set `response_headers`, e.g. WWW-Authenticate on the 401s of app/identity/auth.py.
-    return JSONResponse(exc.to_dict(), status_code=status_for(exc), headers=getattr(exc, "response_headers", None))
+    def __post_init__(self) -> None:
+        for position, (error_class, status) in enumerate(self.entries):
+            for earlier, earlier_status in self.entries[:position]:
+                if issubclass(error_class, earlier) and earlier_status != status:
+                    raise ValueError(f"{error_class.__name__} ({status}) is shadowed by {earlier.__name__} "
+                                     f"({earlier_status}) listed before it")
+
+    def status_for(self, exc: SanlingError) -> int:
+        """Return the HTTP status for ``exc``: the first entry it is an instance of, else 422."""
+        for error_class, status in self.entries:
+            if isinstance(exc, error_class):
+                return status
+        return 422
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -76,8 +94,15 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=500)
 
 
-def add_exception_handlers(app: FastAPI) -> None:
-    """Register the handlers so every error body is ``{code, message, details}``."""
+def add_exception_handlers(app: FastAPI, table: ErrorTable) -> None:
+    """Register the handlers so every error body is ``{code, message, details}``, statuses from ``table``."""
+
+    async def _sanling_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SanlingError)
+        # An error class may set `response_headers`, e.g. WWW-Authenticate on the 401s of app/identity/auth.py.
+        return JSONResponse(exc.to_dict(), status_code=table.status_for(exc),
+                            headers=getattr(exc, "response_headers", None))
+
     app.add_exception_handler(SanlingError, _sanling_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

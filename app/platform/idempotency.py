@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from app.platform.audit import as_utc, utc_now
-from app.platform.errors import register_error_table
+from app.platform.errors import ErrorStatuses
 from app.platform.models import IdempotencyKey
 from gis.errors import SanlingError
 
@@ -55,9 +55,12 @@ class IdempotencyInProgressError(SanlingError):
     default_message = f"A request with this {HEADER} is still in progress; retry in a moment."
 
 
-register_error_table(IdempotencyKeyInvalidError, 422)
-register_error_table(IdempotencyKeyReusedError, 422)
-register_error_table(IdempotencyInProgressError, 409)
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = (
+    (IdempotencyKeyInvalidError, 422),
+    (IdempotencyKeyReusedError, 422),
+    (IdempotencyInProgressError, 409),
+)
 
 
 def validate_key(key: str | None) -> str | None:

@@ -1,4 +1,10 @@
-"""Periodic jobs: an immutable registry, a database lease per job, and a runner thread per worker process."""
+"""Periodic jobs: an immutable registry, a database lease per job, and a runner thread per worker process.
+
+The service's registry is built by ``app.wiring.service_jobs`` (for ``create_app`` and ``sanling jobs``);
+nothing registers a job by being imported. A job is ``fn(session_factory, settings)``; it opens and commits its
+own sessions. With several worker processes the database lease (``job_leases``) makes one of them run the job
+per interval.
+"""
 
 from __future__ import annotations
 
@@ -77,36 +83,6 @@ class JobRegistry:
             return self.jobs[name]
         except KeyError:
             raise KeyError(f"no job {name!r}; known: {', '.join(sorted(self.jobs))}") from None
-
-
-_registry = JobRegistry()
-
-
-def register_periodic(name: str, interval_s: float | Callable[[Settings], float], fn: JobFunction) -> None:
-    """Register ``fn(session_factory, settings)`` to run every ``interval_s`` seconds in the service.
-
-    Registering the same name and function again is harmless (module reloads); the same name with another
-    function raises ``ValueError``. With several worker processes the database lease (``job_leases``) makes
-    one of them run the job per interval.
-
-    Examples
-    --------
-    The lifecycle's deadline watch (R5.4) registers itself this way, at import of its module::
-
-        def watch_deadlines(session_factory, settings):
-            with session_factory() as session:
-                ...  # mark steps at risk / overdue, notify(...) with a dedupe_key
-                session.commit()
-
-        register_periodic("watch_deadlines", 300, watch_deadlines)
-    """
-    global _registry
-    _registry = _registry.register(name, interval_s, fn)
-
-
-def periodic_jobs() -> JobRegistry:
-    """Return the registry of the service's periodic jobs (a snapshot; it never changes under you)."""
-    return _registry
 
 
 def worker_id() -> str:
@@ -232,8 +208,7 @@ def run_due_jobs(registry: JobRegistry, session_factory: sessionmaker[Session], 
 class JobRunner:
     """A daemon thread that calls :func:`run_due_jobs` every ``SANLING_JOBS_TICK_S`` seconds until stopped."""
 
-    def __init__(self, session_factory: sessionmaker[Session], settings: Settings,
-                 registry: JobRegistry | Callable[[], JobRegistry] = periodic_jobs) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings, registry: JobRegistry) -> None:
         self._session_factory = session_factory
         self._settings = settings
         self._registry = registry
@@ -254,9 +229,8 @@ class JobRunner:
     def _loop(self) -> None:
         holder = worker_id()
         while not self._stop.is_set():
-            registry = self._registry() if callable(self._registry) else self._registry
             try:
-                run_due_jobs(registry, self._session_factory, self._settings, holder=holder)
+                run_due_jobs(self._registry, self._session_factory, self._settings, holder=holder)
             except Exception:  # the database may be briefly unreachable; try again next tick
                 logger.exception("periodic job runner tick failed")
             self._stop.wait(self._settings.jobs_tick_s)
@@ -292,7 +266,3 @@ def cleanup_idempotency_keys(session_factory: sessionmaker[Session], settings: S
         deleted = delete_expired_keys(session, ttl=timedelta(hours=settings.idempotency_ttl_hours))
         session.commit()
     return {"deleted": deleted}
-
-
-register_periodic("deliver_notifications", lambda settings: settings.notify_interval_s, deliver_notifications)
-register_periodic("cleanup_idempotency_keys", IDEMPOTENCY_CLEANUP_INTERVAL_S, cleanup_idempotency_keys)

@@ -12,7 +12,7 @@ from typing import ClassVar
 from fastapi import Request
 
 from app.identity.auth import get_request_settings
-from app.platform.errors import register_error_table
+from app.platform.errors import ErrorStatuses
 from gis.errors import SanlingError
 
 __all__ = ["RateLimitedError", "TokenBuckets", "public_rate_limit"]
@@ -33,7 +33,10 @@ class RateLimitedError(SanlingError):
         self.response_headers = {"Retry-After": str(retry_after_s)}
 
 
-register_error_table(RateLimitedError, 429)
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = (
+    (RateLimitedError, 429),
+)
 
 
 class TokenBuckets:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from app.platform.errors import ErrorStatuses
 from gis.errors import InvalidInputError, SanlingError
 
 UPLOAD_DIR = "uploads"
@@ -38,6 +39,10 @@ class UploadTooLargeError(SanlingError):
 
     code = "UPLOAD_TOO_LARGE"
     default_message = "The file is too large."
+
+
+#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
+ERROR_STATUSES: ErrorStatuses = ((UploadTypeError, 415), (UploadTooLargeError, 413))
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from app.platform.db import create_db_engine
 from app.platform.errors import add_exception_handlers
 from app.platform.models import ApiKey, GridArea, User
 from app.settings import Settings
+from app.wiring import error_table
 from tests.app.auth_helpers import (
     TEST_JWT_SECRET,
     api_key_headers,
@@ -301,7 +302,7 @@ def role_app(settings: Settings, conn: Connection) -> TestClient:
     """A minimal app with one route per ``require_roles`` combination."""
     app = FastAPI()
     app.state.settings = settings
-    add_exception_handlers(app)
+    add_exception_handlers(app, error_table())
     override_session(app, conn)
     for path, roles in ROUTE_ROLES.items():
         app.get(path, dependencies=[Depends(require_roles(*roles))])(_ok)

@@ -27,13 +27,13 @@ from app.platform.jobs import (
     claim_lease,
     cleanup_idempotency_keys,
     deliver_notifications,
-    periodic_jobs,
     release_lease,
     run_due_jobs,
 )
 from app.platform.models import IdempotencyKey, JobLease, Notification
 from app.platform.notifications import notify
 from app.settings import Settings
+from app.wiring import service_jobs
 from tests.app.auth_helpers import make_user, settings_for_tests
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -84,7 +84,7 @@ def test_registering_builds_a_new_registry() -> None:
 
 
 def test_the_infrastructure_registers_its_own_jobs(settings: Settings) -> None:
-    registry = periodic_jobs()
+    registry = service_jobs()
     assert {"deliver_notifications", "cleanup_idempotency_keys"} <= set(registry.jobs)
     assert registry.get("deliver_notifications").interval_for(settings) == settings.notify_interval_s
 
