@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 
 from app.identity.auth import (
@@ -17,20 +16,19 @@ from app.identity.auth import (
     CurrentUser,
     Role,
     grid_area_scope,
-    require_grid_area,
-    require_owner,
     require_roles,
 )
 from app.lifecycle import applications as service
-from app.lifecycle.applications import Actor, ApplicationForm, ApplicationStatus
+from app.lifecycle.applications import Actor, ApplicationForm, ApplicationStatus, load_visible
 from app.lifecycle.contracts import current_contract
-from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.network.deps import SitingEngineDep
+from app.platform.deps import SessionDep, SettingsDep
+from app.platform.forms import parse_json_field
 from app.platform.idempotency import IdempotencyDep
 from app.platform.models import Application, AssignmentQueueItem
 from app.platform.uploads import StoredFile, store_upload
 from app.settings import Settings
 from design_rules.profiles import DocumentKind
-from gis.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
 admin_router = APIRouter(prefix="/api/v1/admin/unassigned", tags=["admin"])
@@ -48,16 +46,6 @@ _NOT_FOUND = {404: {"description": "`APPLICATION_NOT_FOUND`."}}
 _IDEMPOTENCY = {409: {"description": "`IDEMPOTENCY_IN_PROGRESS`, or a state error (`APPLICATION_CLOSED`, …)."}}
 
 
-def load_visible(session: Any, user: AuthenticatedUser, application_id: int) -> Application:
-    """The application if the caller may see it: customers their own, managers their grid areas, admins all."""
-    application = service.get_application(session, application_id)
-    if user.role is Role.CUSTOMER:
-        require_owner(user, application.customer_user_id)
-    else:
-        require_grid_area(user, application.grid_area_code)
-    return application
-
-
 def _is_staff(user: AuthenticatedUser) -> bool:
     return user.role is not Role.CUSTOMER
 
@@ -67,20 +55,6 @@ def _store(upload: UploadFile | None, settings: Settings, field: str) -> StoredF
         return None
     return store_upload(upload.file, upload.filename, data_dir=settings.data_dir, max_bytes=settings.upload_max_bytes,
                         field=field)
-
-
-def parse_json_field(raw: str, model: type[BaseModel], field: str) -> Any:
-    """Validate a JSON form field against ``model``; errors answer 422 ``REQUEST_INVALID`` naming the field."""
-    try:
-        return model.model_validate(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{field}: not JSON ({exc.msg}).", field=field) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"])
-        raise InvalidInputError(f"{field}.{path}: {first['msg']}", field=f"{field}.{path}",
-                                errors=[{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                                        for e in exc.errors()]) from None
 
 
 @router.get("/contract", responses=_AUTH)

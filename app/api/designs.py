@@ -20,7 +20,8 @@ from app.design.service import (
     stored_drawing,
 )
 from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_roles
-from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.network.deps import SitingEngineDep
+from app.platform.deps import SessionDep, SettingsDep
 from design_rules.bom import bom_to_csv, bom_to_xlsx
 from design_rules.drawing import render_dxf, render_geojson, render_svg
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.network.deps import SitingEngineDep
 from app.network.loading import asset_counts
 from app.platform.db import spatial_version
-from app.platform.deps import SessionDep, SitingEngineDep
+from app.platform.deps import SessionDep
 from app.platform.observability import metrics_response
 
 router = APIRouter(tags=["health"])

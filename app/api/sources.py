@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from app.identity.auth import AuthenticatedUser, Role, require_roles
+from app.network.deps import SitingEngineDep
 from app.network.siting import effective_factors, requested_kva, resolve_area_type, siting_params
 from app.platform.db import read_only_connection
-from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.platform.deps import SessionDep, SettingsDep
 from design_rules.profiles import AreaType, get_profile
 from gis.crs import pin_to_local
 from gis.siting import site

@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from app.api.applications import load_visible, parse_json_field
 from app.design.service import design_etag, design_json, load_design
 from app.design.survey import survey_package
 from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.lifecycle import applications as service
-from app.lifecycle.applications import Actor, ApplicationStatus, GpsFix, SurveyAdjustment
-from app.platform.deps import SessionDep, SettingsDep, SitingEngineDep
+from app.lifecycle.applications import Actor, ApplicationStatus, GpsFix, SurveyAdjustment, load_visible
+from app.network.deps import SitingEngineDep
+from app.platform.deps import SessionDep, SettingsDep
+from app.platform.forms import parse_json_field
 from app.platform.idempotency import IdempotencyDep
 from app.platform.models import Application
 from app.platform.uploads import StoredFile, store_upload

@@ -30,7 +30,7 @@ from app.design.service import (
     load_design,
     work_calendar,
 )
-from app.identity.auth import AuthenticatedUser, Role
+from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_owner
 from app.lifecycle.contracts import check_acceptance
 from app.network.reservations import CapacityTakenError, move_reservation, release_reservation, target_for_design
 from app.network.siting import SitingEngine
@@ -295,6 +295,16 @@ def get_application(session: Session, application_id: int) -> Application:
     application = session.get(Application, application_id)
     if application is None:
         raise ApplicationNotFoundError(application_id=application_id)
+    return application
+
+
+def load_visible(session: Session, user: AuthenticatedUser, application_id: int) -> Application:
+    """The application if the caller may see it: customers their own, managers their grid areas, admins all."""
+    application = get_application(session, application_id)
+    if user.role is Role.CUSTOMER:
+        require_owner(user, application.customer_user_id)
+    else:
+        require_grid_area(user, application.grid_area_code)
     return application
 
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the request's database session (the unit of work), settings and siting engine."""
+"""FastAPI dependencies: the request's database session (the unit of work) and the app's settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.network.siting import SitingEngine
 from app.settings import Settings
 
 
@@ -34,18 +33,8 @@ def get_request_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_siting_engine(request: Request) -> SitingEngine:
-    """Return this worker's siting engine (``app.network.siting``)."""
-    return request.app.state.siting_engine  # type: ignore[no-any-return]
-
-
 async def _settings_dependency(request: Request) -> Settings:
     return get_request_settings(request)  # async: no worker-thread hop for an attribute read
 
 
-async def _siting_engine_dependency(request: Request) -> SitingEngine:
-    return get_siting_engine(request)
-
-
 SettingsDep = Annotated[Settings, Depends(_settings_dependency)]
-SitingEngineDep = Annotated[SitingEngine, Depends(_siting_engine_dependency)]

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from fastapi import Request
 
-from app.identity.auth import get_request_settings
+from app.platform.deps import get_request_settings
 from app.platform.errors import ErrorStatuses
 from gis.errors import SanlingError
 
