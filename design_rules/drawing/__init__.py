@@ -1,0 +1,41 @@
+"""The works sketch 工程建设简图 (R4.4; CQ-32 annex 3) as SVG, GeoJSON and DXF from local-metre input."""
+
+from design_rules.drawing.svg import (
+    DXF_LAYERS,
+    DrawingInput,
+    ExistingAccessPoint,
+    ExistingLine,
+    ExistingTransformer,
+    MeterBox,
+    NewPole,
+    NewRoute,
+    PointM,
+    PropertyLine,
+    TitleBlock,
+    ToWgs84,
+    property_line_of,
+    render_dxf,
+    render_geojson,
+    render_svg,
+    route_label,
+)
+
+__all__ = [
+    "DXF_LAYERS",
+    "DrawingInput",
+    "ExistingAccessPoint",
+    "ExistingLine",
+    "ExistingTransformer",
+    "MeterBox",
+    "NewPole",
+    "NewRoute",
+    "PointM",
+    "PropertyLine",
+    "TitleBlock",
+    "ToWgs84",
+    "property_line_of",
+    "render_dxf",
+    "render_geojson",
+    "render_svg",
+    "route_label",
+]
