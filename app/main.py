@@ -28,6 +28,7 @@ from app.api import (
     terminal,
     tiles,
 )
+from app.network.import_jobs import ImportJobRunner
 from app.network.siting import SitingEngine
 from app.planning.capacity import SnapshotCache
 from app.planning.mapdata import MapSnapshot
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_db_engine(settings.effective_database_url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.import_jobs.start(engine)
         if settings.preload_network:
             preload_network(app.state.siting_engine, engine)
         # Periodic jobs (docs/lifecycle-infra.md): one runner per worker, a DB lease per job and interval.
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if runner is not None:
                 runner.stop()
+            app.state.import_jobs.stop()
             engine.dispose()
 
     configure_logging(settings.log_level, json_logs=settings.log_json)
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.siting_engine = SitingEngine.from_settings(settings)
     app.state.map_snapshots = SnapshotCache[MapSnapshot]()  # planner map and capacity lists, per asset generation
     app.state.tile_cache = tiles.TileCache()
+    app.state.import_jobs = ImportJobRunner(settings)
     app.state.error_table = error_table()
     app.state.jobs = service_jobs()
     add_exception_handlers(app, app.state.error_table)

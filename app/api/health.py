@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.network.deps import SitingEngineDep
-from app.network.loading import asset_counts
+from app.network.generations import asset_counts
 from app.platform.db import spatial_version
 from app.platform.deps import SessionDep
 from app.platform.observability import metrics_response

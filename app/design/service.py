@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from app.network.loading import network_version
+from app.network.generations import network_version
 from app.network.siting import NetworkSnapshot, SitingEngine, effective_factors, resolve_area_type, siting_params
 from app.platform.db import read_only_connection
 from app.platform.errors import ErrorStatuses

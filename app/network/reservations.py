@@ -11,7 +11,7 @@ transformer row *inside* the writing transaction:
   write lock, so bookings are serialised before they read.
 
 The same transaction logs the new ``reserved_kva`` in ``capacity_changes`` and moves the
-``asset_generation`` counters (``app.network.loading.record_capacity_changes``), so every worker applies the
+``asset_generation`` counters (``app.network.generations.record_capacity_changes``), so every worker applies the
 booking to its siting index, without re-reading the network, before it answers its next request.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.network.loading import record_capacity_changes
+from app.network.generations import record_capacity_changes
 from app.network.siting import effective_factors, requested_kva
 from app.platform.errors import ErrorStatuses
 from app.platform.models import Application, Design, Transformer

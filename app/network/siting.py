@@ -26,7 +26,7 @@ from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
-from app.network.loading import NetworkVersion, capacity_changes_since, network_version
+from app.network.generations import NetworkVersion, capacity_changes_since, network_version
 from app.network.reading import NetworkData, read_network
 from app.settings import Settings
 from design_rules.profiles import AreaType, Profile

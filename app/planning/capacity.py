@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, func, select
 
-from app.network.loading import network_version
+from app.network.generations import network_version
 from app.platform.models import GridArea, LoadReading, Transformer
 from design_rules.capacity import AreaCapacity, LoadTable, area_capacity, load_table
 from design_rules.profiles import LoadThresholds

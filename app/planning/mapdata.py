@@ -15,7 +15,7 @@ from shapely.geometry import mapping
 from sqlalchemy import Connection, LargeBinary, func, select, type_coerce
 
 from app.identity.auth import get_request_settings
-from app.network.loading import network_version
+from app.network.generations import network_version
 from app.planning.capacity import CapacitySnapshot, SnapshotCache, read_capacity
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep

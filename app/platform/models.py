@@ -264,7 +264,7 @@ class ImportJob(Base):
     ``failed`` (the file or the mapping could not be used; ``error`` is ``{code, message, details}``).
     Any worker answers for any job from this row; ``report`` is the import report (docs/import.md). A job
     whose ``holder`` process is gone is marked ``failed`` with ``IMPORT_INTERRUPTED``
-    (``app.api.imports.reap_interrupted_imports``).
+    (``app.network.import_jobs.reap_interrupted_imports``).
     """
 
     __tablename__ = "import_jobs"

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
-from app.network.loading import record_capacity_changes
+from app.network.generations import record_capacity_changes
 
 
 @contextmanager

@@ -13,7 +13,8 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from app.identity.auth import Role
 from app.main import create_app
-from app.network.loading import DEMO_DIR, bump_generation
+from app.network.generations import bump_generation
+from app.network.loading import DEMO_DIR
 from app.planning.capacity import read_transformer_loads
 from app.platform.models import LoadReading, Transformer
 from tests.app.auth_helpers import auth_headers, make_user, override_session, settings_for_tests
@@ -139,7 +140,7 @@ def test_figures_follow_the_asset_generation(db_conn: Connection, demo_db_url: s
 def test_a_booking_refreshes_capacity_and_keeps_the_network_layers(db_conn: Connection, demo_db_url: str,
                                                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
     """R2.3: a booking shows at once in the capacity figures; lines, poles, roads and zones are not read again."""
-    from app.network.loading import record_capacity_changes
+    from app.network.generations import record_capacity_changes
 
     app = create_app(settings_for_tests(demo_db_url, data_dir=tmp_path))
     override_session(app, db_conn)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.network.loading import asset_counts
+from app.network.generations import asset_counts
 from app.platform.db import create_db_engine
 
 

@@ -177,7 +177,7 @@ def test_a_network_that_keeps_moving_is_designed_inside_the_write_transaction(
         client: TestClient, planner_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """When every optimistic try finds the network moved on, the design is made inside the storing transaction."""
     import app.design.service as designing
-    from app.network.loading import NetworkVersion
+    from app.network.generations import NetworkVersion
 
     real_version = designing.network_version
     reads: list[int] = []

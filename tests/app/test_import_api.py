@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from app.api.imports import LIVE_PROGRESS, ImportLimits, _ProgressPublisher, get_import_limits
+from app.api.imports import ImportLimits, get_import_limits
 from app.identity.auth import Role
 from app.main import create_app
+from app.network.import_jobs import ProgressPublisher
 from app.platform import migrate
 from app.platform.db import create_db_engine
 from gis.importing import ImportProgress
@@ -144,10 +145,11 @@ def test_progress_is_published_while_running(api: tuple[TestClient, Engine], adm
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO import_jobs (id, layer, source_name, status, progress_pct, rows, options, "
                           "created_by) VALUES (:id, 'roads', 'r.gpkg', 'running', 0, 0, '{}', 'x')"), {"id": job_id})
-    _ProgressPublisher(engine, job_id)(ImportProgress("reading", 500, 1000, 1.0))
+    live = client.app.state.import_jobs.live
+    ProgressPublisher(engine, job_id, live)(ImportProgress("reading", 500, 1000, 1.0))
     body = client.get(f"/api/v1/imports/{job_id}", headers=admin_headers).json()
     assert (body["progress_pct"], body["rows"], body["rows_total"]) == (45.0, 500, 1000)
-    LIVE_PROGRESS.drop(job_id)
+    live.drop(job_id)
     with engine.connect() as conn:  # PostgreSQL: in the row for every worker; SQLite: in this process only
         stored = conn.execute(text("SELECT progress_pct FROM import_jobs WHERE id = :id"), {"id": job_id}).scalar_one()
     assert stored == (45.0 if backend == "postgis" else 0.0)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, text
 
-from app.network.loading import bump_generation
+from app.network.generations import bump_generation
 from app.network.siting import SitingEngine
 from app.platform import migrate
 from app.platform.db import create_db_engine

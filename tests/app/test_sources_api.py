@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from app.identity.auth import Role
-from app.network.loading import bump_generation
+from app.network.generations import bump_generation
 from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
 from tests.app.auth_helpers import auth_headers, make_user
 from tests.app.capacity_helpers import booked_to_the_limit
