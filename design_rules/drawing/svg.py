@@ -1,35 +1,26 @@
-"""The works sketch 工程建设简图 (R4.4; CQ-32 annex 3) as SVG, GeoJSON and DXF from local-metre input."""
+"""The sketch as an SVG sheet: map frame (north up), greedy label placement, legend and title block."""
 
 from __future__ import annotations
 
-import io
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
-from datetime import date
-from decimal import Decimal
+from collections.abc import Iterable
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
-import ezdxf
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from design_rules.catalogue import DrawingStyle, JobClass, TypicalDesigns, load_typical_designs
-
-PointM = tuple[float, float]
-"""A point in local metres ``(x_m, y_m)``: x east, y north."""
-
-ToWgs84 = Callable[[float, float], tuple[float, float]]
-"""Maps local ``(x_m, y_m)`` to ``(lon, lat)`` WGS-84."""
-
-DXF_LAYERS: dict[str, int] = {"EXISTING": 7, "NEW_WORKS": 5, "PROPERTY_LINE": 1, "LABELS": 7, "METER_BOX": 5}
-"""DXF layer names and their ACI colours (7 black/white, 5 blue, 1 red)."""
-
-_ROUTE_KIND_ZH = {"overhead": "新建架空线路", "cable": "新建电缆线路", "service_drop": "新建接户线"}
-_LINE_KIND_ZH = {"overhead": "既有低压架空线", "cable": "既有低压电缆"}
-_ACCESS_KIND_ZH = {"pole": "既有电杆", "branch_box": "既有电缆分支箱"}
-_BOUNDARY_LABEL = "产权分界点（表箱出线端子）"
-_PROPERTY_LABEL = "客户红线（客户产权范围）"
+from design_rules.catalogue import DrawingStyle, TypicalDesigns, load_typical_designs
+from design_rules.drawing.layout import (
+    ACCESS_KIND_ZH,
+    BOUNDARY_LABEL,
+    LINE_KIND_ZH,
+    PROPERTY_LABEL,
+    all_points,
+    inward_unit,
+    longest_segment_mid,
+    property_line_of,
+    route_label,
+)
+from design_rules.drawing.model import DrawingInput, PointM, PropertyLine
 
 # Page layout in px: map frame, legend column and title block (presentation only).
 _MARGIN_PX = 20.0
@@ -37,196 +28,6 @@ _LEGEND_WIDTH_PX = 250.0
 _TITLE_HEIGHT_PX = 150.0
 _TEXT_PX = 12.0
 _CALLOUT_WIDTH_PX = 190.0
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ExistingTransformer(_Model):
-    """An existing distribution transformer (配变)."""
-
-    label: str
-    x_m: float
-    y_m: float
-    rated_kva: float | None = Field(default=None, gt=0)
-
-
-class ExistingAccessPoint(_Model):
-    """An existing LV pole or cable branch box."""
-
-    kind: Literal["pole", "branch_box"]
-    x_m: float
-    y_m: float
-    label: str = ""
-
-
-class ExistingLine(_Model):
-    """An existing LV overhead line or cable, as a polyline."""
-
-    kind: Literal["overhead", "cable"]
-    points_m: tuple[PointM, ...] = Field(min_length=2)
-    label: str = ""
-
-
-class NewRoute(_Model):
-    """The new line of this job, with its length and whether a road is dug (掘路)."""
-
-    kind: Literal["overhead", "cable", "service_drop"]
-    points_m: tuple[PointM, ...] = Field(min_length=2)
-    length_m: float = Field(gt=0)
-    road_dug: bool
-    label: str = ""
-
-
-class NewPole(_Model):
-    """A new pole of this job."""
-
-    x_m: float
-    y_m: float
-    label: str = ""
-
-
-class MeterBox(_Model):
-    """The meter box (计量箱), on the outside wall of the customer's building."""
-
-    x_m: float
-    y_m: float
-    label: str = "计量箱"
-
-
-class PropertyLine(_Model):
-    """The customer's property red line (客户红线) as an axis-aligned rectangle in local metres."""
-
-    x_min_m: float
-    y_min_m: float
-    x_max_m: float
-    y_max_m: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PropertyLine:
-        if not (self.x_min_m < self.x_max_m and self.y_min_m < self.y_max_m):
-            raise ValueError("need x_min_m < x_max_m and y_min_m < y_max_m")
-        return self
-
-    def corners_m(self) -> tuple[PointM, PointM, PointM, PointM]:
-        """Return the corners counter-clockwise from the south-west corner."""
-        return (
-            (self.x_min_m, self.y_min_m),
-            (self.x_max_m, self.y_min_m),
-            (self.x_max_m, self.y_max_m),
-            (self.x_min_m, self.y_max_m),
-        )
-
-
-class TitleBlock(_Model):
-    """Title block: job, customer, job class, date (passed in), works quantities and funding."""
-
-    job_id: str = Field(min_length=1)
-    customer: str = Field(min_length=1)
-    job_class: JobClass
-    drawing_date: date
-    total_cost_cny: Decimal | None = Field(default=None, ge=0)
-    works_summary: tuple[str, ...] = ()
-
-
-class DrawingInput(_Model):
-    """Everything the sketch shows, in local metres (R4.4; CQ-32 annex 3).
-
-    ``property_line`` defaults to a rectangle of the data's default size with the meter box in the
-    middle of the side that faces the incoming route, i.e. on the outside wall.
-    """
-
-    title: TitleBlock
-    meter_box: MeterBox
-    transformers: tuple[ExistingTransformer, ...] = ()
-    access_points: tuple[ExistingAccessPoint, ...] = ()
-    existing_lines: tuple[ExistingLine, ...] = ()
-    new_routes: tuple[NewRoute, ...] = ()
-    new_poles: tuple[NewPole, ...] = ()
-    property_line: PropertyLine | None = None
-
-
-# --------------------------------------------------------------------------------------------- shared helpers
-
-
-def route_label(route: NewRoute) -> str:
-    """Label of a new route: kind, designation, length in m and 掘路/不掘路 (CQ-32 annex 3).
-
-    Examples
-    --------
-    >>> route_label(NewRoute(kind="cable", points_m=((0, 0), (80, 0)), length_m=84.6, road_dug=True,
-    ...                      label="YJV22-0.6/1kV-4x95"))
-    '新建电缆线路 YJV22-0.6/1kV-4x95 85 m 掘路'
-    """
-    parts = [_ROUTE_KIND_ZH[route.kind]]
-    if route.label:
-        parts.append(route.label)
-    parts.append(f"{route.length_m:.0f} m")
-    parts.append("掘路" if route.road_dug else "不掘路")
-    return " ".join(parts)
-
-
-def property_line_of(d: DrawingInput, style: DrawingStyle | None = None) -> PropertyLine:
-    """The given property line, or the default rectangle with the meter box on its outer wall.
-
-    The default faces the last segment of the first new route: the property extends beyond the meter
-    box in that direction (its dominant axis), ``default_property_depth_m`` deep and
-    ``default_property_width_m`` wide, centred on the meter box.
-
-    Examples
-    --------
-    >>> d = DrawingInput(
-    ...     title=TitleBlock(job_id="J1", customer="C", job_class="overhead", drawing_date=date(2024, 5, 6)),
-    ...     meter_box=MeterBox(x_m=100, y_m=0),
-    ...     new_routes=(NewRoute(kind="overhead", points_m=((0, 0), (100, 0)), length_m=100, road_dug=False),))
-    >>> property_line_of(d)
-    PropertyLine(x_min_m=100.0, y_min_m=-10.0, x_max_m=115.0, y_max_m=10.0)
-    """
-    if d.property_line is not None:
-        return d.property_line
-    style = style or load_typical_designs().drawing
-    mx, my = d.meter_box.x_m, d.meter_box.y_m
-    dx, dy = 1.0, 0.0
-    if d.new_routes:
-        (px, py), (qx, qy) = d.new_routes[0].points_m[-2:]
-        if (qx, qy) != (px, py):
-            dx, dy = qx - px, qy - py
-    half_w = style.default_property_width_m / 2
-    depth = style.default_property_depth_m
-    if abs(dx) >= abs(dy):
-        x0, x1 = (mx, mx + depth) if dx > 0 else (mx - depth, mx)
-        return PropertyLine(x_min_m=x0, y_min_m=my - half_w, x_max_m=x1, y_max_m=my + half_w)
-    y0, y1 = (my, my + depth) if dy > 0 else (my - depth, my)
-    return PropertyLine(x_min_m=mx - half_w, y_min_m=y0, x_max_m=mx + half_w, y_max_m=y1)
-
-
-def _all_points(d: DrawingInput, prop: PropertyLine) -> list[PointM]:
-    points: list[PointM] = [(d.meter_box.x_m, d.meter_box.y_m), *prop.corners_m()]
-    points += [(t.x_m, t.y_m) for t in d.transformers]
-    points += [(a.x_m, a.y_m) for a in d.access_points]
-    points += [(p.x_m, p.y_m) for p in d.new_poles]
-    for line in (*d.existing_lines, *d.new_routes):
-        points += list(line.points_m)
-    return points
-
-
-def _inward_unit(d: DrawingInput, prop: PropertyLine) -> PointM:
-    """Unit vector from the meter box toward the inside of the property (customer side)."""
-    cx, cy = (prop.x_min_m + prop.x_max_m) / 2, (prop.y_min_m + prop.y_max_m) / 2
-    vx, vy = cx - d.meter_box.x_m, cy - d.meter_box.y_m
-    norm = math.hypot(vx, vy)
-    return (vx / norm, vy / norm) if norm > 1e-9 else (1.0, 0.0)
-
-
-def _longest_segment_mid(points: Iterable[PointM]) -> tuple[PointM, PointM]:
-    pts = list(points)
-    best = max(pairwise(pts), key=lambda s: math.dist(s[0], s[1]))
-    (ax, ay), (bx, by) = best
-    return ((ax + bx) / 2, (ay + by) / 2), (bx - ax, by - ay)
-
-
-# --------------------------------------------------------------------------------------------- SVG
 
 
 class _Frame:
@@ -305,6 +106,8 @@ def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str
 
     Examples
     --------
+    >>> from datetime import date
+    >>> from design_rules.drawing import DrawingInput, ExistingAccessPoint, MeterBox, NewRoute, TitleBlock
     >>> d = DrawingInput(
     ...     title=TitleBlock(job_id="J1", customer="某某商店", job_class="direct_meter", drawing_date=date(2024, 5, 6)),
     ...     meter_box=MeterBox(x_m=20, y_m=0),
@@ -320,10 +123,10 @@ def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str
     width, height = style.canvas_width_px, style.canvas_height_px
     map_w = width - _LEGEND_WIDTH_PX - 3 * _MARGIN_PX
     map_h = height - _TITLE_HEIGHT_PX - 3 * _MARGIN_PX
-    points = _all_points(d, prop)
+    points = all_points(d, prop)
     frame = _Frame(points, _MARGIN_PX, _MARGIN_PX, map_w, map_h)
     # Reserve room for the customer callouts beyond the far side of the property, then refit.
-    ux, uy = _inward_unit(d, prop)
+    ux, uy = inward_unit(d, prop)
     reach_m = _CALLOUT_WIDTH_PX / frame.scale
     far_m = (d.meter_box.x_m + ux * reach_m, d.meter_box.y_m + uy * reach_m)
     frame = _Frame([*points, far_m], _MARGIN_PX, _MARGIN_PX, map_w, map_h)
@@ -368,7 +171,7 @@ def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str
     box_x, box_y = frame.px((d.meter_box.x_m, d.meter_box.y_m))
     _svg_symbols(new, "meter_box", box_x, box_y, blue)
 
-    ux, uy = _inward_unit(d, prop)
+    ux, uy = inward_unit(d, prop)
     mark_x, mark_y = box_x + ux * 14, box_y - uy * 14  # page y points down
     boundary = _sub(svg, "g", id="ownership-boundary", stroke=blue, fill=blue)
     _sub(boundary, "line", x1=box_x, y1=box_y, x2=mark_x, y2=mark_y, stroke_width=1.5)
@@ -469,7 +272,7 @@ def _svg_labels(
         placer.block_point(*frame.px((x_m, y_m)))
     placer.boxes.extend(_svg_customer_callouts(group, d, prop, frame, style, mark))
     for route in d.new_routes:
-        (mx, my), (dx, dy) = _longest_segment_mid(route.points_m)
+        (mx, my), (dx, dy) = longest_segment_mid(route.points_m)
         candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL
         placer.place(group, *frame.px((mx, my)), route_label(route), blue, candidates)
     for transformer in d.transformers:
@@ -477,15 +280,15 @@ def _svg_labels(
         text = f"既有配变 {transformer.label}{kva}"
         placer.place(group, *frame.px((transformer.x_m, transformer.y_m)), text, black, _AROUND_POINT)
     for access in d.access_points:
-        text = f"{_ACCESS_KIND_ZH[access.kind]} {access.label}".strip()
+        text = f"{ACCESS_KIND_ZH[access.kind]} {access.label}".strip()
         placer.place(group, *frame.px((access.x_m, access.y_m)), text, black, _AROUND_POINT)
     for pole in d.new_poles:
         if pole.label:
             placer.place(group, *frame.px((pole.x_m, pole.y_m)), f"新建电杆 {pole.label}", blue, _AROUND_POINT)
     for line in d.existing_lines:
-        (mx, my), (dx, dy) = _longest_segment_mid(line.points_m)
+        (mx, my), (dx, dy) = longest_segment_mid(line.points_m)
         candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL
-        text = f"{_LINE_KIND_ZH[line.kind]} {line.label}".strip()
+        text = f"{LINE_KIND_ZH[line.kind]} {line.label}".strip()
         placer.place(group, *frame.px((mx, my)), text, black, candidates)
 
 
@@ -498,7 +301,7 @@ def _svg_customer_callouts(
     its feature however small the property is on the page.
     """
     blue, red = style.new_colour, style.property_colour
-    ux, uy = _inward_unit(d, prop)
+    ux, uy = inward_unit(d, prop)
     cx, cy = (prop.x_min_m + prop.x_max_m) / 2, (prop.y_min_m + prop.y_max_m) / 2
     half_x, half_y = (prop.x_max_m - prop.x_min_m) / 2, (prop.y_max_m - prop.y_min_m) / 2
     far_x, far_y = frame.px((cx + ux * half_x, cy + uy * half_y))
@@ -514,8 +317,8 @@ def _svg_customer_callouts(
     box = frame.px((d.meter_box.x_m, d.meter_box.y_m))
     callouts = [
         (f"{d.meter_box.label}（外墙）", blue, box),
-        (_BOUNDARY_LABEL, blue, mark),
-        (_PROPERTY_LABEL, red, (far_x, far_y)),
+        (BOUNDARY_LABEL, blue, mark),
+        (PROPERTY_LABEL, red, (far_x, far_y)),
     ]
     boxes: list[Box] = []
     for index, (label, colour, (target_x, target_y)) in enumerate(callouts):
@@ -602,217 +405,3 @@ def _svg_title_block(
     _text(group, left + width / 2, top + 26, "工程量及建设资金", font_weight="bold")
     for index, row in enumerate(works[:5]):
         _text(group, left + width / 2, top + 52 + index * 20, row)
-
-
-# --------------------------------------------------------------------------------------------- GeoJSON
-
-
-def render_geojson(d: DrawingInput, to_wgs84: ToWgs84, *, designs: TypicalDesigns | None = None) -> dict[str, Any]:
-    """Render the sketch as a GeoJSON FeatureCollection (RFC 7946, lon/lat WGS-84).
-
-    Every feature carries ``status`` (``existing`` or ``new``), ``kind`` and a Chinese ``label``;
-    new routes also carry ``length_m`` and ``road_dug``. The property red line is a polygon
-    (counter-clockwise exterior ring) with ``kind = "property_line"``.
-
-    Parameters
-    ----------
-    d : DrawingInput
-        The sketch content in local metres.
-    to_wgs84 : callable
-        ``(x_m, y_m) -> (lon, lat)``; e.g. a pyproj transformer from the projected CRS.
-    designs : TypicalDesigns, optional
-        Default property size; the packaged file when omitted.
-
-    Returns
-    -------
-    dict
-        A FeatureCollection.
-
-    Examples
-    --------
-    >>> d = DrawingInput(
-    ...     title=TitleBlock(job_id="J1", customer="C", job_class="direct_meter", drawing_date=date(2024, 5, 6)),
-    ...     meter_box=MeterBox(x_m=20, y_m=0))
-    >>> fc = render_geojson(d, lambda x, y: (106.5 + x / 1e5, 29.6 + y / 1e5))
-    >>> [f["properties"]["kind"] for f in fc["features"]]
-    ['property_line', 'meter_box', 'ownership_boundary']
-    """
-    style = (designs or load_typical_designs()).drawing
-    prop = property_line_of(d, style)
-
-    def lonlat(point: PointM) -> list[float]:
-        lon, lat = to_wgs84(point[0], point[1])
-        return [round(lon, 8), round(lat, 8)]
-
-    def feature(geometry: dict[str, Any], **properties: Any) -> dict[str, Any]:
-        return {"type": "Feature", "geometry": geometry, "properties": properties}
-
-    def point(p: PointM) -> dict[str, Any]:
-        return {"type": "Point", "coordinates": lonlat(p)}
-
-    def linestring(points: Iterable[PointM]) -> dict[str, Any]:
-        return {"type": "LineString", "coordinates": [lonlat(p) for p in points]}
-
-    ring = [lonlat(p) for p in prop.corners_m()]
-    if _signed_area(ring) < 0:
-        ring.reverse()
-    ring.append(ring[0])
-    features = [
-        feature(
-            {"type": "Polygon", "coordinates": [ring]}, status="existing", kind="property_line", label=_PROPERTY_LABEL
-        )
-    ]
-    for t in d.transformers:
-        features.append(
-            feature(
-                point((t.x_m, t.y_m)),
-                status="existing",
-                kind="transformer",
-                label=f"既有配变 {t.label}",
-                rated_kva=t.rated_kva,
-            )
-        )
-    for a in d.access_points:
-        label = f"{_ACCESS_KIND_ZH[a.kind]} {a.label}".strip()
-        features.append(feature(point((a.x_m, a.y_m)), status="existing", kind=a.kind, label=label))
-    for line in d.existing_lines:
-        label = f"{_LINE_KIND_ZH[line.kind]} {line.label}".strip()
-        features.append(feature(linestring(line.points_m), status="existing", kind=f"lv_{line.kind}", label=label))
-    for route in d.new_routes:
-        features.append(
-            feature(
-                linestring(route.points_m),
-                status="new",
-                kind=f"new_{route.kind}",
-                label=route_label(route),
-                length_m=route.length_m,
-                road_dug=route.road_dug,
-                road_work="掘路" if route.road_dug else "不掘路",
-            )
-        )
-    for pole in d.new_poles:
-        features.append(
-            feature(point((pole.x_m, pole.y_m)), status="new", kind="pole", label=f"新建电杆 {pole.label}".strip())
-        )
-    box = (d.meter_box.x_m, d.meter_box.y_m)
-    features.append(feature(point(box), status="new", kind="meter_box", label=f"{d.meter_box.label}（外墙）"))
-    features.append(feature(point(box), status="new", kind="ownership_boundary", label=_BOUNDARY_LABEL))
-    return {"type": "FeatureCollection", "features": features}
-
-
-def _signed_area(ring: list[list[float]]) -> float:
-    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=True)) / 2
-
-
-# --------------------------------------------------------------------------------------------- DXF
-
-
-def render_dxf(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> bytes:
-    """Render the sketch as DXF (R2010, units metres) on named layers, for CAD users.
-
-    Layers: ``EXISTING`` (black/white), ``NEW_WORKS`` (blue), ``PROPERTY_LINE`` (red, DASHED),
-    ``LABELS`` and ``METER_BOX`` (blue). Lines are LWPOLYLINEs in local metres, poles and transformers
-    circles, boxes closed polylines; texts use the style ``SANLING_CJK`` (font ``simsun.ttc``).
-
-    Parameters
-    ----------
-    d : DrawingInput
-        The sketch content in local metres.
-    designs : TypicalDesigns, optional
-        Default property size and job-class names; the packaged file when omitted.
-
-    Returns
-    -------
-    bytes
-        The DXF document, UTF-8.
-
-    Examples
-    --------
-    >>> d = DrawingInput(
-    ...     title=TitleBlock(job_id="J1", customer="C", job_class="direct_meter", drawing_date=date(2024, 5, 6)),
-    ...     meter_box=MeterBox(x_m=20, y_m=0))
-    >>> render_dxf(d)[:20].decode().split()[:2]
-    ['0', 'SECTION']
-    """
-    designs = designs or load_typical_designs()
-    prop = property_line_of(d, designs.drawing)
-    points = _all_points(d, prop)
-    extent_m = max(
-        max(p[0] for p in points) - min(p[0] for p in points),
-        max(p[1] for p in points) - min(p[1] for p in points),
-        30.0,
-    )
-    text_m = round(extent_m / 70, 3)
-
-    doc = ezdxf.new("R2010", setup=True)
-    doc.units = ezdxf.units.M
-    doc.styles.add("SANLING_CJK", font="simsun.ttc")
-    for name, colour in DXF_LAYERS.items():
-        doc.layers.add(name, color=colour, linetype="DASHED" if name == "PROPERTY_LINE" else "Continuous")
-    msp = doc.modelspace()
-
-    def text(content: str, at: PointM, layer: str = "LABELS") -> None:
-        msp.add_text(content, height=text_m, dxfattribs={"layer": layer, "style": "SANLING_CJK", "insert": at})
-
-    def box(at: PointM, half_w: float, half_h: float, layer: str) -> None:
-        x, y = at
-        corners = [
-            (x - half_w, y - half_h),
-            (x + half_w, y - half_h),
-            (x + half_w, y + half_h),
-            (x - half_w, y + half_h),
-        ]
-        msp.add_lwpolyline(corners, close=True, dxfattribs={"layer": layer})
-
-    msp.add_lwpolyline(prop.corners_m(), close=True, dxfattribs={"layer": "PROPERTY_LINE", "ltscale": text_m})
-    text(_PROPERTY_LABEL, (prop.x_min_m + text_m, prop.y_max_m - 1.5 * text_m))
-    for line in d.existing_lines:
-        msp.add_lwpolyline(line.points_m, dxfattribs={"layer": "EXISTING"})
-        (mx, my), _ = _longest_segment_mid(line.points_m)
-        text(f"{_LINE_KIND_ZH[line.kind]} {line.label}".strip(), (mx, my + text_m / 2))
-    for t in d.transformers:
-        msp.add_circle((t.x_m - 0.3 * text_m, t.y_m), 0.6 * text_m, dxfattribs={"layer": "EXISTING"})
-        msp.add_circle((t.x_m + 0.3 * text_m, t.y_m), 0.6 * text_m, dxfattribs={"layer": "EXISTING"})
-        kva = f" {t.rated_kva:g} kVA" if t.rated_kva else ""
-        text(f"既有配变 {t.label}{kva}", (t.x_m + text_m, t.y_m + text_m))
-    for a in d.access_points:
-        if a.kind == "pole":
-            msp.add_circle((a.x_m, a.y_m), 0.4 * text_m, dxfattribs={"layer": "EXISTING"})
-        else:
-            box((a.x_m, a.y_m), 0.6 * text_m, 0.4 * text_m, "EXISTING")
-        text(f"{_ACCESS_KIND_ZH[a.kind]} {a.label}".strip(), (a.x_m + text_m / 2, a.y_m + text_m / 2))
-    for route in d.new_routes:
-        msp.add_lwpolyline(route.points_m, dxfattribs={"layer": "NEW_WORKS"})
-        (mx, my), _ = _longest_segment_mid(route.points_m)
-        text(route_label(route), (mx, my + text_m / 2))
-    for pole in d.new_poles:
-        msp.add_circle((pole.x_m, pole.y_m), 0.4 * text_m, dxfattribs={"layer": "NEW_WORKS"})
-    bx, by = d.meter_box.x_m, d.meter_box.y_m
-    box((bx, by), 0.5 * text_m, 0.4 * text_m, "METER_BOX")
-    text(f"{d.meter_box.label}（外墙）", (bx + text_m / 2, by - 1.5 * text_m), "METER_BOX")
-    ux, uy = _inward_unit(d, prop)
-    mark = (bx + ux * text_m, by + uy * text_m)
-    msp.add_line((bx, by), mark, dxfattribs={"layer": "METER_BOX"})
-    msp.add_circle(mark, 0.2 * text_m, dxfattribs={"layer": "METER_BOX"})
-    text(_BOUNDARY_LABEL, (mark[0] + text_m / 2, mark[1] + text_m / 2))
-    _dxf_title(d, designs, text, min(p[0] for p in points), min(p[1] for p in points) - 3 * text_m, text_m)
-    stream = io.StringIO()
-    doc.write(stream)
-    return stream.getvalue().encode("utf-8")
-
-
-def _dxf_title(
-    d: DrawingInput, designs: TypicalDesigns, text: Callable[..., None], x_m: float, y_m: float, text_m: float
-) -> None:
-    title = d.title
-    design = designs.designs.get(title.job_class)
-    rows = [
-        f"工程建设简图  工单号：{title.job_id}",
-        f"客户：{title.customer}  工程类别：{design.name_zh if design else title.job_class}",
-        f"日期：{title.drawing_date.isoformat()}",
-        *title.works_summary,
-    ]
-    if title.total_cost_cny is not None:
-        rows.append(f"建设资金（供电企业出资）：{title.total_cost_cny:,.2f} 元")
-    for index, row in enumerate(rows):
-        text(row, (x_m, y_m - index * 1.6 * text_m))
