@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -170,6 +171,34 @@ def _gcj_offset_deg(lon: float, lat: float) -> tuple[float, float]:
     return d_lon, d_lat
 
 
+def _fixed_point_inverse(
+    forward: Callable[[float, float], tuple[float, float]],
+    lon: float,
+    lat: float,
+    start_lon: float,
+    start_lat: float,
+) -> tuple[float, float]:
+    """Solve ``forward(p) == (lon, lat)`` by ``p ← p + ((lon, lat) − forward(p))`` from ``(start_lon, start_lat)``.
+
+    Stops when the forward image is within :data:`_INVERSE_TOL_DEG` on both axes, or after
+    :data:`_INVERSE_MAX_ITER` steps. Both datum offsets are small and smooth, so it converges in a few steps.
+
+    Examples
+    --------
+    >>> _fixed_point_inverse(lambda x, y: (x + 0.5, y - 0.25), 10.5, 19.75, 10.5, 19.75)
+    (10.0, 20.0)
+    """
+    p_lon, p_lat = start_lon, start_lat
+    for _ in range(_INVERSE_MAX_ITER):
+        f_lon, f_lat = forward(p_lon, p_lat)
+        e_lon, e_lat = lon - f_lon, lat - f_lat
+        if abs(e_lon) < _INVERSE_TOL_DEG and abs(e_lat) < _INVERSE_TOL_DEG:
+            break
+        p_lon += e_lon
+        p_lat += e_lat
+    return p_lon, p_lat
+
+
 def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
     """Convert WGS-84 lon/lat to GCJ-02 with the public closed form (Krasovsky constants).
 
@@ -202,15 +231,7 @@ def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
     >>> gcj02_to_wgs84(2.35, 48.85)
     (2.35, 48.85)
     """
-    w_lon, w_lat = lon, lat
-    for _ in range(_INVERSE_MAX_ITER):
-        g_lon, g_lat = wgs84_to_gcj02(w_lon, w_lat)
-        e_lon, e_lat = lon - g_lon, lat - g_lat
-        if abs(e_lon) < _INVERSE_TOL_DEG and abs(e_lat) < _INVERSE_TOL_DEG:
-            break
-        w_lon += e_lon
-        w_lat += e_lat
-    return w_lon, w_lat
+    return _fixed_point_inverse(wgs84_to_gcj02, lon, lat, lon, lat)
 
 
 def _gcj02_to_bd09_closed(lon: float, lat: float) -> tuple[float, float]:
@@ -247,15 +268,7 @@ def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
     y = lat - 0.006
     z = math.hypot(x, y) - 2e-5 * math.sin(y * _BD_X_PI)
     theta = math.atan2(y, x) - 3e-6 * math.cos(x * _BD_X_PI)
-    g_lon, g_lat = z * math.cos(theta), z * math.sin(theta)
-    for _ in range(_INVERSE_MAX_ITER):
-        b_lon, b_lat = _gcj02_to_bd09_closed(g_lon, g_lat)
-        e_lon, e_lat = lon - b_lon, lat - b_lat
-        if abs(e_lon) < _INVERSE_TOL_DEG and abs(e_lat) < _INVERSE_TOL_DEG:
-            break
-        g_lon += e_lon
-        g_lat += e_lat
-    return g_lon, g_lat
+    return _fixed_point_inverse(_gcj02_to_bd09_closed, lon, lat, z * math.cos(theta), z * math.sin(theta))
 
 
 def bd09_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
