@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -15,7 +15,7 @@ from importlib.resources.abc import Traversable
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -75,6 +75,7 @@ _KEYED_SECTIONS = frozenset(
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 DataPath = Path | Traversable
 
 
@@ -143,6 +144,70 @@ def _validate(model: type[_M], data: Any, file_name: str) -> _M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _invalid(file_name, exc) from None
+
+
+def _csv_rows(model: type[_M], text: str, file_name: str, unique: tuple[str, ...]) -> tuple[_M, ...]:
+    """Validate each CSV row as ``model``; ``entry`` is ``"row N"``, N the line in the file (header is 1)."""
+    rows: list[_M] = []
+    seen: dict[str, set[Any]] = {field: set() for field in unique}
+    for number, raw in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        try:
+            row = model.model_validate(raw)
+        except ValidationError as exc:
+            raise _invalid(file_name, exc, (f"row {number}",)) from None
+        for field in unique:
+            value = getattr(row, field)
+            if value in seen[field]:
+                raise CatalogueInvalidError(
+                    f"{file_name}: entry 'row {number}', field {field!r}: {value!r} repeats",
+                    file=file_name,
+                    entry=f"row {number}",
+                    field=field,
+                    error="duplicate",
+                )
+        for field in unique:
+            seen[field].add(getattr(row, field))
+        rows.append(row)
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class CatalogueFile(Generic[_M, _T]):
+    """One catalogue data file and how it loads: read, validate against ``schema``, then ``build``.
+
+    ``name`` is the packaged file under ``design_rules/data``; its suffix picks the format whatever
+    path is given. A ``.toml`` file is validated as one ``schema`` instance; a ``.csv`` file row by
+    row (``entry`` in errors is ``"row N"``, N its line), and a value of a ``unique`` field may not
+    repeat. ``build`` receives the validated content (the instance, or the tuple of rows) and the
+    file name, and returns what the ``load_*`` function returns. Every failure is a
+    :class:`CatalogueInvalidError` naming file, entry and field.
+    """
+
+    name: str
+    schema: type[_M]
+    build: Callable[[Any, str], _T]
+    unique: tuple[str, ...] = ()
+
+    def load(self, path: DataPath | None = None) -> _T:
+        """Load ``path``, or the packaged file (read once, then cached) when omitted."""
+        if path is None:
+            return _load_packaged(self)
+        file_name = _file_name(path)
+        content: Any
+        if self.name.endswith(".csv"):
+            content = _csv_rows(self.schema, _read_text(path), file_name, self.unique)
+        else:
+            content = _validate(self.schema, _read_toml(path), file_name)
+        return self.build(content, file_name)
+
+
+@cache
+def _load_packaged(data_file: CatalogueFile[Any, _T]) -> _T:
+    return data_file.load(_data_file(data_file.name))
+
+
+def _as_validated(content: _M, file_name: str) -> _M:
+    return content
 
 
 # --------------------------------------------------------------------------------------------- conductors
@@ -275,15 +340,14 @@ def load_conductors(path: DataPath | None = None) -> ConductorCatalogue:
     >>> load_conductors()["JKLYJ-1kV-70"].ampacity_air_a
     215.0
     """
-    if path is None:
-        return _default_conductors()
-    parsed = _validate(_ConductorFile, _read_toml(path), _file_name(path))
-    return ConductorCatalogue(MappingProxyType(dict(parsed.conductors)), _file_name(path))
+    return _CONDUCTORS.load(path)
 
 
-@cache
-def _default_conductors() -> ConductorCatalogue:
-    return load_conductors(_data_file("conductors.toml"))
+def _conductor_catalogue(parsed: _ConductorFile, file_name: str) -> ConductorCatalogue:
+    return ConductorCatalogue(MappingProxyType(dict(parsed.conductors)), file_name)
+
+
+_CONDUCTORS = CatalogueFile("conductors.toml", _ConductorFile, _conductor_catalogue)
 
 
 # --------------------------------------------------------------------------------------------- sizing rules
@@ -487,14 +551,10 @@ def load_sizing_rules(path: DataPath | None = None) -> SizingRules:
     >>> load_sizing_rules().metering.direct_max_a
     60.0
     """
-    if path is None:
-        return _default_sizing_rules()
-    return _validate(SizingRules, _read_toml(path), _file_name(path))
+    return _SIZING_RULES.load(path)
 
 
-@cache
-def _default_sizing_rules() -> SizingRules:
-    return load_sizing_rules(_data_file("sizing_rules.toml"))
+_SIZING_RULES = CatalogueFile("sizing_rules.toml", SizingRules, _as_validated)
 
 
 # --------------------------------------------------------------------------------------------- typical designs
@@ -675,14 +735,10 @@ def load_typical_designs(path: DataPath | None = None) -> TypicalDesigns:
     >>> load_typical_designs().designs["overhead"].name_zh
     '立杆架线'
     """
-    if path is None:
-        return _default_typical_designs()
-    return _validate(TypicalDesigns, _read_toml(path), _file_name(path))
+    return _TYPICAL_DESIGNS.load(path)
 
 
-@cache
-def _default_typical_designs() -> TypicalDesigns:
-    return load_typical_designs(_data_file("typical_designs.toml"))
+_TYPICAL_DESIGNS = CatalogueFile("typical_designs.toml", TypicalDesigns, _as_validated)
 
 
 # --------------------------------------------------------------------------------------------- prices
@@ -792,36 +848,15 @@ def load_price_list(path: DataPath | None = None) -> PriceList:
     >>> load_price_list().by_code("500201012").name_en
     'Concrete pole 190 mm top x 12 m'
     """
-    if path is None:
-        return _default_price_list()
-    file_name = _file_name(path)
-    reader = csv.DictReader(io.StringIO(_read_text(path)))
-    rows: dict[str, PriceRow] = {}
-    designations: set[str] = set()
-    for number, raw in enumerate(reader, start=2):
-        try:
-            row = PriceRow.model_validate(raw)
-        except ValidationError as exc:
-            raise _invalid(file_name, exc, (f"row {number}",)) from None
-        for field, value, seen in (
-            ("material_code", row.material_code, rows),
-            ("designation", row.designation, designations),
-        ):
-            if value in seen:
-                raise CatalogueInvalidError(
-                    f"{file_name}: entry 'row {number}', field {field!r}: {value!r} repeats",
-                    file=file_name,
-                    entry=f"row {number}",
-                    field=field,
-                    error="duplicate",
-                )
-        rows[row.material_code] = row
-        designations.add(row.designation)
-    _check_ranges(rows.values(), file_name)
-    return PriceList(MappingProxyType(rows), file_name)
+    return _PRICES.load(path)
 
 
-def _check_ranges(rows: Any, file_name: str) -> None:
+def _price_list(rows: tuple[PriceRow, ...], file_name: str) -> PriceList:
+    _check_ranges(rows, file_name)
+    return PriceList(MappingProxyType({row.material_code: row for row in rows}), file_name)
+
+
+def _check_ranges(rows: Iterable[PriceRow], file_name: str) -> None:
     by_family: dict[str, list[PriceRow]] = {}
     for row in rows:
         if row.select_min is not None:
@@ -839,6 +874,4 @@ def _check_ranges(rows: Any, file_name: str) -> None:
                 )
 
 
-@cache
-def _default_price_list() -> PriceList:
-    return load_price_list(_data_file("prices.csv"))
+_PRICES = CatalogueFile("prices.csv", PriceRow, _price_list, unique=("material_code", "designation"))
