@@ -31,11 +31,14 @@ from app.api import (
 from app.network.import_jobs import ImportJobRunner
 from app.network.siting import SitingEngine
 from app.planning.capacity import SnapshotCache
+from app.planning.disclosure import PublicDisclosure
 from app.planning.mapdata import MapSnapshot
+from app.planning.tiles import TileCache
 from app.platform.db import READ_ONLY_OPTION, create_db_engine, make_session_factory
 from app.platform.errors import add_exception_handlers
 from app.platform.jobs import JobRunner
 from app.platform.observability import configure_logging, install_request_middleware
+from app.platform.ratelimit import TokenBuckets
 from app.settings import Settings, get_settings
 from app.wiring import error_table, service_jobs
 
@@ -98,7 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.siting_engine = SitingEngine.from_settings(settings)
     app.state.map_snapshots = SnapshotCache[MapSnapshot]()  # planner map and capacity lists, per asset generation
-    app.state.tile_cache = tiles.TileCache()
+    app.state.tile_cache = TileCache()
+    app.state.public_disclosure = PublicDisclosure(settings)
+    app.state.public_buckets = TokenBuckets(settings.public_rate_per_minute, settings.public_rate_burst)
     app.state.import_jobs = ImportJobRunner(settings)
     app.state.error_table = error_table()
     app.state.jobs = service_jobs()

@@ -13,6 +13,9 @@ import pyproj
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from design_rules.profiles import AreaType
+from design_rules.siting_policy import FactorOverrides
+
 _SUPPORTED_SCHEMES = ("sqlite", "postgresql")
 # HS256 keys shorter than the hash output (32 bytes) weaken the signature (RFC 7518 §3.2).
 _MIN_JWT_SECRET_CHARS = 32
@@ -49,8 +52,8 @@ class Settings(BaseSettings):
     demand_factor: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Overrides the profile's demand factor (同时率)."
     )
-    default_area_type: Literal["urban", "rural", "A+", "A", "B", "C", "D", "E"] = Field(
-        default="urban",
+    default_area_type: AreaType = Field(
+        default=AreaType.URBAN,
         description="Area type (supply radius class) for pins in no grid area when the request names none.",
     )
     upload_max_bytes: int = Field(
@@ -221,6 +224,11 @@ class Settings(BaseSettings):
             secret = self.jwt_secret.get_secret_value()
             self._jwt_key = secret or load_or_create_secret(self.data_dir / JWT_SECRET_FILE)
         return self._jwt_key
+
+    @property
+    def factor_overrides(self) -> FactorOverrides:
+        """The deployment's overrides of the profile's power and demand factors (None: the profile's)."""
+        return FactorOverrides(self.power_factor, self.demand_factor)
 
     @property
     def effective_database_url(self) -> str:

@@ -471,6 +471,30 @@ class JobDeadline(_Model):
         return self
 
 
+class StageEvidence(_Model):
+    """What a stage report must carry (R5.3)."""
+
+    photo_required_steps: frozenset[StepCode] = Field(
+        description="Steps whose completion report must carry at least one site photo.")
+    source: Source
+
+
+class PublicDisclosure(_Model):
+    """How available capacity is published to the public (R6.2)."""
+
+    cap_kva: float = Field(gt=0, description="Larger single-connection figures are shown as this value.")
+    rounding_kva: float = Field(gt=0, description="Figures are floored to this step.")
+    source: Source
+
+
+class SurveyRules(_Model):
+    """How the project manager's survey marks are turned into design constraints."""
+
+    stretch_half_width_m: float = Field(
+        gt=0, le=50, description="A marked no-overhead stretch (a line) is widened by this on each side.")
+    source: Source
+
+
 class ConnectFirst(_Model):
     """Whether 先接入后改造 (connect first, reinforce later) is allowed (R2.3)."""
 
@@ -511,6 +535,9 @@ class Profile(_Model):
     schedule: ScheduleRules
     deadlines: dict[JobClass, JobDeadline]
     connect_first: ConnectFirst
+    stage_evidence: StageEvidence
+    public_disclosure: PublicDisclosure
+    survey: SurveyRules
 
     @field_validator("deadlines")
     @classmethod

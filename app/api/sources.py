@@ -9,10 +9,10 @@ from pydantic import BaseModel, Field
 
 from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.network.deps import SitingEngineDep
-from app.network.siting import effective_factors, requested_kva, resolve_area_type, siting_params
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
 from design_rules.profiles import AreaType, get_profile
+from design_rules.siting_policy import effective_factors, requested_kva, resolve_area_type, siting_params
 from gis.crs import pin_to_local
 from gis.siting import site
 
@@ -23,7 +23,7 @@ StaffUser = Annotated[AuthenticatedUser, Depends(require_roles(
     Role.CUSTOMER_MANAGER, Role.PROJECT_MANAGER, Role.PLANNER, Role.GIS_ADMIN))]
 
 CrsName = Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
-AreaTypeName = Literal["urban", "rural", "A+", "A", "B", "C", "D", "E"]
+AreaTypeName = AreaType
 
 
 class GeoJsonGeometry(BaseModel):
@@ -164,10 +164,11 @@ def list_sources(
     snapshot = engine.snapshot(read_only_connection(session))
     pin = pin_to_local(lon, lat, crs, engine.projector)
     area = snapshot.grid_area_at(pin.x_m, pin.y_m)
-    resolved_area, area_source = resolve_area_type(area_type, area, settings.default_area_type)
-    params = siting_params(kw, resolved_area, policy, settings, top_k)
+    resolved_area, area_source = resolve_area_type(area_type, area.area_type if area else None,
+                                                   settings.default_area_type)
+    params = siting_params(kw, resolved_area, policy, top_k=top_k, overrides=settings.factor_overrides)
     result = site(pin, snapshot.index, snapshot.roads, params).to_dict(engine.projector)
-    power_factor, demand_factor = effective_factors(policy, settings)
+    power_factor, demand_factor = effective_factors(policy, settings.factor_overrides)
     names = snapshot.transformer_name
     return {
         **result,

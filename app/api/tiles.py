@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -11,6 +9,7 @@ from fastapi.responses import Response
 
 from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.planning.mapdata import LAYER_INFO, MapSnapshotDep
+from app.planning.tiles import TileCacheDep
 from gis.errors import NotFoundError
 from gis.tiles import DEFAULT_BUFFER_PX, DEFAULT_EXTENT, MAX_ZOOM, tile_bounds
 
@@ -20,7 +19,6 @@ NetworkReader = Annotated[AuthenticatedUser, Depends(require_roles(Role.PLANNER,
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 #: ``all`` puts every layer into one tile (one source for MapLibre); any other name is one layer.
 ALL_LAYERS = "all"
-TILE_CACHE_ENTRIES = 4096
 
 
 class LayerNotFoundError(NotFoundError):
@@ -30,43 +28,6 @@ class LayerNotFoundError(NotFoundError):
     default_message = "No tile layer has this name."
 
 
-class TileCache:
-    """Encoded tiles of one asset generation (least recently used dropped first); a new generation empties it."""
-
-    def __init__(self, max_entries: int = TILE_CACHE_ENTRIES) -> None:
-        self._lock = threading.Lock()
-        self._generation: int | None = None
-        self._tiles: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
-        self._max_entries = max_entries
-
-    def get(self, generation: int, key: tuple[str, int, int, int]) -> bytes | None:
-        """Return the cached tile, or None."""
-        with self._lock:
-            if generation != self._generation:
-                return None
-            tile = self._tiles.get(key)
-            if tile is not None:
-                self._tiles.move_to_end(key)
-            return tile
-
-    def put(self, generation: int, key: tuple[str, int, int, int], tile: bytes) -> None:
-        """Store a tile encoded at ``generation``."""
-        with self._lock:
-            if generation != self._generation:
-                self._tiles.clear()
-                self._generation = generation
-            self._tiles[key] = tile
-            while len(self._tiles) > self._max_entries:
-                self._tiles.popitem(last=False)
-
-
-def get_tile_cache(request: Request) -> TileCache:
-    """The app's tile cache (one per worker process, made by ``create_app``)."""
-    cache: TileCache = request.app.state.tile_cache
-    return cache
-
-
-TileCacheDep = Annotated[TileCache, Depends(get_tile_cache)]
 LayerName = Annotated[str, Path(description="A layer (" + ", ".join(LAYER_INFO) + ") or `all`.",
                                 examples=["transformers"])]
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.network.generations import network_version
-from app.network.siting import NetworkSnapshot, SitingEngine, effective_factors, resolve_area_type, siting_params
+from app.network.siting import NetworkSnapshot, SitingEngine
 from app.platform.db import read_only_connection
 from app.platform.errors import ErrorStatuses
 from app.platform.models import Design
@@ -32,7 +32,8 @@ from design_rules.bom import Bom
 from design_rules.calendar import WorkCalendar
 from design_rules.design import ApplicationFacts, ConnectionDesign, compose_design
 from design_rules.drawing import DrawingInput, ExistingAccessPoint, ExistingLine, ExistingTransformer
-from design_rules.profiles import get_profile
+from design_rules.profiles import AreaType, get_profile
+from design_rules.siting_policy import effective_factors, resolve_area_type, siting_params
 from gis.crs import pin_to_local
 from gis.errors import NotFoundError, SanlingError
 from gis.siting import site
@@ -44,8 +45,6 @@ DRAWING_CONTEXT_M = 150.0
 DESIGN_CANDIDATES = 3
 #: Optimistic tries of :func:`create_design_on_current_network` before designing inside the write transaction.
 OPTIMISTIC_DESIGN_ATTEMPTS = 2
-#: A marked no-overhead stretch (a line) is widened by this on each side to a corridor.
-STRETCH_HALF_WIDTH_M = 2.0
 
 
 class DesignNotFoundError(NotFoundError):
@@ -76,7 +75,7 @@ class DesignRequest(ApplicationFacts):
     lon: float = Field(description="Longitude of the meter box (表箱) in `crs`.")
     lat: float = Field(description="Latitude of the meter box in `crs`.")
     crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
-    area_type: Literal["urban", "rural", "A+", "A", "B", "C", "D", "E"] | None = Field(
+    area_type: AreaType | None = Field(
         default=None, description="Supply-radius class; default: the grid area's, else the deployment's.")
     profile: str | None = Field(default=None, description="Policy profile id; default: the deployment's.")
     transformer_asset_id: str | None = Field(
@@ -109,11 +108,12 @@ def work_calendar() -> WorkCalendar:
     return WorkCalendar.default()
 
 
-def _stretches_local(request: DesignRequest, engine: SitingEngine) -> list[BaseGeometry]:
+def _stretches_local(request: DesignRequest, engine: SitingEngine, half_width_m: float) -> list[BaseGeometry]:
+    """The survey's no-overhead marks as local zones; a line is widened by ``half_width_m`` each side (profile)."""
     zones = []
     for item in request.no_overhead_stretches:
         local = engine.projector.geometry_to_local(shape(item))
-        zones.append(local if local.geom_type in ("Polygon", "MultiPolygon") else local.buffer(STRETCH_HALF_WIDTH_M))
+        zones.append(local if local.geom_type in ("Polygon", "MultiPolygon") else local.buffer(half_width_m))
     return zones
 
 
@@ -158,17 +158,20 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
     snapshot = snapshot or engine.snapshot(session.connection())
     pin = pin_to_local(request.lon, request.lat, request.crs, engine.projector)
     area = snapshot.grid_area_at(pin.x_m, pin.y_m)
-    area_type, area_source = resolve_area_type(request.area_type, area, settings.default_area_type)
-    params = siting_params(request.kw, area_type, profile, settings, top_k=DESIGN_CANDIDATES)
+    area_type, area_source = resolve_area_type(request.area_type, area.area_type if area else None,
+                                               settings.default_area_type)
+    params = siting_params(request.kw, area_type, profile, top_k=DESIGN_CANDIDATES,
+                           overrides=settings.factor_overrides)
     siting = site(pin, snapshot.index, snapshot.roads, params)
-    power_factor, demand_factor = effective_factors(profile, settings)
+    power_factor, demand_factor = effective_factors(profile, settings.factor_overrides)
     chosen = request.transformer_asset_id
     best = siting.best if siting.feasible else siting.upgrade_candidate
     around_id = chosen or (best.transformer_asset_id if best is not None else "")
     design = compose_design(
         job_ref=design_id, facts=request.facts(), siting=siting, area_type=area_type, profile=profile,
         power_factor=power_factor, accepted_at=accepted_at, calendar=work_calendar(),
-        chosen_transformer_asset_id=chosen, extra_no_overhead_local=_stretches_local(request, engine),
+        chosen_transformer_asset_id=chosen,
+        extra_no_overhead_local=_stretches_local(request, engine, profile.survey.stretch_half_width_m),
         surroundings=_surroundings(snapshot, pin.x_m, pin.y_m, around_id),
     )
     result = design.to_dict(engine.projector)

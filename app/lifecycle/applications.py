@@ -55,8 +55,6 @@ from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 #: A design is recomputed at most this often when its transformer was booked by someone else meanwhile.
 DESIGN_ATTEMPTS = 3
-#: Steps whose completion report must carry at least one photo (CQ-32 附件3 五.四 现场图片).
-PHOTO_STEPS = frozenset({StepCode.CONSTRUCTION, StepCode.METER_AND_ENERGISE})
 #: The step completed by the confirm call, not by a stage report.
 CONFIRM_STEP = StepCode.DESIGN_AND_BOM
 
@@ -690,7 +688,7 @@ def report_step(session: Session, settings: Settings, application: Application, 
     if code == CONFIRM_STEP:
         raise ConfirmRequiredError(step_code=code.value)
     step = _open_step(session, application, code)
-    if code in PHOTO_STEPS and not photos:
+    if code in get_profile(settings.profile).stage_evidence.photo_required_steps and not photos:
         raise PhotoRequiredError(step_code=code.value, field="photos")
     if code == StepCode.METER_AND_ENERGISE and not application.documents_complete:
         raise DocumentMissingError("The property proof (容缺) must be uploaded before power-on.",

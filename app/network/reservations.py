@@ -23,11 +23,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.network.generations import record_capacity_changes
-from app.network.siting import effective_factors, requested_kva
 from app.platform.errors import ErrorStatuses
 from app.platform.models import Application, Design, Transformer
 from app.settings import Settings
 from design_rules.profiles import JobClass, get_profile
+from design_rules.siting_policy import added_kva
 from gis.errors import SanlingError
 from gis.index import fits_after_connection
 
@@ -57,8 +57,7 @@ class ReservationTarget:
 def reservation_kva(kw: float, settings: Settings, profile_id: str | None = None) -> float:
     """kVA booked for ``kw``: ``kw / power_factor × demand_factor``, the load the siting engine adds (R2.3)."""
     profile = get_profile(profile_id or settings.profile)
-    power_factor, demand_factor = effective_factors(profile, settings)
-    return requested_kva(kw, power_factor) * demand_factor
+    return added_kva(kw, profile, settings.factor_overrides)
 
 
 def target_for_design(design: Design, settings: Settings) -> ReservationTarget:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -29,11 +28,9 @@ from sqlalchemy import Connection
 from app.network.generations import NetworkVersion, capacity_changes_since, network_version
 from app.network.reading import NetworkData, read_network
 from app.settings import Settings
-from design_rules.profiles import AreaType, Profile
 from gis.crs import Projector
 from gis.index import AccessPointSnapshot, LineSegmentSnapshot, SourceIndex, TransformerSnapshot
 from gis.routing import RoadNetwork
-from gis.siting import SitingParams
 
 log = logging.getLogger("sanling.siting")
 
@@ -186,43 +183,3 @@ class SitingEngine:
                     "read_build_s": round(time.perf_counter() - started, 3)})
             self._snapshot = snapshot
             return snapshot
-
-
-def resolve_area_type(requested: str | None, area: GridAreaHit | None, default: str) -> tuple[AreaType, str]:
-    """The area type for the supply radius and where it came from (``request``, ``grid_area``, ``deployment``).
-
-    ``area`` is the grid area containing the pin (:meth:`NetworkSnapshot.grid_area_at`).
-    """
-    if requested is not None:
-        return AreaType(requested), "request"
-    if area is not None and area.area_type:
-        return AreaType(area.area_type), "grid_area"
-    return AreaType(default), "deployment"
-
-
-def requested_kva(kw: float, power_factor: float) -> float:
-    """Apparent power asked for, kVA: ``kw / power_factor`` (R2.3)."""
-    return kw / power_factor
-
-
-def siting_params(kw: float, area_type: AreaType, profile: Profile, settings: Settings, top_k: int) -> SitingParams:
-    """Siting thresholds from the profile, power and demand factor overridable by settings (R2.3)."""
-    power_factor, demand_factor = effective_factors(profile, settings)
-    radius = profile.supply_radius_m.radius_m.get(area_type)
-    thresholds = profile.load_thresholds
-    return SitingParams(
-        added_kva=requested_kva(kw, power_factor) * demand_factor,
-        max_load_after_pct=thresholds.max_load_after_pct,
-        radius_m=math.inf if radius is None else float(radius),
-        may_start_pct=thresholds.may_start_pct,
-        must_start_pct=thresholds.must_start_pct,
-        area_precontrol_kva=thresholds.area_precontrol_kva,
-        top_k=top_k,
-    )
-
-
-def effective_factors(profile: Profile, settings: Settings) -> tuple[float, float]:
-    """``(power_factor, demand_factor)`` in force: the settings' overrides, else the profile's."""
-    power_factor = settings.power_factor if settings.power_factor is not None else profile.power_factor.value
-    demand_factor = settings.demand_factor if settings.demand_factor is not None else profile.demand_factor.value
-    return power_factor, demand_factor

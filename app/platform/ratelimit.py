@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from fastapi import Request
 
-from app.platform.deps import get_request_settings
 from app.platform.errors import ErrorStatuses
 from gis.errors import SanlingError
 
@@ -76,23 +75,14 @@ class TokenBuckets:
             return wait_s
 
 
-_CREATE_LOCK = threading.Lock()
-
-
 def public_rate_limit(request: Request) -> None:
     """FastAPI dependency: one token per request from the client's IP, or ``RateLimitedError`` (429).
 
-    The client is ``request.client.host``; behind a reverse proxy run uvicorn with ``--proxy-headers`` and
+    The buckets are the app's (``app.state.public_buckets``, made by ``create_app``). The client is
+    ``request.client.host``; behind a reverse proxy run uvicorn with ``--proxy-headers`` and
     ``--forwarded-allow-ips`` so that it is the real client, not the proxy.
     """
-    buckets: TokenBuckets | None = getattr(request.app.state, "public_buckets", None)
-    if buckets is None:
-        with _CREATE_LOCK:
-            buckets = getattr(request.app.state, "public_buckets", None)
-            if buckets is None:
-                settings = get_request_settings(request)
-                buckets = request.app.state.public_buckets = TokenBuckets(settings.public_rate_per_minute,
-                                                                          settings.public_rate_burst)
+    buckets: TokenBuckets = request.app.state.public_buckets
     client = request.client.host if request.client is not None else "unknown"
     wait_s = buckets.take(client)
     if wait_s > 0:
