@@ -6,12 +6,10 @@ no spatial SQL. Coordinates are WGS-84 lon/lat rounded to 1e-6° (about 0.1 m), 
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 import shapely
-from shapely import STRtree
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -25,22 +23,6 @@ from design_rules.profiles import StepCode
 SURVEY_RADIUS_M = 300.0
 #: Decimal places of WGS-84 degrees in the package (1e-6° ≈ 0.11 m).
 COORDINATE_DECIMALS = 6
-
-_trees_lock = threading.Lock()
-_trees: dict[str, tuple[int, STRtree, STRtree]] = {}
-
-
-def _road_zone_trees(snapshot: NetworkSnapshot) -> tuple[STRtree, STRtree]:
-    """STRtrees over the snapshot's roads and no-overhead zones, built once per snapshot generation."""
-    with _trees_lock:
-        cached = _trees.get("current")
-        if cached is not None and cached[0] == id(snapshot):
-            return cached[1], cached[2]
-        trees = (STRtree(np.asarray(snapshot.data.road_local, dtype=object)),
-                 STRtree(np.asarray(snapshot.data.zone_local, dtype=object)))
-        _trees["current"] = (id(snapshot), *trees)
-        return trees
-
 
 def _round(value: Any) -> Any:
     if isinstance(value, float):
@@ -89,12 +71,11 @@ def assets_near(snapshot: NetworkSnapshot, engine: SitingEngine, x_m: float, y_m
         features.append(_feature(data.line_local[i].intersection(circle), engine, {
             "layer": "lv_lines", "asset_id": str(data.line_asset_id[i]), "kind": str(data.line_kind[i]),
             "transformer_asset_id": str(data.line_transformer_asset_id[i])}))
-    roads, zones = _road_zone_trees(snapshot)
-    for i in sorted(int(h) for h in roads.query(circle, predicate="intersects")):
+    for i in sorted(int(h) for h in snapshot.road_tree.query(circle, predicate="intersects")):
         features.append(_feature(data.road_local[i].intersection(circle), engine, {
             "layer": "roads", "asset_id": data.road_asset_id[i], "name": data.road_name[i],
             "road_class": data.road_class[i]}))
-    for i in sorted(int(h) for h in zones.query(circle, predicate="intersects")):
+    for i in sorted(int(h) for h in snapshot.zone_tree.query(circle, predicate="intersects")):
         features.append(_feature(data.zone_local[i].intersection(circle), engine, {"layer": "no_overhead_zones"}))
     return {"type": "FeatureCollection", "features": features}
 

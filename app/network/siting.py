@@ -60,6 +60,8 @@ class NetworkSnapshot:
     line_tree: STRtree
     transformer_tree: STRtree
     access_tree: STRtree
+    road_tree: STRtree
+    zone_tree: STRtree
     data: NetworkData
     build_s: float
 
@@ -112,6 +114,8 @@ class NetworkSnapshot:
             line_tree=STRtree(data.line_local),
             transformer_tree=STRtree(shapely.points(data.transformer_x_m, data.transformer_y_m)),
             access_tree=STRtree(shapely.points(data.access_x_m, data.access_y_m)),
+            road_tree=STRtree(np.asarray(data.road_local, dtype=object)),
+            zone_tree=STRtree(np.asarray(data.zone_local, dtype=object)),
             data=data,
             build_s=time.perf_counter() - started,
         )
