@@ -143,12 +143,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API with uvicorn."""
     import uvicorn
 
-    from app.serving import reuseport_supported, run_requests_inline, serve_workers
+    from app.serving import reuseport_supported, serve_workers
 
     # The service runs the periodic jobs (docs/lifecycle-infra.md) and loads the network before taking
     # connections unless told otherwise; set before the settings are first read, and inherited by the workers.
     os.environ.setdefault("SANLING_JOBS_ENABLED", "true")
     os.environ.setdefault("SANLING_PRELOAD_NETWORK", "true")
+    os.environ.setdefault("SANLING_REQUEST_THREADS", "1")  # one request computes at a time per worker process
     settings = _settings()
     host = args.host or settings.host
     port = args.port or settings.port
@@ -159,12 +160,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     print(f"Sanling API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
-    inline = settings.request_mode == "inline"
     if workers > 1 and reuseport_supported():
         # one SO_REUSEPORT socket per worker (app/serving.py)
-        return serve_workers(host, port, workers, inline=inline)
-    if inline and workers == 1:
-        run_requests_inline()
+        return serve_workers(host, port, workers)
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
                 log_config=None, access_log=False)
     return 0

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.request_threads is not None:
+            # AnyIO's documented knob: the size of this event loop's default thread pool (no monkeypatch)
+            anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         engine = create_db_engine(settings.effective_database_url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)

@@ -15,7 +15,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from types import FrameType
 from typing import TypeVar
 
@@ -49,31 +48,8 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_requests_inline() -> None:
-    """Make this process run synchronous endpoints and dependencies on its event loop (``request_mode=inline``).
-
-    FastAPI runs every synchronous endpoint and dependency in a thread pool. For a CPU-bound service
-    that costs ~2 ms per design request here (thread hand-offs, and the event loop and request threads
-    contending for the GIL: 6.0 instead of 8.0 ms CPU per request, benchmarks/design_api.py). Inline, each
-    worker process does one request's work at a time, like a pre-fork server: concurrency comes from
-    the worker processes (``SANLING_WORKERS``); the event loop still parses HTTP and accepts connections
-    while no request is computing. Called only in the processes ``sanling serve`` starts; tests and
-    other embedders keep FastAPI's thread pool.
-    """
-    import anyio.to_thread
-
-    async def run_sync_inline(func: Callable[..., T], *args: object, abandon_on_cancel: bool = False,
-                              cancellable: bool | None = None, limiter: object = None) -> T:
-        return func(*args)
-
-    anyio.to_thread.run_sync = run_sync_inline  # type: ignore[assignment]
-
-
-def _worker(host: str, port: int, inline: bool) -> None:
+def _worker(host: str, port: int) -> None:
     import uvicorn
-
-    if inline:
-        run_requests_inline()
 
     sock = _bound_socket(host, port)
     config = uvicorn.Config("app.main:create_app", factory=True, log_config=None, access_log=False, backlog=BACKLOG)
@@ -98,7 +74,7 @@ def check_port_free(host: str, port: int) -> None:
             raise PortInUseError(f"Cannot listen on {host}:{port}: {exc.strerror}.", host=host, port=port) from exc
 
 
-def serve_workers(host: str, port: int, workers: int, *, inline: bool = True) -> int:
+def serve_workers(host: str, port: int, workers: int) -> int:
     """Run and supervise ``workers`` processes until SIGINT/SIGTERM; return the exit status."""
     check_port_free(host, port)
     context = multiprocessing.get_context("spawn")
@@ -107,7 +83,7 @@ def serve_workers(host: str, port: int, workers: int, *, inline: bool = True) ->
     stopping = False
 
     def start(slot: int | None = None) -> None:
-        process = context.Process(target=_worker, args=(host, port, inline), name=f"sanling-worker-{len(processes)}")
+        process = context.Process(target=_worker, args=(host, port), name=f"sanling-worker-{len(processes)}")
         process.start()
         if slot is None:
             processes.append(process)

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 import pyproj
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from design_rules.profiles import AreaType
+from design_rules.profiles import AreaType, ProfileError, get_profile, profile_ids
 from design_rules.siting_policy import FactorOverrides
+from gis.errors import SanlingError
 
 _SUPPORTED_SCHEMES = ("sqlite", "postgresql")
 # HS256 keys shorter than the hash output (32 bytes) weaken the signature (RFC 7518 §3.2).
@@ -72,10 +73,11 @@ class Settings(BaseSettings):
         description="CSV `material_code,on_hand_quantity` of the depot (R5.5); confirmed BOMs are checked against "
         "it. Empty: no stock check.",
     )
-    request_mode: Literal["inline", "threads"] = Field(
-        default="inline",
-        description="`sanling serve`: `inline` runs each worker's request work on its event loop, one request at "
-        "a time (pre-fork style, scale with workers); `threads` keeps FastAPI's thread pool.",
+    request_threads: int | None = Field(
+        default=None, ge=1, le=256,
+        description="Threads per worker that run request work (synchronous endpoints and dependencies); the event "
+        "loop never runs it, so it keeps accepting and parsing while a request computes or waits for a lock. "
+        "Empty: AnyIO's default (40); `sanling serve` sets 1.",
     )
     host: str = Field(default="127.0.0.1", description="Address `sanling serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `sanling serve` binds to.")
@@ -174,6 +176,25 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown CRS {value!r}: {exc}") from exc
         if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
             raise ValueError(f"{value!r} is not a projected CRS in metres")
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _check_profile(cls, value: str) -> str:
+        # checked at start: a typo must stop the service, not make every design answer 422 PROFILE_UNKNOWN
+        try:
+            get_profile(value)
+        except ProfileError as exc:  # a broken profile file of the deployment
+            raise ValueError(f"profile {value!r} cannot be loaded: {exc.message}") from None
+        except SanlingError:
+            raise ValueError(f"no profile {value!r}; known: {', '.join(profile_ids())}") from None
+        return value
+
+    @field_validator("depot_stock_file")
+    @classmethod
+    def _check_depot_stock_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
         return value
 
     @field_validator("sms_gateway_url")
@@ -278,7 +299,28 @@ def load_or_create_secret(path: Path) -> str:
     return secret
 
 
+class SettingsInvalidError(SanlingError):
+    """A ``SANLING_*`` setting is invalid; the service does not start (the CLI exits 2 naming the variable)."""
+
+    code = "SETTINGS_INVALID"
+    default_message = "A setting is invalid."
+
+
+def settings_error(exc: ValidationError) -> SettingsInvalidError:
+    """The settings' validation errors as one error naming each ``SANLING_*`` variable at fault."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = f"SANLING_{field.upper()}" if field else "settings"
+        problems.append({"setting": variable, "message": str(error["msg"]).removeprefix("Value error, ")})
+    text = "; ".join(f"{p['setting']}: {p['message']}" for p in problems)
+    return SettingsInvalidError(f"Invalid settings: {text}.", errors=problems)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process-wide settings, read once from the environment."""
-    return Settings()
+    """Return the process-wide settings, read once from the environment (``SettingsInvalidError`` if invalid)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise settings_error(exc) from None

@@ -1,4 +1,4 @@
-"""Benchmark the nearest-feasible-transformer search: gis.index vs a shapely STRtree baseline vs PostGIS KNN.
+"""Benchmark the nearest-feasible-transformer search: gis.index vs shapely STRtree, rtree and PostGIS KNN.
 
 Run from the repository root::
 
@@ -7,7 +7,7 @@ Run from the repository root::
 Synthetic transformers lie uniformly over lon 106.3–106.8, lat 29.4–29.8 (Chongqing), projected to
 EPSG:4545, with R10 ratings of 100–800 kVA and peak load rates mostly below 50 %. Each of the
 ``--queries`` random pins asks for the nearest transformer with ``rated_kva × 0.8 − peak_kva ≥
-requested_kva``. All three methods answer the same pins in the same run; the figures are medians over
+requested_kva``. All four methods answer the same pins in the same run; the figures are medians over
 ``--repeat`` repetitions of per-query medians and 99th percentiles (one query at a time, in process;
 PostGIS over one loopback connection with a prepared statement). A throwaway PostGIS cluster is
 started and removed by the script. The last line printed is one JSON object for the largest ``n``.
@@ -116,6 +116,28 @@ class StrtreeBaseline:
         return None
 
 
+class RtreeBaseline:
+    """The ``rtree`` package (libspatialindex R*-tree), bulk-loaded; nearest-k in distance order, k doubled
+    until a transformer with enough spare capacity is among them (what an R-tree design would do)."""
+
+    def __init__(self, x_m: FloatArray, y_m: FloatArray, spare_kva: FloatArray) -> None:
+        from rtree import index as rtree_index
+
+        self.spare_kva = spare_kva
+        stream = ((i, (float(x), float(y), float(x), float(y)), None) for i, (x, y) in enumerate(zip(x_m, y_m,
+                                                                                                    strict=True)))
+        self.tree = rtree_index.Index(stream)
+
+    def nearest(self, x_m: float, y_m: float, kva: float) -> int | None:
+        k = 8
+        while k <= 2 * len(self.spare_kva):
+            for i in self.tree.nearest((x_m, y_m, x_m, y_m), num_results=k):
+                if self.spare_kva[i] >= kva:
+                    return int(i)
+            k *= 4
+        return None
+
+
 class PostgisKnn:
     """PostGIS table in EPSG:4545 with a float8 spare column and a GiST index; prepared KNN query."""
 
@@ -197,16 +219,24 @@ def bench_one(n: int, queries: int, repeat: int, seed: int, postgis_url: str | N
     strtree_build_s = time.perf_counter() - t0
     strtree_rss_mb = rss_mb() - rss_before
 
+    rss_before = rss_mb()
+    t0 = time.perf_counter()
+    rtree = RtreeBaseline(net["x_m"], net["y_m"], spare_kva)
+    rtree_build_s = time.perf_counter() - t0
+    rtree_rss_mb = rss_mb() - rss_before
+
     postgis: PostgisKnn | None = None
     if postgis_url is not None:
         postgis = PostgisKnn(postgis_url, net["x_m"], net["y_m"], spare_kva)
 
-    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "ours_k5_r250": [], "strtree": [], "postgis": []}
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "ours_k5_r250": [], "strtree": [], "rtree": [],
+                                              "postgis": []}
     answers: dict[str, list[int | None]] = {}
     methods: dict[str, Callable[[float, float, float], int | None]] = {
         "ours": ours,
         "ours_k5_r250": ours_k5,
         "strtree": strtree.nearest,
+        "rtree": rtree.nearest,
     }
     if postgis is not None:
         methods["postgis"] = postgis.nearest
@@ -222,6 +252,7 @@ def bench_one(n: int, queries: int, repeat: int, seed: int, postgis_url: str | N
         return statistics.median(values) if values else None
 
     agree_strtree = sum(a == b for a, b in zip(answers["ours"], answers["strtree"], strict=True)) / queries
+    agree_rtree = sum(a == b for a, b in zip(answers["ours"], answers["rtree"], strict=True)) / queries
     agree_postgis = (
         sum(a == b for a, b in zip(answers["ours"], answers["postgis"], strict=True)) / queries
         if "postgis" in answers
@@ -243,6 +274,12 @@ def bench_one(n: int, queries: int, repeat: int, seed: int, postgis_url: str | N
         "strtree_p99_us": med("strtree", 1),
         "strtree_build_s": strtree_build_s,
         "strtree_rss_mb": strtree_rss_mb,
+        "rtree_median_us": med("rtree", 0),
+        "rtree_p99_us": med("rtree", 1),
+        "rtree_build_s": rtree_build_s,
+        "rtree_rss_mb": rtree_rss_mb,
+        "ratio_vs_rtree": (med("rtree", 0) or math.nan) / median_us if median_us else None,
+        "agree_rtree": agree_rtree,
         "postgis_median_us": postgis_median_us,
         "postgis_p99_us": med("postgis", 1),
         "postgis_load_s": None if postgis is None else postgis.load_s,
@@ -273,6 +310,13 @@ def print_table(result: dict[str, Any]) -> None:
             r["strtree_rss_mb"],
         ),
         (
+            "rtree (libspatialindex R*-tree), nearest-k doubling",
+            r["rtree_median_us"],
+            r["rtree_p99_us"],
+            r["rtree_build_s"],
+            r["rtree_rss_mb"],
+        ),
+        (
             "PostGIS GiST KNN, prepared, loopback",
             r["postgis_median_us"],
             r["postgis_p99_us"],
@@ -284,6 +328,7 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{name:48s} {fmt(median_us):>10s} {fmt(p99_us):>10s} {fmt(build_s, 2):>9s} {fmt(mem_mb, 0):>9s}")
     print(
         f"ours vs PostGIS: {fmt(r['ratio_vs_postgis'])}× faster; vs STRtree: {fmt(r['ratio_vs_strtree'])}×; "
+        f"vs rtree: {fmt(r['ratio_vs_rtree'])}× (same answer {r['agree_rtree']:.2%}); "
         f"same answer as STRtree {r['agree_strtree']:.2%}"
         + ("" if r["agree_postgis"] is None else f", as PostGIS {r['agree_postgis']:.2%}")
     )

@@ -60,6 +60,8 @@ def test_the_tree_keeps_every_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     # and the package layers
     ("gis.siting", "design_rules.profiles", "packages"),
     ("design_rules.design", "app.settings", "packages"),
+    ("gis.routing", "fastapi", "no-web-in-gis"),
+    ("design_rules.bom", "sqlalchemy", "no-io-in-rules"),
     ("app.platform.deps", "app.network.siting", "rooms"),         # platform knows no business context
     ("app.network.siting", "app.design.service", "rooms"),        # the network knows nothing of designs
     ("app.planning.capacity", "app.lifecycle.applications", "rooms"),  # sibling contexts stay independent

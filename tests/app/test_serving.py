@@ -121,3 +121,56 @@ def test_a_taken_port_is_refused_at_once(tmp_path: Path) -> None:
         result = subprocess.run([SANLING, "serve", "--port", str(port), "--workers", "2"],
                                 env=env, capture_output=True, timeout=60)
     assert result.returncode == 2 and b"PORT_IN_USE" in result.stderr
+
+
+def test_a_request_waiting_for_a_lock_leaves_the_event_loop_answering(tmp_path: Path) -> None:
+    """Issue 11 item 4: request work runs off the event loop (no monkeypatched AnyIO), so while one request
+    waits for SQLite's write lock the worker still accepts connections and answers what needs no thread."""
+    import sqlite3
+    import threading
+    import urllib.error
+
+    db_path = tmp_path / "serve.sqlite"
+    migrate.upgrade(f"sqlite:///{db_path}")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
+    env.update({"SANLING_DATABASE_URL": f"sqlite:///{db_path}", "SANLING_DATA_DIR": str(tmp_path),
+                "SANLING_LOG_LEVEL": "WARNING", "SANLING_JOBS_ENABLED": "false"})
+    server = subprocess.Popen([SANLING, "serve", "--port", str(port), "--workers", "1"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base + "/healthz", server)
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock: the login below must wait for it
+        outcome: dict[str, object] = {}
+
+        def login() -> None:
+            started = time.monotonic()
+            request = urllib.request.Request(base + "/api/v1/auth/token", method="POST",
+                                             data=b"username=nobody&password=wrong-password",
+                                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+            try:
+                urllib.request.urlopen(request, timeout=30)
+            except urllib.error.HTTPError as exc:
+                outcome["status"] = exc.code
+            outcome["waited_s"] = time.monotonic() - started
+
+        waiting = threading.Thread(target=login)
+        waiting.start()
+        time.sleep(0.5)
+        assert waiting.is_alive(), "the login did not wait for the lock"
+        started = time.monotonic()
+        try:
+            urllib.request.urlopen(base + "/no-such-page", timeout=5)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+        assert time.monotonic() - started < 1.0  # the loop answered while the other request waits
+        time.sleep(1.0)
+        holder.execute("ROLLBACK")
+        holder.close()
+        waiting.join(timeout=30)
+        assert outcome["status"] == 401 and float(outcome["waited_s"]) >= 1.5  # type: ignore[arg-type]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
