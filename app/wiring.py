@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from app.design import service as design_service
 from app.identity import auth, users
-from app.lifecycle import applications, contracts, deadlines
+from app.lifecycle import contracts, deadlines
+from app.lifecycle import errors as lifecycle_errors
 from app.network import reservations
 from app.platform import idempotency, jobs, ratelimit, uploads
 from app.platform.errors import BASE_ERROR_STATUSES, ErrorTable
@@ -26,7 +27,7 @@ def error_table() -> ErrorTable:
         + uploads.ERROR_STATUSES
         + reservations.ERROR_STATUSES
         + design_service.ERROR_STATUSES
-        + applications.ERROR_STATUSES
+        + lifecycle_errors.ERROR_STATUSES
         + contracts.ERROR_STATUSES
         + BASE_ERROR_STATUSES
     )

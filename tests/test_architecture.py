@@ -54,7 +54,7 @@ def test_the_tree_keeps_every_contract(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("importer", "imported", "contract"), [
     # the three breaks of main before the restructure
-    ("app.lifecycle.applications", "app.api.designs", "rooms"),   # a service importing a router
+    ("app.lifecycle.states", "app.api.designs", "rooms"),         # a service importing a router
     ("app.api.terminal", "app.api.applications", "routers"),      # a router importing a router's helpers
     ("app.cli", "app.main", "cli-tables"),                        # the CLI importing the app to register jobs
     # and the package layers
@@ -64,7 +64,7 @@ def test_the_tree_keeps_every_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     ("design_rules.bom", "sqlalchemy", "no-io-in-rules"),
     ("app.platform.deps", "app.network.siting", "rooms"),         # platform knows no business context
     ("app.network.siting", "app.design.service", "rooms"),        # the network knows nothing of designs
-    ("app.planning.capacity", "app.lifecycle.applications", "rooms"),  # sibling contexts stay independent
+    ("app.planning.capacity", "app.lifecycle.states", "rooms"),  # sibling contexts stay independent
 ])
 def test_a_deliberately_broken_import_fails_its_contract(importer: str, imported: str, contract: str,
                                                           monkeypatch: pytest.MonkeyPatch,

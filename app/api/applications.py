@@ -18,9 +18,11 @@ from app.identity.auth import (
     grid_area_scope,
     require_roles,
 )
-from app.lifecycle import applications as service
-from app.lifecycle.applications import Actor, ApplicationForm, ApplicationStatus, load_visible
+from app.lifecycle import errors as lifecycle_errors
+from app.lifecycle import states as service
+from app.lifecycle import views
 from app.lifecycle.contracts import current_contract
+from app.lifecycle.states import Actor, ApplicationForm, ApplicationStatus, load_visible
 from app.network.deps import SitingEngineDep
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.forms import parse_json_field
@@ -94,7 +96,7 @@ def create_application(
         proof = _store(property_document, settings, "property_document")
         row = service.submit_application(session, engine, settings, customer=user, form=form, identity=identity,
                                          property_proof=proof, now=datetime.now(UTC))
-        body = service.application_json(session, row, settings, staff=False)
+        body = views.application_json(session, row, settings, staff=False)
         return 201, body, {"Location": f"/api/v1/applications/{row.id}"}
 
     response = idem.run(session, user_id=user.id, action=action)
@@ -138,7 +140,7 @@ def read_application(application_id: ApplicationId, user: ApplicationReader, ses
     """The application and its timeline: the customer's two procedures (申请签约, 施工接电) and every internal
     step (R5.2) with its deadline, actual completion time and deadline status."""
     application = load_visible(session, user, application_id)
-    return service.application_json(session, application, settings, staff=_is_staff(user))
+    return views.application_json(session, application, settings, staff=_is_staff(user))
 
 
 @router.post("/{application_id}/documents", status_code=201, responses={
@@ -154,7 +156,7 @@ def add_document(application_id: ApplicationId, user: CustomerOrManager, session
     def action() -> tuple[int, dict[str, Any]]:
         stored = _store(document, settings, "document")
         if stored is None:
-            raise service.DocumentMissingError("The document file is empty.", field="document")
+            raise lifecycle_errors.DocumentMissingError("The document file is empty.", field="document")
         row = service.add_document(session, settings, application, kind, stored, actor=Actor.of(user),
                                    now=datetime.now(UTC))
         return 201, {"id": row.id, "kind": row.kind, "filename": row.filename, "sha256": row.sha256,
@@ -183,7 +185,7 @@ def cancel_application(application_id: ApplicationId, body: CancelRequest, user:
     def action() -> tuple[int, dict[str, Any]]:
         service.cancel_application(session, application, reason=body.reason, actor=Actor.of(user),
                                    now=datetime.now(UTC))
-        return 200, service.application_json(session, application, settings, staff=_is_staff(user))
+        return 200, views.application_json(session, application, settings, staff=_is_staff(user))
 
     response = idem.run(session, user_id=user.id, action=action)
     session.commit()
@@ -228,7 +230,7 @@ def assign_application(application_id: ApplicationId, body: AssignRequest, user:
                                 customer_manager_user_id=body.customer_manager_user_id,
                                 project_manager_user_id=body.project_manager_user_id, actor=Actor.of(user),
                                 now=datetime.now(UTC))
-        return 200, service.application_json(session, application, settings, staff=True)
+        return 200, views.application_json(session, application, settings, staff=True)
 
     response = idem.run(session, user_id=user.id, action=action)
     session.commit()

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.design.service import (
     DesignRequest,
-    DesignVersionConflictError,
+    check_if_match,
     create_design,
     create_design_on_current_network,
     design_etag,
@@ -90,8 +90,7 @@ def adjust(design_id: str, request: DesignRequest, user: DesignerUser, session: 
     """
     latest = load_design(session, design_id)
     _readable(user, latest)
-    if if_match is not None and if_match.strip() != design_etag(latest):
-        raise DesignVersionConflictError(latest_etag=design_etag(latest), if_match=if_match)
+    check_if_match(latest, if_match, required=False)
     row = create_design(session, engine, settings, request, design_id=design_id)
     session.commit()
     return _response(row, 201)

@@ -19,8 +19,10 @@ from sqlalchemy import select
 from app.design.service import design_etag, design_json, load_design
 from app.design.survey import survey_package
 from app.identity.auth import AuthenticatedUser, Role, require_roles
-from app.lifecycle import applications as service
-from app.lifecycle.applications import Actor, ApplicationStatus, GpsFix, SurveyAdjustment, load_visible
+from app.lifecycle import errors as lifecycle_errors
+from app.lifecycle import states as service
+from app.lifecycle import views
+from app.lifecycle.states import Actor, ApplicationStatus, GpsFix, SurveyAdjustment, load_visible
 from app.network.deps import SitingEngineDep
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.forms import parse_json_field
@@ -74,10 +76,10 @@ def read_work_queue(user: QueueUser, session: SessionDep, settings: SettingsDep)
     today = service.china_date(datetime.now(UTC))
     items = []
     for application in session.scalars(query):
-        step = service.current_step(service.steps_of(session, application))
+        step = views.current_step(service.steps_of(session, application))
         if step is None:
             continue
-        risk = service.live_status(step, today, settings)
+        risk = views.live_status(step, today, settings)
         items.append({
             "application_id": application.id, "applicant_name": application.applicant_name,
             "address": application.address, "job_class": application.job_class,
@@ -111,7 +113,7 @@ def read_survey_package(job_id: JobId, request: Request, user: ProjectManager, s
     """
     application = _job(session, user, job_id)
     if application.design_id is None:
-        raise service.ApplicationNotFoundError("The application has no design.", application_id=job_id)
+        raise lifecycle_errors.ApplicationNotFoundError("The application has no design.", application_id=job_id)
     design = load_design(session, application.design_id)
     snapshot = engine.snapshot(session.connection())
     body = survey_package(snapshot, engine, application, design)
@@ -178,7 +180,7 @@ class StageReport(BaseModel):
 def _photos(photos: list[UploadFile] | None, user_settings: Any) -> list[StoredFile]:
     files = [p for p in photos or [] if p.filename or p.size]
     if len(files) > MAX_PHOTOS:
-        raise service.PhotoRequiredError(f"At most {MAX_PHOTOS} photos per report.", field="photos")
+        raise lifecycle_errors.PhotoRequiredError(f"At most {MAX_PHOTOS} photos per report.", field="photos")
     return [store_upload(p.file, p.filename, data_dir=user_settings.data_dir, max_bytes=user_settings.upload_max_bytes,
                          field="photos") for p in files]
 
@@ -206,7 +208,7 @@ def report_step(
                                    client_time=stage.client_time, note=stage.note, actor=Actor.of(user),
                                    now=datetime.now(UTC))
         return 200, {"application_id": application.id, "application_status": application.status,
-                     **service.step_json(step, service.china_date(datetime.now(UTC)), settings, staff=True)}
+                     **views.step_json(step, service.china_date(datetime.now(UTC)), settings, staff=True)}
 
     response = idem.run(session, user_id=user.id, action=action)
     session.commit()

@@ -61,8 +61,15 @@ class DesignVersionConflictError(SanlingError):
     default_message = "The design was changed by someone else; reload it and apply your change again."
 
 
+class IfMatchRequiredError(SanlingError):
+    """Changing a design from a terminal needs ``If-Match`` with the design's ETag (HTTP 428)."""
+
+    code = "IF_MATCH_REQUIRED"
+    default_message = "Send If-Match with the ETag of the design version this change starts from."
+
+
 #: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
-ERROR_STATUSES: ErrorStatuses = ((DesignVersionConflictError, 412),)
+ERROR_STATUSES: ErrorStatuses = ((DesignVersionConflictError, 412), (IfMatchRequiredError, 428))
 
 
 class DesignRequest(ApplicationFacts):
@@ -290,3 +297,18 @@ def stored_drawing(row: Design) -> DrawingInput:
 def stored_bom(row: Design) -> Bom:
     """The bill of materials frozen with the design, as a :class:`Bom` for the CSV/XLSX writers."""
     return Bom.from_dict(row.result["bom"])
+
+
+def check_if_match(latest: Design, if_match: str | None, *, required: bool) -> None:
+    """Check ``If-Match`` against the latest version of the design (R5: no change overwrites another silently).
+
+    A value naming another version raises :class:`DesignVersionConflictError` (412); a missing one raises
+    :class:`IfMatchRequiredError` (428) when ``required`` (changes to an application's design), and passes
+    otherwise (a planner's adjustment without a condition).
+    """
+    if if_match is None or not if_match.strip():
+        if required:
+            raise IfMatchRequiredError(latest_etag=design_etag(latest))
+        return
+    if if_match.strip() != design_etag(latest):
+        raise DesignVersionConflictError(latest_etag=design_etag(latest), if_match=if_match)

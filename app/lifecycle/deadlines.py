@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.design.service import work_calendar
 from app.identity.auth import Role
-from app.lifecycle.applications import OPEN_STATUSES, china_date
+from app.lifecycle.states import OPEN_STATUSES, china_date
 from app.platform.audit import record_change
 from app.platform.models import Application, ApplicationStep, User
 from app.platform.notifications import notify

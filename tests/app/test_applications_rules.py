@@ -271,7 +271,7 @@ def test_a_booking_lost_to_another_application_is_redesigned_without_leaving_a_v
         client: TestClient, db_conn: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     """R2.3/R5: when the transformer is booked full between siting and booking (another worker won the row
     lock), the design is dropped and made again; the application keeps one version, booked once."""
-    import app.lifecycle.applications as applications
+    import app.lifecycle.states as applications
     from app.network.reservations import CapacityTakenError
     from app.platform.models import Design
 

@@ -1,4 +1,4 @@
-"""Application lifecycle (R1, R5): intake, 1+1 assignment, survey adjustments, confirmation, stages, cancellation.
+"""The application state machine (R1, R5): intake, 1+1 assignment, survey adjustment, confirm, stages, cancel.
 
 Service functions over the request's session; they flush but never commit (the route commits once, so an
 application, its design, its capacity booking, its steps and its audit rows succeed or fail together).
@@ -14,28 +14,39 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import shapely
 from geoalchemy2.shape import from_shape
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.design.service import (
     DesignRequest,
-    DesignVersionConflictError,
+    check_if_match,
     create_design,
-    design_etag,
     load_design,
     work_calendar,
 )
 from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_owner
 from app.lifecycle.contracts import check_acceptance
+from app.lifecycle.errors import (
+    ApplicationClosedError,
+    ApplicationNotFoundError,
+    AssignmentInvalidError,
+    ConfirmRequiredError,
+    DesignFrozenError,
+    DocumentMissingError,
+    NotAssignedError,
+    PhotoRequiredError,
+    StepAlreadyCompletedError,
+    StepNotInPlanError,
+    StepOutOfOrderError,
+)
+from app.lifecycle.forms import ApplicationForm, GpsFix, SurveyAdjustment
 from app.network.reservations import CapacityTakenError, move_reservation, release_reservation, target_for_design
 from app.network.siting import SitingEngine
 from app.platform.audit import as_utc, record_change, snapshot
-from app.platform.errors import ErrorStatuses
 from app.platform.models import (
     Application,
     ApplicationDocument,
@@ -48,10 +59,9 @@ from app.platform.models import (
 )
 from app.platform.uploads import StoredFile
 from app.settings import Settings
-from design_rules.deadline_watch import DeadlineStatus, deadline_status
-from design_rules.profiles import Category, DocumentKind, StepCode, get_profile
+from design_rules.deadline_watch import deadline_status
+from design_rules.profiles import DocumentKind, StepCode, get_profile
 from design_rules.schedule import CHINA_TZ
-from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 #: A design is recomputed at most this often when its transformer was booked by someone else meanwhile.
 DESIGN_ATTEMPTS = 3
@@ -78,180 +88,6 @@ class QueueReason(StrEnum):
     NO_TEAM = "no_team"
 
 
-# --- errors ---------------------------------------------------------------------------------------------------
-
-
-class ApplicationNotFoundError(NotFoundError):
-    """No application has this id (HTTP 404)."""
-
-    code = "APPLICATION_NOT_FOUND"
-    default_message = "No application has this id."
-
-
-class ApplicationStateError(SanlingError):
-    """The application's state does not allow this action (HTTP 409)."""
-
-    code = "APPLICATION_STATE_INVALID"
-    default_message = "The application's state does not allow this action."
-
-
-class ApplicationClosedError(ApplicationStateError):
-    """The application is powered on or cancelled (HTTP 409)."""
-
-    code = "APPLICATION_CLOSED"
-    default_message = "The application is closed (powered on or cancelled)."
-
-
-class NotAssignedError(ApplicationStateError):
-    """Field work needs the 1+1 team first; the application waits in the admin queue (HTTP 409)."""
-
-    code = "APPLICATION_NOT_ASSIGNED"
-    default_message = "The application has no 1+1 team yet; an admin must assign it first."
-
-
-class StepOutOfOrderError(ApplicationStateError):
-    """A step was reported before the steps that come before it (R5.2; HTTP 409)."""
-
-    code = "STEP_OUT_OF_ORDER"
-    default_message = "Steps are completed in order; an earlier step is still open."
-
-
-class StepAlreadyCompletedError(ApplicationStateError):
-    """The step was completed before; its time cannot be changed (R5.3; HTTP 409)."""
-
-    code = "STEP_ALREADY_COMPLETED"
-    default_message = "This step is already completed; its time is final."
-
-
-class StepNotInPlanError(ApplicationStateError):
-    """The step is not part of this application's plan (e.g. 行政审批 without excavation; HTTP 409)."""
-
-    code = "STEP_NOT_IN_PLAN"
-    default_message = "This step is not part of this application's plan."
-
-
-class ConfirmRequiredError(ApplicationStateError):
-    """外线设计并生成物料清单 is completed by confirming the design, not by a stage report (HTTP 409)."""
-
-    code = "CONFIRM_REQUIRED"
-    default_message = "Confirm the design to complete 外线设计并生成物料清单."
-
-
-class DesignFrozenError(ApplicationStateError):
-    """The design was confirmed; it and its BOM are frozen (HTTP 409)."""
-
-    code = "DESIGN_FROZEN"
-    default_message = "The design is confirmed and frozen; it can no longer be adjusted."
-
-
-class IfMatchRequiredError(SanlingError):
-    """Changing a design from a terminal needs ``If-Match`` with the design's ETag (HTTP 428)."""
-
-    code = "IF_MATCH_REQUIRED"
-    default_message = "Send If-Match with the ETag of the design version this change starts from."
-
-
-class DocumentMissingError(InvalidInputError):
-    """A required document is missing (R1.2: the ID always; the property proof before power-on; HTTP 422)."""
-
-    code = "DOCUMENT_MISSING"
-    default_message = "A required document is missing."
-
-
-class PhotoRequiredError(InvalidInputError):
-    """This stage report needs at least one photo (HTTP 422)."""
-
-    code = "PHOTO_REQUIRED"
-    default_message = "This stage report needs at least one site photo."
-
-
-class AssignmentInvalidError(InvalidInputError):
-    """An admin assignment names an unknown grid area or users without that role and grid area (HTTP 422)."""
-
-    code = "ASSIGNMENT_INVALID"
-    default_message = "The assignment is not valid."
-
-
-#: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
-ERROR_STATUSES: ErrorStatuses = ((ApplicationStateError, 409), (IfMatchRequiredError, 428))
-
-
-# --- inputs ---------------------------------------------------------------------------------------------------
-
-
-class ApplicationForm(BaseModel):
-    """The application (用电申请) as the customer's app submits it (R1.1), with the contract acceptance (R1.4)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
-        "applicant_name": "山城小面馆", "identity_kind": "business_licence", "identity_number": "91500000MA5U000000",
-        "contact_phone": "13800000000", "address": "重庆市渝北区金山大道 88 号", "lon": 106.4883433,
-        "lat": 29.499325, "crs": "wgs84", "kw": 10, "phases": 1, "category": "small_enterprise",
-        "industry": "餐饮", "area_type": "urban", "contract_version": "lv-demo-2019.1",
-        "contract_sha256": "<sha256 of the contract text shown>"}]})
-
-    applicant_name: str = Field(min_length=1, max_length=200, description="Customer (person or enterprise) name.")
-    identity_kind: Literal["id_card", "business_licence"] = Field(description="身份证 or 营业执照.")
-    identity_number: str = Field(min_length=4, max_length=64)
-    contact_phone: str | None = Field(default=None, max_length=32)
-    address: str = Field(min_length=2, max_length=500, description="用电地址.")
-    lon: float = Field(description="Meter-box longitude in `crs`, as picked on the phone map.")
-    lat: float = Field(description="Meter-box latitude in `crs`.")
-    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
-    kw: float = Field(gt=0, le=10_000, description="Requested capacity, kW.")
-    phases: Literal[1, 3] = 3
-    category: Category = Category.SMALL_ENTERPRISE
-    industry: str | None = Field(default=None, max_length=100, description="行业类别.")
-    area_type: Literal["urban", "rural"] | None = Field(
-        default=None, description="城乡类别; default: the grid area's.")
-    wanted_power_on: date | None = Field(default=None, description="客户预计送电时间 (BS 4.1.3).")
-    contract_version: str = Field(max_length=32, description="The contract version shown (GET .../contract).")
-    contract_sha256: str = Field(min_length=64, max_length=64, description="SHA-256 of the contract text shown.")
-
-    def design_request(self) -> DesignRequest:
-        """The design input of this application."""
-        return DesignRequest(lon=self.lon, lat=self.lat, crs=self.crs, kw=self.kw, phases=self.phases,
-                             category=self.category, customer_name=self.applicant_name,
-                             wanted_power_on=self.wanted_power_on, area_type=self.area_type)
-
-
-class GpsFix(BaseModel):
-    """The device's GPS fix at the time of a report (WGS-84)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    lon_wgs84: float = Field(ge=-180, le=180)
-    lat_wgs84: float = Field(ge=-90, le=90)
-    accuracy_m: float = Field(gt=0, le=10_000)
-
-
-class SurveyAdjustment(BaseModel):
-    """What the project manager changes on site (R5): any combination of the three adjustments."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
-        "meter_box": {"lon": 106.48836, "lat": 29.49934, "crs": "wgs84"},
-        "no_overhead_stretches": [{"type": "LineString", "coordinates": [[106.4881, 29.4991], [106.4885, 29.4993]]}],
-        "transformer_asset_id": None}]})
-
-    meter_box: dict[str, Any] | None = Field(
-        default=None, description="Moved meter box: `{lon, lat, crs}` (crs default wgs84).")
-    no_overhead_stretches: list[dict[str, Any]] | None = Field(
-        default=None, max_length=50, description="Obstacles / no-overhead stretches (GeoJSON, WGS-84); replaces "
-        "the design's list. A route touching one becomes cable.")
-    transformer_asset_id: str | None = Field(default=None, description="Choose another feasible candidate.")
-
-    def apply(self, request: dict[str, Any]) -> DesignRequest:
-        """The design request after this adjustment (validated by :class:`DesignRequest`)."""
-        changed = dict(request)
-        if self.meter_box is not None:
-            changed.update(lon=self.meter_box.get("lon"), lat=self.meter_box.get("lat"),
-                           crs=self.meter_box.get("crs", "wgs84"))
-        if self.no_overhead_stretches is not None:
-            changed["no_overhead_stretches"] = self.no_overhead_stretches
-        if self.transformer_asset_id is not None:
-            changed["transformer_asset_id"] = self.transformer_asset_id
-        elif self.meter_box is not None:
-            changed["transformer_asset_id"] = None  # a moved box is sited afresh unless a candidate is named
-        return DesignRequest.model_validate(changed)
 
 
 @dataclass(frozen=True)
@@ -577,14 +413,6 @@ def cancel_application(session: Session, application: Application, *, reason: st
 # --- terminal: survey, confirm, stages (R5) -------------------------------------------------------------------
 
 
-def check_if_match(latest: Design, if_match: str | None) -> None:
-    """Require ``If-Match`` naming the latest version of the design."""
-    if if_match is None or not if_match.strip():
-        raise IfMatchRequiredError(latest_etag=design_etag(latest))
-    if if_match.strip() != design_etag(latest):
-        raise DesignVersionConflictError(latest_etag=design_etag(latest), if_match=if_match)
-
-
 def adjust_design(session: Session, engine: SitingEngine, settings: Settings, application: Application,
                   adjustment: SurveyAdjustment, *, if_match: str | None, actor: Actor, now: datetime) -> Design:
     """Apply a survey adjustment: a new design version, the booking moved to its transformer, steps re-planned."""
@@ -593,7 +421,7 @@ def adjust_design(session: Session, engine: SitingEngine, settings: Settings, ap
         raise DesignFrozenError(confirmed_version=application.confirmed_design_version)
     assert application.design_id is not None
     latest = load_design(session, application.design_id)
-    check_if_match(latest, if_match)
+    check_if_match(latest, if_match, required=True)
     request = adjustment.apply(latest.request)
     before = _state(application)
     design = _design_and_book(session, engine, settings, application, request, design_id=application.design_id,
@@ -661,7 +489,7 @@ def confirm_design(session: Session, settings: Settings, application: Applicatio
         raise DesignFrozenError(confirmed_version=application.confirmed_design_version)
     assert application.design_id is not None
     latest = load_design(session, application.design_id)
-    check_if_match(latest, if_match)
+    check_if_match(latest, if_match, required=True)
     step = _open_step(session, application, CONFIRM_STEP)
     before = _state(application)
     application.confirmed_design_version, application.confirmed_at = latest.version, now
@@ -707,106 +535,3 @@ def report_step(session: Session, settings: Settings, application: Application, 
     return step
 
 
-# --- reading --------------------------------------------------------------------------------------------------
-
-
-def current_step(steps: Sequence[ApplicationStep]) -> ApplicationStep | None:
-    """The first open step (None once every step is done)."""
-    return next((s for s in steps if s.completed_at is None), None)
-
-
-def live_status(step: ApplicationStep, today: date, settings: Settings) -> DeadlineStatus:
-    """The step's deadline status as of ``today`` (the stored one may lag until the watch job runs)."""
-    completed_on = china_date(step.completed_at) if step.completed_at is not None else None
-    return deadline_status(step.deadline, today, work_calendar(), completed_on=completed_on,
-                           at_risk_working_days=settings.deadline_at_risk_working_days)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return as_utc(moment).isoformat() if moment is not None else None
-
-
-def _user_card(session: Session, user_id: int | None) -> dict[str, Any] | None:
-    user = session.get(User, user_id) if user_id is not None else None
-    if user is None:
-        return None
-    return {"user_id": user.id, "username": user.username, "full_name": user.full_name, "phone": user.phone}
-
-
-def step_json(step: ApplicationStep, today: date, settings: Settings, *, staff: bool) -> dict[str, Any]:
-    """One step of the timeline; GPS and photos only for staff."""
-    data: dict[str, Any] = {
-        "seq": step.seq, "step_code": step.step_code, "name_zh": StepCode(step.step_code).label_zh,
-        "starts_on": step.starts_on.isoformat(), "deadline": step.deadline.isoformat(),
-        "completed_at": _iso(step.completed_at),
-        "deadline_status": live_status(step, today, settings).value,
-    }
-    if staff:
-        data.update({
-            "completed_by_user_id": step.completed_by_user_id, "client_time_note": step.client_time_note,
-            "gps": None if step.gps_lon_wgs84 is None else {
-                "lon_wgs84": step.gps_lon_wgs84, "lat_wgs84": step.gps_lat_wgs84, "accuracy_m": step.gps_accuracy_m},
-            "photos": [{k: p[k] for k in ("filename", "content_type", "size_bytes", "sha256")}
-                       for p in step.photos or []],
-            "note": step.note,
-        })
-    return data
-
-
-def application_json(session: Session, application: Application, settings: Settings, *, staff: bool,
-                     now: datetime | None = None) -> dict[str, Any]:
-    """The application with its timeline: the customer's two procedures and every internal step (R1.4, R5.2)."""
-    today = china_date(now or datetime.now(UTC))
-    steps = steps_of(session, application)
-    latest_version = None
-    if application.design_id is not None:
-        latest_version = session.scalar(select(Design.version).where(Design.design_id == application.design_id)
-                                        .order_by(Design.version.desc()).limit(1))
-    documents = session.scalars(select(ApplicationDocument).where(
-        ApplicationDocument.application_id == application.id).order_by(ApplicationDocument.id))
-    signed = steps[0] if steps else None
-    power_on = next((s for s in steps if s.step_code == StepCode.METER_AND_ENERGISE), None)
-    procedures = [
-        {"code": "apply_and_sign", "name_zh": "申请签约", "completed_at": _iso(application.contract_accepted_at),
-         "deadline": signed.deadline.isoformat() if signed else None},
-        {"code": "build_and_connect", "name_zh": "施工接电", "completed_at": _iso(application.powered_on_at),
-         "deadline": application.promised_power_on.isoformat() if application.promised_power_on else None,
-         "deadline_status": live_status(power_on, today, settings).value if power_on else None},
-    ]
-    return {
-        "id": application.id,
-        "status": application.status,
-        "applicant_name": application.applicant_name,
-        "address": application.address,
-        "contact_phone": application.contact_phone,
-        "kw": application.requested_kw,
-        "phases": application.phases,
-        "category": application.category,
-        "industry": application.industry,
-        "pin": {"lon": application.pin_lon, "lat": application.pin_lat, "crs": application.pin_crs},
-        "job_class": application.job_class,
-        "promised_power_on": application.promised_power_on.isoformat() if application.promised_power_on else None,
-        "wanted_power_on": application.wanted_power_on.isoformat() if application.wanted_power_on else None,
-        "grid_area_code": application.grid_area_code,
-        "team": {"customer_manager": _user_card(session, application.customer_manager_user_id),
-                 "project_manager": _user_card(session, application.project_manager_user_id),
-                 "assigned_at": _iso(application.assigned_at), "assigned_by": application.assigned_by},
-        "design": {"design_id": application.design_id, "latest_version": latest_version,
-                   "confirmed_version": application.confirmed_design_version,
-                   "confirmed_at": _iso(application.confirmed_at)},
-        "reservation": {"transformer_asset_id": application.reserved_transformer_asset_id,
-                        "reserved_kva": round(float(application.reserved_kva or 0.0), 3)} if staff else None,
-        "contract": {"version": application.contract_version, "sha256": application.contract_sha256,
-                     "accepted_at": _iso(application.contract_accepted_at),
-                     "accepted_by_user_id": application.contract_accepted_by_user_id},
-        "documents": [{"id": d.id, "kind": d.kind, "filename": d.filename, "content_type": d.content_type,
-                       "size_bytes": d.size_bytes, "sha256": d.sha256, "uploaded_at": _iso(d.uploaded_at)}
-                      for d in documents],
-        "documents_missing": missing_documents(session, application, settings),
-        "customer_procedures": procedures,
-        "steps": [step_json(s, today, settings, staff=staff) for s in steps],
-        "created_at": _iso(application.created_at),
-        "powered_on_at": _iso(application.powered_on_at),
-        "cancelled_at": _iso(application.cancelled_at),
-        "cancel_reason": application.cancel_reason,
-    }

@@ -1,0 +1,86 @@
+"""What customers and project managers send: the application form, a GPS fix, a survey adjustment (R1.1, R5)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.design.service import DesignRequest
+from design_rules.profiles import Category
+
+
+class ApplicationForm(BaseModel):
+    """The application (用电申请) as the customer's app submits it (R1.1), with the contract acceptance (R1.4)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
+        "applicant_name": "山城小面馆", "identity_kind": "business_licence", "identity_number": "91500000MA5U000000",
+        "contact_phone": "13800000000", "address": "重庆市渝北区金山大道 88 号", "lon": 106.4883433,
+        "lat": 29.499325, "crs": "wgs84", "kw": 10, "phases": 1, "category": "small_enterprise",
+        "industry": "餐饮", "area_type": "urban", "contract_version": "lv-demo-2019.1",
+        "contract_sha256": "<sha256 of the contract text shown>"}]})
+
+    applicant_name: str = Field(min_length=1, max_length=200, description="Customer (person or enterprise) name.")
+    identity_kind: Literal["id_card", "business_licence"] = Field(description="身份证 or 营业执照.")
+    identity_number: str = Field(min_length=4, max_length=64)
+    contact_phone: str | None = Field(default=None, max_length=32)
+    address: str = Field(min_length=2, max_length=500, description="用电地址.")
+    lon: float = Field(description="Meter-box longitude in `crs`, as picked on the phone map.")
+    lat: float = Field(description="Meter-box latitude in `crs`.")
+    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+    kw: float = Field(gt=0, le=10_000, description="Requested capacity, kW.")
+    phases: Literal[1, 3] = 3
+    category: Category = Category.SMALL_ENTERPRISE
+    industry: str | None = Field(default=None, max_length=100, description="行业类别.")
+    area_type: Literal["urban", "rural"] | None = Field(
+        default=None, description="城乡类别; default: the grid area's.")
+    wanted_power_on: date | None = Field(default=None, description="客户预计送电时间 (BS 4.1.3).")
+    contract_version: str = Field(max_length=32, description="The contract version shown (GET .../contract).")
+    contract_sha256: str = Field(min_length=64, max_length=64, description="SHA-256 of the contract text shown.")
+
+    def design_request(self) -> DesignRequest:
+        """The design input of this application."""
+        return DesignRequest(lon=self.lon, lat=self.lat, crs=self.crs, kw=self.kw, phases=self.phases,
+                             category=self.category, customer_name=self.applicant_name,
+                             wanted_power_on=self.wanted_power_on, area_type=self.area_type)
+
+
+class GpsFix(BaseModel):
+    """The device's GPS fix at the time of a report (WGS-84)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lon_wgs84: float = Field(ge=-180, le=180)
+    lat_wgs84: float = Field(ge=-90, le=90)
+    accuracy_m: float = Field(gt=0, le=10_000)
+
+
+class SurveyAdjustment(BaseModel):
+    """What the project manager changes on site (R5): any combination of the three adjustments."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
+        "meter_box": {"lon": 106.48836, "lat": 29.49934, "crs": "wgs84"},
+        "no_overhead_stretches": [{"type": "LineString", "coordinates": [[106.4881, 29.4991], [106.4885, 29.4993]]}],
+        "transformer_asset_id": None}]})
+
+    meter_box: dict[str, Any] | None = Field(
+        default=None, description="Moved meter box: `{lon, lat, crs}` (crs default wgs84).")
+    no_overhead_stretches: list[dict[str, Any]] | None = Field(
+        default=None, max_length=50, description="Obstacles / no-overhead stretches (GeoJSON, WGS-84); replaces "
+        "the design's list. A route touching one becomes cable.")
+    transformer_asset_id: str | None = Field(default=None, description="Choose another feasible candidate.")
+
+    def apply(self, request: dict[str, Any]) -> DesignRequest:
+        """The design request after this adjustment (validated by :class:`DesignRequest`)."""
+        changed = dict(request)
+        if self.meter_box is not None:
+            changed.update(lon=self.meter_box.get("lon"), lat=self.meter_box.get("lat"),
+                           crs=self.meter_box.get("crs", "wgs84"))
+        if self.no_overhead_stretches is not None:
+            changed["no_overhead_stretches"] = self.no_overhead_stretches
+        if self.transformer_asset_id is not None:
+            changed["transformer_asset_id"] = self.transformer_asset_id
+        elif self.meter_box is not None:
+            changed["transformer_asset_id"] = None  # a moved box is sited afresh unless a candidate is named
+        return DesignRequest.model_validate(changed)
