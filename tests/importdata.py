@@ -98,7 +98,7 @@ def point(lon: float, lat: float) -> dict[str, Any]:
 
 
 class MemorySink:
-    """An :class:`gis.importing.ImportSink` that keeps the staged rows in memory (no database)."""
+    """An :class:`gis.importing.report.ImportSink` that keeps the staged rows in memory (no database)."""
 
     def __init__(self, known: dict[tuple[str, str], set[str]] | None = None,
                  geometry_encoding: Literal["ewkb", "wkb"] = "wkb") -> None:

@@ -347,7 +347,7 @@ def import_layer(
     layer
         A layer of :data:`gis.layers.LAYERS`.
     sink
-        Where valid rows go, usually ``app.loader.DatabaseSink`` on the caller's transaction.
+        Where valid rows go, usually ``app.network.sink.DatabaseSink`` on the caller's transaction.
     options
         Mapping, CRS, flags and limits (:class:`ImportOptions`).
     progress

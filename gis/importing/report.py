@@ -228,7 +228,7 @@ class ImportReport:
 
 
 class ImportSink(Protocol):
-    """Where valid rows go. ``app/loader.py`` implements it over a SQLAlchemy ``Connection``.
+    """Where valid rows go. ``app/network/sink.py`` implements it over a SQLAlchemy ``Connection``.
 
     The importer calls :meth:`begin` once, :meth:`write` per batch and :meth:`finish` once, all inside
     the caller's transaction; an exception anywhere leaves the caller to roll back.
