@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.identity.auth import GRID_SCOPED_ROLES, AuthenticatedUser, Role, hash_password, new_api_key
+from app.identity.api_keys import new_api_key
+from app.identity.passwords import hash_password
+from app.identity.roles import GRID_SCOPED_ROLES, AuthenticatedUser, Role
 from app.platform.errors import ErrorStatuses
 from app.platform.models import ApiKey, GridArea, User
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
