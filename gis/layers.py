@@ -124,6 +124,9 @@ UNIT_FACTORS: Mapping[str, Mapping[str, float]] = MappingProxyType(
 _ID_LENGTH = 64
 _NAME_LENGTH = 200
 _KIND_LENGTH = 16
+#: Area types of a grid area: plain urban/rural or a supply-area class 供电区域 A+…E (DOMAIN §1.1). The
+#: vocabulary of the import; ``design_rules.profiles.AreaType`` names the same codes with their Chinese labels.
+AREA_TYPES = ("urban", "rural", "A+", "A", "B", "C", "D", "E")
 
 _LAYER_LIST: tuple[LayerSpec, ...] = (
     LayerSpec(
@@ -139,7 +142,7 @@ _LAYER_LIST: tuple[LayerSpec, ...] = (
                 "area_type",
                 default="urban",
                 max_length=_KIND_LENGTH,
-                choices=("urban", "rural", "A+", "A", "B", "C", "D", "E"),
+                choices=AREA_TYPES,
             ),
             FieldSpec("customer_manager", max_length=100),
             FieldSpec("project_manager", max_length=100),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from app.identity.auth import get_request_settings
+from app.platform.deps import get_request_settings
 
 router = APIRouter(tags=["map"])
 

@@ -14,11 +14,10 @@ from fastapi import Depends, Request
 from shapely.geometry import mapping
 from sqlalchemy import Connection, LargeBinary, func, select, type_coerce
 
-from app.identity.auth import get_request_settings
 from app.network.generations import network_version
 from app.planning.capacity import CapacitySnapshot, SnapshotCache, read_capacity
 from app.platform.db import read_only_connection
-from app.platform.deps import SessionDep
+from app.platform.deps import SessionDep, get_request_settings
 from app.platform.models import AccessPoint, GridArea, LvLine, NoOverheadZone, Road
 from design_rules.profiles import LoadThresholds, get_profile
 from gis.mvt import AttributeColumn, AttributeTable, GeometryKind, encode_line_or_polygon_layer, encode_point_layer
