@@ -1,0 +1,377 @@
+"""Read-only snapshots of the network the source index searches: transformers, access points, LV line segments.
+
+Parallel, read-only numpy columns (positions 0..n-1), validated once when built from DB-style lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from gis.errors import InvalidInputError
+
+__all__ = [
+    "ACCESS_POINT_KINDS",
+    "LINE_SEGMENT_KIND",
+    "AccessPointSnapshot",
+    "LineSegmentSnapshot",
+    "TransformerSnapshot",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ObjectArray = npt.NDArray[np.object_]
+
+#: Kinds of point access equipment (architecture.md, ``access_points.kind``).
+ACCESS_POINT_KINDS: tuple[str, ...] = ("pole", "branch_box")
+#: Kind reported for the nearest point on an LV overhead line.
+LINE_SEGMENT_KIND = "line_segment"
+
+
+def _readonly(values: npt.ArrayLike, dtype: Any) -> npt.NDArray[Any]:
+    arr = np.array(values, dtype=dtype)
+    if arr.ndim != 1:
+        raise InvalidInputError("Snapshot columns must be one-dimensional.", shape=list(arr.shape))
+    arr.setflags(write=False)
+    return arr
+
+
+def _object_array(values: Sequence[Any] | npt.NDArray[Any]) -> ObjectArray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    arr.setflags(write=False)
+    return arr
+
+
+def _check_lengths(name: str, columns: Mapping[str, npt.NDArray[Any]]) -> int:
+    lengths = {key: len(col) for key, col in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInputError(f"{name} columns have different lengths.", lengths=lengths)
+    return next(iter(lengths.values()), 0)
+
+
+def _check_finite(name: str, asset_id: ObjectArray, columns: Mapping[str, FloatArray]) -> None:
+    for field, col in columns.items():
+        bad = np.flatnonzero(~np.isfinite(col))
+        if bad.size:
+            raise InvalidInputError(
+                f"{name}: {field} must be finite.", field=field, asset_id=str(asset_id[bad[0]]), count=int(bad.size)
+            )
+
+
+def _positions(asset_ids: Sequence[str], lookup: Mapping[str, int], skip_unknown: bool) -> tuple[IntArray, IntArray]:
+    """Map transformer asset ids to positions; return (positions, kept row numbers)."""
+    pos = np.fromiter((lookup.get(a, -1) for a in asset_ids), dtype=np.int64, count=len(asset_ids))
+    unknown = np.flatnonzero(pos < 0)
+    if unknown.size and not skip_unknown:
+        raise InvalidInputError(
+            "Access geometry refers to transformers that are not in the snapshot.",
+            field="transformer_asset_id",
+            asset_id=str(asset_ids[unknown[0]]),
+            count=int(unknown.size),
+        )
+    kept = np.flatnonzero(pos >= 0)
+    return pos[kept], kept
+
+
+@dataclass(frozen=True, eq=False)
+class TransformerSnapshot:
+    """In-service distribution transformers as parallel, read-only arrays (positions 0..n-1).
+
+    Attributes
+    ----------
+    asset_id : ndarray of object
+        Asset id of each transformer (unique).
+    x_m, y_m : ndarray of float64
+        Location in the local projected CRS, metres.
+    rated_kva, peak_kva, reserved_kva : ndarray of float64
+        Nameplate rating, measured peak apparent load, and capacity reserved for approved but
+        not yet energised connections, all kVA.
+    grid_area_code : ndarray of object
+        Code of the grid area (网格) the transformer belongs to, or ``None``.
+    """
+
+    asset_id: ObjectArray
+    x_m: FloatArray
+    y_m: FloatArray
+    rated_kva: FloatArray
+    peak_kva: FloatArray
+    reserved_kva: FloatArray
+    grid_area_code: ObjectArray
+
+    def __post_init__(self) -> None:
+        floats = {
+            "x_m": self.x_m,
+            "y_m": self.y_m,
+            "rated_kva": self.rated_kva,
+            "peak_kva": self.peak_kva,
+            "reserved_kva": self.reserved_kva,
+        }
+        n = _check_lengths("transformers", {"asset_id": self.asset_id, "grid_area_code": self.grid_area_code, **floats})
+        _check_finite("transformers", self.asset_id, floats)
+        for field, bad in (
+            ("rated_kva", self.rated_kva <= 0),
+            ("peak_kva", self.peak_kva < 0),
+            ("reserved_kva", self.reserved_kva < 0),
+        ):
+            rows = np.flatnonzero(bad)
+            if rows.size:
+                raise InvalidInputError(
+                    f"transformers: {field} out of range.", field=field, asset_id=str(self.asset_id[rows[0]])
+                )
+        if len(set(self.asset_id.tolist())) != n:
+            raise InvalidInputError("transformers: asset_id values must be unique.", field="asset_id")
+
+    @classmethod
+    def from_lists(
+        cls,
+        asset_id: Sequence[str],
+        x_m: Sequence[float] | FloatArray,
+        y_m: Sequence[float] | FloatArray,
+        rated_kva: Sequence[float] | FloatArray,
+        peak_kva: Sequence[float] | FloatArray,
+        reserved_kva: Sequence[float] | FloatArray,
+        grid_area_code: Sequence[str | None],
+    ) -> TransformerSnapshot:
+        """Build a snapshot from Python lists (e.g. columns of DB rows already projected to metres).
+
+        Raises
+        ------
+        InvalidInputError
+            Columns of different lengths, non-finite values, ``rated_kva <= 0``, negative loads or
+            duplicate asset ids; ``details`` names the field and the first offending asset.
+
+        Examples
+        --------
+        >>> t = TransformerSnapshot.from_lists(["T1"], [0.0], [0.0], [400.0], [120.0], [0.0], ["G1"])
+        >>> len(t), t.rated_kva.tolist()
+        (1, [400.0])
+        """
+        return cls(
+            asset_id=_object_array(asset_id),
+            x_m=_readonly(x_m, np.float64),
+            y_m=_readonly(y_m, np.float64),
+            rated_kva=_readonly(rated_kva, np.float64),
+            peak_kva=_readonly(peak_kva, np.float64),
+            reserved_kva=_readonly(reserved_kva, np.float64),
+            grid_area_code=_object_array(grid_area_code),
+        )
+
+    def __len__(self) -> int:
+        return len(self.asset_id)
+
+    def positions_by_asset_id(self) -> dict[str, int]:
+        """Return ``{asset_id: position}``."""
+        return dict(zip(self.asset_id.tolist(), range(len(self.asset_id)), strict=True))
+
+    def with_reserved_kva(self, reserved_kva: npt.ArrayLike) -> TransformerSnapshot:
+        """The same transformers with other reservations (bookings); every other column is shared.
+
+        Only the new column is checked (same length, finite, ≥ 0), so this costs one array copy
+        instead of a full validation.
+
+        Examples
+        --------
+        >>> t = TransformerSnapshot.from_lists(["T1"], [0.0], [0.0], [100.0], [50.0], [0.0], ["G"])
+        >>> float(t.with_reserved_kva([12.5]).reserved_kva[0]), float(t.reserved_kva[0])
+        (12.5, 0.0)
+        """
+        reserved = _readonly(reserved_kva, np.float64)
+        if len(reserved) != len(self):
+            raise InvalidInputError("transformers: reserved_kva has the wrong length.", field="reserved_kva")
+        _check_finite("transformers", self.asset_id, {"reserved_kva": reserved})
+        rows = np.flatnonzero(reserved < 0)
+        if rows.size:
+            raise InvalidInputError("transformers: reserved_kva out of range.", field="reserved_kva",
+                                    asset_id=str(self.asset_id[rows[0]]))
+        copy = object.__new__(TransformerSnapshot)
+        for name in ("asset_id", "x_m", "y_m", "rated_kva", "peak_kva", "grid_area_code"):
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "reserved_kva", reserved)
+        return copy
+
+
+@dataclass(frozen=True, eq=False)
+class AccessPointSnapshot:
+    """LV poles and cable branch boxes, each fed by one transformer of a :class:`TransformerSnapshot`.
+
+    Attributes
+    ----------
+    asset_id : ndarray of object
+        Asset id of the pole or branch box.
+    transformer_pos : ndarray of int64
+        Position of the feeding transformer in the transformer snapshot.
+    kind : ndarray of object
+        ``'pole'`` or ``'branch_box'``.
+    x_m, y_m : ndarray of float64
+        Location in the local projected CRS, metres.
+    """
+
+    asset_id: ObjectArray
+    transformer_pos: IntArray
+    kind: ObjectArray
+    x_m: FloatArray
+    y_m: FloatArray
+
+    def __post_init__(self) -> None:
+        floats = {"x_m": self.x_m, "y_m": self.y_m}
+        _check_lengths(
+            "access_points",
+            {"asset_id": self.asset_id, "transformer_pos": self.transformer_pos, "kind": self.kind, **floats},
+        )
+        _check_finite("access_points", self.asset_id, floats)
+        bad_kinds = sorted({str(k) for k in self.kind.tolist()} - set(ACCESS_POINT_KINDS))
+        if bad_kinds:
+            raise InvalidInputError(
+                "access_points: unknown kind.", field="kind", value=bad_kinds[0], allowed=list(ACCESS_POINT_KINDS)
+            )
+
+    @classmethod
+    def empty(cls) -> AccessPointSnapshot:
+        """Return a snapshot without access points."""
+        return cls.from_positions([], np.zeros(0, dtype=np.int64), [], [], [])
+
+    @classmethod
+    def from_positions(
+        cls,
+        asset_id: Sequence[str],
+        transformer_pos: Sequence[int] | IntArray,
+        kind: Sequence[str],
+        x_m: Sequence[float] | FloatArray,
+        y_m: Sequence[float] | FloatArray,
+    ) -> AccessPointSnapshot:
+        """Build from lists whose feeding transformer is already given as a snapshot position."""
+        return cls(
+            asset_id=_object_array(asset_id),
+            transformer_pos=_readonly(transformer_pos, np.int64),
+            kind=_object_array(kind),
+            x_m=_readonly(x_m, np.float64),
+            y_m=_readonly(y_m, np.float64),
+        )
+
+    @classmethod
+    def from_lists(
+        cls,
+        asset_id: Sequence[str],
+        transformer_asset_id: Sequence[str],
+        kind: Sequence[str],
+        x_m: Sequence[float] | FloatArray,
+        y_m: Sequence[float] | FloatArray,
+        transformers: TransformerSnapshot,
+        *,
+        skip_unknown: bool = False,
+    ) -> AccessPointSnapshot:
+        """Build from DB-style columns, resolving ``transformer_asset_id`` against ``transformers``.
+
+        Parameters
+        ----------
+        skip_unknown
+            Drop rows whose transformer is not in the snapshot (e.g. retired) instead of raising.
+
+        Raises
+        ------
+        InvalidInputError
+            Unknown transformer (unless ``skip_unknown``), unknown kind or non-finite coordinates.
+
+        Examples
+        --------
+        >>> t = TransformerSnapshot.from_lists(["T1"], [0.0], [0.0], [400.0], [120.0], [0.0], ["G1"])
+        >>> ap = AccessPointSnapshot.from_lists(["P1"], ["T1"], ["pole"], [5.0], [0.0], t)
+        >>> ap.transformer_pos.tolist()
+        [0]
+        """
+        pos, kept = _positions(transformer_asset_id, transformers.positions_by_asset_id(), skip_unknown)
+        rows = kept.tolist()
+        return cls.from_positions(
+            [asset_id[i] for i in rows],
+            pos,
+            [kind[i] for i in rows],
+            np.asarray(x_m, dtype=np.float64)[kept],
+            np.asarray(y_m, dtype=np.float64)[kept],
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class LineSegmentSnapshot:
+    """Straight pieces of LV overhead lines; a point on one can serve as access point (``line_segment``).
+
+    Attributes
+    ----------
+    asset_id : ndarray of object
+        Asset id of the LV line each segment belongs to.
+    transformer_pos : ndarray of int64
+        Position of the feeding transformer.
+    x0_m, y0_m, x1_m, y1_m : ndarray of float64
+        Segment end points in the local projected CRS, metres.
+    """
+
+    asset_id: ObjectArray
+    transformer_pos: IntArray
+    x0_m: FloatArray
+    y0_m: FloatArray
+    x1_m: FloatArray
+    y1_m: FloatArray
+
+    def __post_init__(self) -> None:
+        floats = {"x0_m": self.x0_m, "y0_m": self.y0_m, "x1_m": self.x1_m, "y1_m": self.y1_m}
+        _check_lengths("line_segments", {"asset_id": self.asset_id, "transformer_pos": self.transformer_pos, **floats})
+        _check_finite("line_segments", self.asset_id, floats)
+
+    @classmethod
+    def empty(cls) -> LineSegmentSnapshot:
+        """Return a snapshot without line segments."""
+        no_floats = np.zeros(0)
+        return cls(_object_array([]), _readonly([], np.int64), no_floats, no_floats, no_floats, no_floats)
+
+    @classmethod
+    def from_lines(
+        cls,
+        asset_id: Sequence[str],
+        transformer_asset_id: Sequence[str],
+        lines_local: Sequence[BaseGeometry],
+        transformers: TransformerSnapshot,
+        *,
+        skip_unknown: bool = False,
+    ) -> LineSegmentSnapshot:
+        """Split LV **overhead** lines (LineString/MultiLineString in local metres) into segments.
+
+        Only overhead lines may be tapped anywhere along their length; pass cables' branch boxes as
+        access points instead.
+
+        Examples
+        --------
+        >>> from shapely import LineString
+        >>> t = TransformerSnapshot.from_lists(["T1"], [0.0], [0.0], [400.0], [120.0], [0.0], ["G1"])
+        >>> s = LineSegmentSnapshot.from_lines(["L1"], ["T1"], [LineString([(0, 0), (10, 0), (10, 10)])], t)
+        >>> len(s.asset_id), s.x1_m.tolist()
+        (2, [10.0, 10.0])
+        """
+        pos, kept = _positions(transformer_asset_id, transformers.positions_by_asset_id(), skip_unknown)
+        ids: list[str] = []
+        tpos: list[int] = []
+        coords: list[FloatArray] = []
+        for line_no, t_pos in zip(kept.tolist(), pos.tolist(), strict=True):
+            parts = shapely.get_parts(np.asarray([lines_local[line_no]], dtype=object))
+            for part in parts:
+                xy = shapely.get_coordinates(part)
+                if len(xy) < 2:
+                    continue
+                coords.append(np.hstack([xy[:-1], xy[1:]]))
+                ids.extend([asset_id[line_no]] * (len(xy) - 1))
+                tpos.extend([t_pos] * (len(xy) - 1))
+        seg = np.vstack(coords) if coords else np.zeros((0, 4))
+        return cls(
+            asset_id=_object_array(ids),
+            transformer_pos=_readonly(tpos, np.int64),
+            x0_m=_readonly(seg[:, 0], np.float64),
+            y0_m=_readonly(seg[:, 1], np.float64),
+            x1_m=_readonly(seg[:, 2], np.float64),
+            y1_m=_readonly(seg[:, 3], np.float64),
+        )
+
