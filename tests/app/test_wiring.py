@@ -53,7 +53,7 @@ def test_an_entry_a_more_general_one_would_shadow_is_refused() -> None:
     class LateError(NotFoundError):
         code = "LATE"
 
-    with pytest.raises(ValueError, match="LateError .* shadowed by NotFoundError"):
+    with pytest.raises(ValueError, match=r"LateError .* shadowed by NotFoundError"):
         ErrorTable(((NotFoundError, 404), (LateError, 410)))
 
 
