@@ -59,7 +59,7 @@ def _exercise_demo(port: int) -> dict[str, object]:
         {"lon": 106.4883433, "lat": 29.499325, "kw": 10, "phases": 1}).encode())
     with urllib.request.urlopen(design, timeout=30) as response:
         assert response.status == 201 and json.loads(response.read())["job_class"] == "direct_meter"
-    for page in ("/map", "/static/map.js"):  # pages and static files, served with request_mode=inline
+    for page in ("/map", "/static/map.js"):  # pages and static files, served by sanling serve
         with urllib.request.urlopen(f"{base}{page}", timeout=30) as response:
             assert response.status == 200 and len(response.read()) > 100
     return health
