@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,9 @@ from design_rules.profiles import ProfileError, UnknownProfileError
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 logger = logging.getLogger("sanling.errors")
+
+#: The ASGI scope key under which the request middleware (``app/platform/observability.py``) keeps the request id.
+REQUEST_ID_SCOPE_KEY = "sanling.request_id"
 
 ErrorStatuses = tuple[tuple[type[SanlingError], int], ...]
 """Pairs of an error class and its HTTP status, as each context declares them in an ``ERROR_STATUSES`` constant."""
@@ -88,20 +92,36 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
                         status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+def internal_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """Log an unexpected exception with its traceback and request id; return the 500 ``INTERNAL_ERROR`` answer.
+
+    The request middleware calls it for anything its app raised (so the exception never reaches the server,
+    which would log it again without the id); the answer and the log line carry the middleware's request id.
+    """
+    request_id = (request.scope.get(REQUEST_ID_SCOPE_KEY) or request.headers.get("x-request-id", "")[:200]
+                  or uuid.uuid4().hex)
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc,
+                 extra={"request_id": request_id})
     return JSONResponse({"code": "INTERNAL_ERROR", "message": "An unexpected error occurred.", "details": {}},
-                        status_code=500)
+                        status_code=500, headers={"X-Request-ID": request_id})
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's outermost ServerErrorMiddleware calls this only for an exception raised outside the request
+    # middleware (e.g. in a middleware added after it); it then re-raises it to the server.
+    return internal_error_response(request, exc)
 
 
 def add_exception_handlers(app: FastAPI, table: ErrorTable) -> None:
     """Register the handlers so every error body is ``{code, message, details}``, statuses from ``table``."""
 
-    async def _sanling_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def _sanling_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, SanlingError)
+        status = table.status_for(exc)
+        if status >= 500:  # the deployment's fault (e.g. a broken profile file): logged with its traceback
+            logger.error("%s on %s %s", exc.code, request.method, request.url.path, exc_info=exc)
         # An error class may set `response_headers`, e.g. WWW-Authenticate on the 401s of app/identity/auth.py.
-        return JSONResponse(exc.to_dict(), status_code=table.status_for(exc),
-                            headers=getattr(exc, "response_headers", None))
+        return JSONResponse(exc.to_dict(), status_code=status, headers=getattr(exc, "response_headers", None))
 
     app.add_exception_handler(SanlingError, _sanling_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

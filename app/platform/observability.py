@@ -9,7 +9,7 @@ import os
 import time
 import uuid
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,6 +19,8 @@ from prometheus_client import (
     multiprocess,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.platform.errors import REQUEST_ID_SCOPE_KEY, internal_error_response
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -54,8 +56,9 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-    if not json_logs:
-        handler.addFilter(lambda record: setattr(record, "request_id", request_id_var.get()) or True)
+    if not json_logs:  # a record logged with extra={"request_id": ...} keeps its own
+        handler.addFilter(lambda record: hasattr(record, "request_id")
+                          or setattr(record, "request_id", request_id_var.get()) or True)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -69,6 +72,11 @@ class RequestContextMiddleware:
 
     Pure ASGI rather than ``@app.middleware("http")`` (Starlette's BaseHTTPMiddleware): no extra task
     and response stream per request, and the request id context variable reaches the endpoint.
+
+    Every answer carries ``X-Request-ID``, errors included. An exception that the app's handlers did not
+    turn into an answer is answered here (500 ``INTERNAL_ERROR``, logged with the request id and traceback)
+    instead of in Starlette's outer ServerErrorMiddleware, which runs after this middleware has reset the
+    request id and re-raises to the server, which logs the traceback a second time without the id.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -81,23 +89,34 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        scope[REQUEST_ID_SCOPE_KEY] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, response_started = int(message["status"]), True
                 # Server-Timing (W3C): the time the app took to produce the response, so a client can tell
                 # server work from network and queueing time.
                 app_ms = (time.perf_counter() - started) * 1000.0
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode("latin-1")),
-                                      (b"server-timing", f"app;dur={app_ms:.2f}".encode("latin-1"))]
+                headers = list(message.get("headers", ()))
+                if not any(key.lower() == b"x-request-id" for key, _ in headers):
+                    headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = [*headers, (b"server-timing", f"app;dur={app_ms:.2f}".encode("latin-1"))]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if response_started:  # too late for a 500: log it here; the server closes the unfinished answer
+                logging.getLogger("sanling.errors").error(
+                    "unhandled error after the answer started on %s %s", scope.get("method", ""),
+                    scope.get("path", ""), exc_info=exc)
+            else:
+                await internal_error_response(Request(scope), exc)(scope, receive, send_with_id)
         finally:
             elapsed_s = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
