@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -29,12 +30,14 @@ from app.api import (
     terminal,
     tiles,
 )
+from app.identity.auth import check_credentials
 from app.network.import_jobs import ImportJobRunner
 from app.network.siting import SitingEngine
 from app.planning.capacity import SnapshotCache
 from app.planning.disclosure import PublicDisclosure
 from app.planning.mapdata import MapSnapshot
 from app.planning.tiles import TileCache
+from app.platform.body_limits import install_body_limits
 from app.platform.db import READ_ONLY_OPTION, create_db_engine, make_session_factory
 from app.platform.errors import add_exception_handlers
 from app.platform.jobs import JobRunner
@@ -112,6 +115,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.error_table = error_table()
     app.state.jobs = service_jobs()
     add_exception_handlers(app, app.state.error_table)
+    # bodies: credentials, length and type before anything reads them (inside the request-id middleware)
+    import_limits = imports.get_import_limits()
+    install_body_limits(app, settings, check_credentials=partial(check_credentials, settings=settings),
+                        status_for=app.state.error_table.status_for, import_max_bytes=import_limits.max_upload_bytes,
+                        import_suffixes=import_limits.suffixes, max_photos=terminal.MAX_PHOTOS)
     install_request_middleware(app)
     # Routes are matched in this order: the field terminals' hot paths first (every request tries each
     # route before its own; ~3 % of a design request's CPU went on matching the routes listed before it).

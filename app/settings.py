@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         default=10 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024,
         description="Largest accepted upload (application document or site photo), bytes.",
     )
+    json_body_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="Largest JSON request body, bytes; also the allowance for the form fields of an upload "
+        "(checked before the body is read, app/platform/body_limits.py).",
+    )
     deadline_at_risk_working_days: int = Field(
         default=1, ge=0, le=10,
         description="A step is at risk when at most this many working days are left before its deadline (R5.4).",

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -65,6 +66,7 @@ __all__ = [
     "authenticate_api_key",
     "authenticate_password",
     "can_access_grid_area",
+    "check_credentials",
     "decode_access_token",
     "get_current_user",
     "grid_area_scope",
@@ -184,6 +186,39 @@ def get_current_user(
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
+
+
+def check_credentials(authorization: str | None, api_key: str | None, *, settings: Settings) -> None:
+    """The cheap check of a request's credentials made before its body is read (``app.platform.body_limits``).
+
+    Reads the headers as :func:`get_current_user` does (``Authorization: Bearer`` first, then ``X-API-Key``) and
+    checks what needs no database and no argon2: an access token's signature, expiry and lifetime, an API key's
+    shape. The route's dependency then does the full check (user row, token version, key row).
+
+    Parameters
+    ----------
+    authorization : str or None
+        The ``Authorization`` header.
+    api_key : str or None
+        The ``X-API-Key`` header.
+    settings : Settings
+        Supplies the signing key and the token lifetime.
+
+    Raises
+    ------
+    UnauthenticatedError
+        No credentials.
+    CredentialsInvalidError, TokenExpiredError
+        A token that does not verify or has expired, or a key that is not shaped ``sl_<prefix>_<secret>``.
+    """
+    scheme, bearer = get_authorization_scheme_param(authorization)  # as OAuth2PasswordBearer reads it
+    credential = (bearer if scheme.lower() == "bearer" else "") or api_key
+    if not credential:
+        raise UnauthenticatedError()
+    if credential.startswith("sl_"):
+        api_key_prefix(credential)
+    else:
+        decode_access_token(credential, settings)
 
 
 def require_roles(*roles: Role) -> Callable[[AuthenticatedUser], AuthenticatedUser]:
