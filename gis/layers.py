@@ -54,6 +54,11 @@ class FieldSpec:
     unit
         Unit of the column (``kVA``, ``m``); a mapping may declare the source's unit of the same
         dimension and the importer converts (:data:`UNIT_FACTORS`).
+    service_owned
+        The service keeps this column itself and an import never sets it: a mapping that names it is
+        refused, a source column of the same name is ignored (a ``FIELD_IGNORED`` warning in the report),
+        new rows get ``default`` and stored rows keep their value (``transformers.reserved_kva``, the sum
+        of the open capacity bookings; docs/import.md).
     """
 
     name: str
@@ -66,6 +71,7 @@ class FieldSpec:
     min_exclusive: bool = False
     unit: str | None = None
     description: str = ""
+    service_owned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,15 @@ class LayerSpec:
     def field_names(self) -> tuple[str, ...]:
         """Attribute column names in table order (without ``id`` and ``geom``)."""
         return tuple(spec.name for spec in self.fields)
+
+    @property
+    def service_owned_fields(self) -> tuple[str, ...]:
+        """Fields the service keeps itself and no import sets (:attr:`FieldSpec.service_owned`).
+
+        >>> get_layer("transformers").service_owned_fields
+        ('reserved_kva',)
+        """
+        return tuple(spec.name for spec in self.fields if spec.service_owned)
 
 
 # Conversion factors from a source unit to the column's unit, per column unit. Keys are compared
@@ -189,7 +204,9 @@ _LAYER_LIST: tuple[LayerSpec, ...] = (
             FieldSpec("rated_kva", kind="float", required=True, min_value=0.0, min_exclusive=True, unit="kVA"),
             FieldSpec("peak_kva", kind="float", default=0.0, min_value=0.0, unit="kVA"),
             FieldSpec("peak_at", kind="datetime"),
-            FieldSpec("reserved_kva", kind="float", default=0.0, min_value=0.0, unit="kVA"),
+            # the sum of the open capacity bookings (applications.reserved_kva): the service's own state
+            FieldSpec("reserved_kva", kind="float", default=0.0, min_value=0.0, unit="kVA", service_owned=True,
+                      description="Capacity booked by open applications; kept by the service, never imported."),
             FieldSpec("grid_area_code", max_length=_ID_LENGTH),
             FieldSpec(
                 "status", default="in_service", max_length=_KIND_LENGTH, choices=("in_service", "planned", "retired")

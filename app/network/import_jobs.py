@@ -26,6 +26,7 @@ from app.platform.models import ImportJob
 from app.settings import Settings
 from gis.errors import InvalidInputError, SanlingError
 from gis.importing import FieldMapping, ImportProgress, ImportRejectedError
+from gis.layers import get_layer
 
 logger = logging.getLogger("sanling.imports")
 
@@ -96,6 +97,7 @@ def job_mapping(folder: Path, options: dict[str, Any], layer: str) -> FieldMappi
     mapping = mapping.merged(FieldMapping.from_pairs(options.get("map") or []))
     if mapping.layer and mapping.layer != layer:
         raise InvalidInputError(f"The mapping is for layer {mapping.layer!r}, not {layer!r}.", field="mapping")
+    mapping.check_targets(get_layer(layer))  # unknown or service-owned fields (reserved_kva): 422 at once
     return mapping
 
 

@@ -183,8 +183,10 @@ class DatabaseSink:
         self.columns = (*spec.field_names, *(("geom",) if spec.geometry_type else ()))
         name = spec.table
         if self.is_postgres:
-            # Blocks other writers of the layer (and a second import) but never readers.
-            self.conn.exec_driver_sql(f"LOCK TABLE {_q(name)} IN SHARE ROW EXCLUSIVE MODE")
+            # EXCLUSIVE: plain readers never wait; other writers, a second import and row locks (a booking's
+            # SELECT … FOR UPDATE of transformers) wait for the commit. A weaker mode (SHARE ROW EXCLUSIVE) let a
+            # booking lock a row first and then wait for this lock while the import waited for its row: deadlock.
+            self.conn.exec_driver_sql(f"LOCK TABLE {_q(name)} IN EXCLUSIVE MODE")
         self.target_rows = self.conn.exec_driver_sql(f"SELECT count(*) FROM {_q(name)}").scalar_one()
         self.stage = f"import_stage_{name}"
         self.stage_sql = f"{'pg_temp' if self.is_postgres else 'temp'}.{_q(self.stage)}"
@@ -261,6 +263,11 @@ class DatabaseSink:
                 moved = self._update_transformer_peaks()
                 if moved:
                     notes.append(f"peak_kva/peak_at of {moved} transformers moved to their latest reading")
+            if self.spec.name == "transformers":
+                synced = self._sync_reserved_kva()
+                if synced:
+                    moved += synced  # a change of the network like any other: the generation moves
+                    notes.append(f"reserved_kva of {synced} transformers set to the sum of their open bookings")
             if counts.deleted:
                 notes.extend(self._orphan_notes())
             if counts.inserted or counts.updated or counts.deleted or moved:
@@ -504,6 +511,29 @@ class DatabaseSink:
             "transformers.peak_kva IS DISTINCT FROM latest.peak_kva OR transformers.peak_at IS DISTINCT FROM "
             "latest.read_at)")
         return int(result.rowcount or 0)
+
+    def _sync_reserved_kva(self) -> int:
+        """Set ``reserved_kva`` of each transformer the file names to the sum of its open bookings; count the moves.
+
+        Bookings are the service's own state (``applications.reserved_kva`` on ``reserved_transformer_asset_id``,
+        ``app.network.reservations``): the file never sets the column (``FieldSpec.service_owned``), so stored rows
+        keep theirs and new rows start at 0. This catches the rest: a transformer deleted by ``replace`` and
+        imported again while applications still hold bookings on it, or a stored value that had drifted. Both
+        statements touch only rows that differ, so a re-import of an unchanged network writes nothing.
+        """
+        def named(alias: str) -> str:  # the direct strategy's stage is the table itself: every row is the file's
+            return "" if self._mode == "direct" else f" AND {alias}.asset_id IN (SELECT asset_id FROM {self.stage_sql})"
+
+        booked = self.conn.exec_driver_sql(
+            "UPDATE transformers SET reserved_kva = b.kva FROM (SELECT reserved_transformer_asset_id AS asset_id, "
+            "sum(reserved_kva) AS kva FROM applications WHERE reserved_transformer_asset_id IS NOT NULL "
+            "GROUP BY reserved_transformer_asset_id) b WHERE transformers.asset_id = b.asset_id "
+            f"AND abs(transformers.reserved_kva - b.kva) > 1e-9{named('transformers')}").rowcount
+        released = self.conn.exec_driver_sql(
+            "UPDATE transformers SET reserved_kva = 0 WHERE asset_id IN (SELECT t.asset_id FROM transformers t "
+            f"WHERE t.reserved_kva <> 0{named('t')} AND NOT EXISTS (SELECT 1 FROM applications a "
+            "WHERE a.reserved_transformer_asset_id = t.asset_id))").rowcount
+        return int(booked or 0) + int(released or 0)
 
     def _orphan_notes(self) -> list[str]:
         """Say how many rows of other layers now name a deleted row of this one."""

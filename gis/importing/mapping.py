@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gis.importing.errors import ImportMappingError
+from gis.layers import LayerSpec
 
 __all__ = ["FieldMapping", "SourceField"]
 
@@ -179,6 +180,41 @@ class FieldMapping:
         if not isinstance(document, dict):
             raise ImportMappingError(f"{Path(path).name}: the mapping must be a table/object.", file=Path(path).name)
         return cls.from_document(document, source=Path(path).name)
+
+    def check_targets(self, spec: LayerSpec) -> None:
+        """Refuse fields and constants that ``spec`` does not have or that no import may set (before any row is read).
+
+        Raises
+        ------
+        ImportMappingError
+            A target that is not a field of the layer, or a service-owned one (``transformers.reserved_kva``, the
+            sum of the open capacity bookings: docs/import.md).
+
+        Examples
+        --------
+        >>> from gis.layers import get_layer
+        >>> FieldMapping.from_pairs(["预留=reserved_kva"]).check_targets(get_layer("transformers"))
+        Traceback (most recent call last):
+        ...
+        gis.importing.errors.ImportMappingError: reserved_kva of transformers is kept by the service (the sum of \
+the open capacity bookings) and no import sets it; remove it from the mapping.
+        """
+        targets = set(self.fields) | set(self.constants)
+        unknown = sorted(targets - set(spec.field_names))
+        if unknown:
+            raise ImportMappingError(
+                f"{spec.name} has no field {', '.join(unknown)}; its fields are {', '.join(spec.field_names)}.",
+                layer=spec.name,
+                fields=unknown,
+            )
+        owned = sorted(targets & set(spec.service_owned_fields))
+        if owned:
+            raise ImportMappingError(
+                f"{', '.join(owned)} of {spec.name} is kept by the service (the sum of the open capacity bookings) "
+                "and no import sets it; remove it from the mapping.",
+                layer=spec.name,
+                fields=owned,
+            )
 
     def merged(self, other: FieldMapping) -> FieldMapping:
         """Return this mapping with ``other``'s entries taking precedence (CLI pairs over a file)."""

@@ -158,17 +158,23 @@ def _column_lookup(columns: Sequence[str]) -> Callable[[str], str | None]:
 def _plan(spec: LayerSpec, source: SourceInfo, options: ImportOptions, crs: pyproj.CRS | None) -> _Plan:
     mapping = options.mapping
     find = _column_lookup(source.columns)
-    unknown_targets = sorted((set(mapping.fields) | set(mapping.constants)) - set(spec.field_names))
-    if unknown_targets:
-        raise ImportMappingError(
-            f"{spec.name} has no field {', '.join(unknown_targets)}; its fields are {', '.join(spec.field_names)}.",
-            layer=spec.name,
-            fields=unknown_targets,
-        )
+    mapping.check_targets(spec)
     plans = []
+    file_issues = []
     for field_spec in spec.fields:
         name = field_spec.name
-        if name in mapping.fields:
+        if field_spec.service_owned:
+            # Never from the file: new rows get the default, stored rows keep their value (the sink never
+            # writes a field that is not provided). A same-named column (an export of Sanling's own data) is
+            # reported once, for the whole file.
+            plans.append(_FieldPlan(field_spec))
+            column = find(name)
+            if column is not None:
+                file_issues.append(Issue(
+                    row=0, key=None, field=name, code="FIELD_IGNORED", severity="warning", value=column,
+                    message=f"column {column} ignored: {name} is kept by the service (the sum of the open "
+                            "capacity bookings); new rows start at 0, stored rows keep theirs"))
+        elif name in mapping.fields:
             source_field = mapping.fields[name]
             column = find(source_field.column)
             if column is None:
@@ -202,6 +208,7 @@ def _plan(spec: LayerSpec, source: SourceInfo, options: ImportOptions, crs: pypr
         service_area_wgs84=options.service_area_wgs84,
         naive_timezone=options.naive_timezone,
         geometry_column=source.geometry_column,
+        file_issues=tuple(file_issues),
     )
 
 
@@ -307,6 +314,7 @@ def _run_batches(source: SourceInfo, validator: _Validator, sink: ImportSink, op
     total = source.feature_count if source.feature_count >= 0 else None
     tell("reading", total)
     with _IssueLog(report, options.max_issues_kept, options.report_csv) as log, _WriteBehind(sink) as writer:
+        log.add(iter(validator.main.file_issues))
         for batch in iter_batches(source, options.batch_rows):
             result = validator.validate(batch)
             first_row = report.rows_read + 1

@@ -39,6 +39,8 @@ class _Plan:
     service_area_wgs84: tuple[float, float, float, float] | None
     naive_timezone: str
     geometry_column: str | None
+    #: Issues of the whole file (``row`` 0), found while planning: e.g. a service-owned column ignored.
+    file_issues: tuple[Issue, ...] = ()
 
     @property
     def provided_fields(self) -> tuple[str, ...]:

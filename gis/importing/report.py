@@ -37,6 +37,7 @@ DEFAULT_MAX_ISSUES_KEPT = 1_000
 DEFAULT_NAIVE_TIMEZONE = "Asia/Shanghai"
 
 IssueCode = Literal[
+    "FIELD_IGNORED",
     "FIELD_MISSING",
     "FIELD_INVALID",
     "GEOMETRY_EMPTY",
@@ -122,7 +123,7 @@ ProgressCallback = Callable[[ImportProgress], None]
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """One problem of one row: ``row`` is the 1-based feature number in the source file."""
+    """One problem of one row: ``row`` is the 1-based feature number in the source file (0: the whole file)."""
 
     row: int
     key: str | None
