@@ -219,10 +219,13 @@ class AssignRequest(BaseModel):
 
 
 @admin_router.post("/{application_id}/assign", responses={
-    **_AUTH, **_NOT_FOUND, **_IDEMPOTENCY, 422: {"description": "`ASSIGNMENT_INVALID`."}})
+    **_AUTH, **_NOT_FOUND, 422: {"description": "`ASSIGNMENT_INVALID`."},
+    409: {"description": "`APPLICATION_ALREADY_ASSIGNED` (this grid area and team already), `APPLICATION_CLOSED`, "
+                         "`IDEMPOTENCY_IN_PROGRESS`."}})
 def assign_application(application_id: ApplicationId, body: AssignRequest, user: AdminUser, session: SessionDep,
                        settings: SettingsDep, idem: IdempotencyDep) -> JSONResponse:
-    """Assign a queued application to a grid area and its customer manager and project manager."""
+    """Assign a queued application to a grid area and its customer manager and project manager (or re-assign an
+    open one to another team; the same assignment twice answers 409 `APPLICATION_ALREADY_ASSIGNED`)."""
     application = service.get_application(session, application_id)
 
     def action() -> tuple[int, dict[str, Any]]:

@@ -86,12 +86,15 @@ def adjust(design_id: str, request: DesignRequest, user: DesignerUser, session: 
     """Survey adjustment: recompute with a moved meter box, marked no-overhead stretches or another candidate.
 
     Adds the next version (the earlier ones stay). With `If-Match`, refused with 412 unless it names the
-    latest version, so two devices cannot overwrite each other silently.
+    latest version, so two devices cannot overwrite each other silently: of concurrent adjustments with the
+    same `If-Match` one adds the version and the others answer 412. Without it, each adds the next number.
     """
     latest = load_design(session, design_id)
     _readable(user, latest)
     check_if_match(latest, if_match, required=False)
-    row = create_design(session, engine, settings, request, design_id=design_id)
+    conditioned = bool(if_match and if_match.strip())
+    row = create_design(session, engine, settings, request, design_id=design_id,
+                        based_on_version=latest.version if conditioned else None)
     session.commit()
     return _response(row, 201)
 

@@ -4,6 +4,11 @@ Designs are stored one row per version in ``designs`` and never updated: a surve
 the meter box, mark a no-overhead stretch, choose another candidate) adds a version. The stored
 ``result`` holds everything the exports need (drawing input, BOM lines, schedule), so an old version
 renders the same drawing and BOM tomorrow even if prices or the network change.
+
+A version number is taken by ``INSERT … ON CONFLICT (design_id, version) DO NOTHING``: of two concurrent
+adjustments of one design starting from the same version (the same ``If-Match``), the second finds the
+number taken (PostgreSQL waits at the unique index until the first commits) and answers 412
+``DESIGN_VERSION_CONFLICT`` with nothing written, never a 500 ``UniqueViolation``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from geoalchemy2.shape import from_shape
 from pydantic import ConfigDict, Field, field_validator
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, insert, select
+from sqlalchemy import Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.network.generations import network_version
@@ -45,6 +51,8 @@ DRAWING_CONTEXT_M = 150.0
 DESIGN_CANDIDATES = 3
 #: Optimistic tries of :func:`create_design_on_current_network` before designing inside the write transaction.
 OPTIMISTIC_DESIGN_ATTEMPTS = 2
+#: Version numbers an unconditioned adjustment tries when concurrent ones take the next number first.
+VERSION_NUMBER_ATTEMPTS = 20
 
 
 class DesignNotFoundError(NotFoundError):
@@ -197,29 +205,58 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
     return design, result
 
 
+def _latest_version(session: Session, design_id: str) -> int | None:
+    latest = session.execute(select(func.max(Design.version)).where(Design.design_id == design_id)).scalar()
+    return None if latest is None else int(latest)
+
+
 def create_design(session: Session, engine: SitingEngine, settings: Settings, request: DesignRequest,
                   *, design_id: str | None = None, now: datetime | None = None,
-                  snapshot: NetworkSnapshot | None = None, accepted_at: datetime | None = None) -> Design:
+                  snapshot: NetworkSnapshot | None = None, accepted_at: datetime | None = None,
+                  based_on_version: int | None = None) -> Design:
     """Compute and store a design: version 1 of a new id, or the next version of ``design_id``.
 
     ``now`` is the server clock (R5.3), stored as the version's ``created_at``; ``accepted_at`` is day 0
     of the schedule (default ``now``; a survey redesign passes the application's acceptance time so the
     deadlines keep counting from it); ``snapshot`` as for :func:`compute_design`; the caller commits.
-    The returned row is not in the session (delete it with a DELETE statement, not ``session.delete``).
+    ``based_on_version`` is the version the change starts from (the one ``If-Match`` named): the new version
+    must be the one after it. Without it an adjustment takes the next free number, also when concurrent ones
+    take numbers meanwhile. The returned row is not in the session (delete it with a DELETE statement, not
+    ``session.delete``).
+
+    Raises
+    ------
+    DesignNotFoundError
+        No design has ``design_id``.
+    DesignVersionConflictError
+        ``based_on_version`` is no longer the latest: another adjustment stored a version first (412); nothing
+        was written.
     """
     now = now or datetime.now(UTC)
     accepted_at = accepted_at or now
-    version = 1
     if design_id is None:
         design_id = str(uuid.uuid4())
-    else:
-        latest = session.execute(select(func.max(Design.version)).where(Design.design_id == design_id)).scalar()
-        if latest is None:
-            raise DesignNotFoundError(design_id=design_id)
-        version = int(latest) + 1
+        design, result = compute_design(session, engine, settings, request, design_id=design_id,
+                                        accepted_at=accepted_at, snapshot=snapshot)
+        return _store(session, request, design, result, design_id=design_id, version=1, now=now)
+    latest = _latest_version(session, design_id)
+    if latest is None:
+        raise DesignNotFoundError(design_id=design_id)
+    if based_on_version is not None and latest != based_on_version:
+        raise DesignVersionConflictError(latest_etag=_etag(design_id, latest),
+                                         if_match=_etag(design_id, based_on_version))
     design, result = compute_design(session, engine, settings, request, design_id=design_id,
                                     accepted_at=accepted_at, snapshot=snapshot)
-    return _store(session, request, design, result, design_id=design_id, version=version, now=now)
+    for _ in range(VERSION_NUMBER_ATTEMPTS):
+        row = _store_if_free(session, request, design, result, design_id=design_id, version=latest + 1, now=now)
+        if row is not None:
+            return row
+        # the number was taken by a concurrent adjustment, which has committed (PostgreSQL waited for it)
+        latest = _latest_version(session, design_id) or latest + 1
+        if based_on_version is not None:
+            break
+    raise DesignVersionConflictError(latest_etag=_etag(design_id, latest),
+                                     if_match=None if based_on_version is None else _etag(design_id, based_on_version))
 
 
 def create_design_on_current_network(session: Session, engine: SitingEngine, settings: Settings,
@@ -250,6 +287,16 @@ def create_design_on_current_network(session: Session, engine: SitingEngine, set
 
 def _store(session: Session, request: DesignRequest, design: ConnectionDesign, result: dict[str, Any], *,
            design_id: str, version: int, now: datetime) -> Design:
+    """Store version ``version`` of a design whose number nobody else can take (version 1 of a new id)."""
+    row = _store_if_free(session, request, design, result, design_id=design_id, version=version, now=now)
+    if row is None:  # a UUID taken twice
+        raise DesignVersionConflictError(latest_etag=_etag(design_id, version))
+    return row
+
+
+def _store_if_free(session: Session, request: DesignRequest, design: ConnectionDesign, result: dict[str, Any], *,
+                   design_id: str, version: int, now: datetime) -> Design | None:
+    """Insert the version, or return None when ``(design_id, version)`` is taken (nothing written)."""
     pin = result["pin"]
     values = {
         "design_id": design_id, "version": version, "profile_id": design.profile_id,
@@ -259,12 +306,20 @@ def _store(session: Session, request: DesignRequest, design: ConnectionDesign, r
         "meter_box": from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326),
     }
     # One INSERT through Core (rows are never updated, so the ORM's unit of work has nothing to track:
-    # ~0.25 ms less per design); the returned row is detached, for reading.
-    row_id = session.connection().execute(_INSERT_DESIGN, values).scalar_one()
-    return Design(id=row_id, **values)
+    # ~0.25 ms less per design); the returned row is detached, for reading. No row back: the number is taken.
+    conn = session.connection()
+    row_id = conn.execute(_INSERT_DESIGN[conn.dialect.name], values).scalar_one_or_none()
+    return None if row_id is None else Design(id=row_id, **values)
 
 
-_INSERT_DESIGN = insert(Design.__table__).returning(Design.__table__.c.id)
+def _insert_design(dialect: Any) -> Insert:
+    table = Design.__table__
+    return (dialect.insert(table).on_conflict_do_nothing(index_elements=[table.c.design_id, table.c.version])
+            .returning(table.c.id))
+
+
+#: The INSERT of a version per dialect (both say ``ON CONFLICT (design_id, version) DO NOTHING``).
+_INSERT_DESIGN: dict[str, Insert] = {"postgresql": _insert_design(postgresql), "sqlite": _insert_design(sqlite)}
 
 
 def load_design(session: Session, design_id: str, version: int | None = None) -> Design:
@@ -277,9 +332,13 @@ def load_design(session: Session, design_id: str, version: int | None = None) ->
     return row
 
 
+def _etag(design_id: str, version: int) -> str:
+    return f'"{design_id}.v{version}"'
+
+
 def design_etag(row: Design) -> str:
     """Strong ETag of one stored design version (for If-Match on adjustments)."""
-    return f'"{row.design_id}.v{row.version}"'
+    return _etag(row.design_id, row.version)
 
 
 def design_json(row: Design) -> dict[str, Any]:

@@ -27,6 +27,17 @@ class ApplicationClosedError(ApplicationStateError):
     default_message = "The application is closed (powered on or cancelled)."
 
 
+class AlreadyAssignedError(ApplicationStateError):
+    """The application is already in progress with exactly this grid area and team (HTTP 409).
+
+    An admin re-assigns an open application to another team freely; the same assignment twice (two admins, a
+    double tap, N concurrent requests) changes nothing, so only the first one wins.
+    """
+
+    code = "APPLICATION_ALREADY_ASSIGNED"
+    default_message = "The application is already assigned to this grid area and team."
+
+
 class NotAssignedError(ApplicationStateError):
     """Field work needs the 1+1 team first; the application waits in the admin queue (HTTP 409)."""
 

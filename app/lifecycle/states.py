@@ -2,6 +2,8 @@
 
 Service functions over the request's session; they flush but never commit (the route commits once, so an
 application, its design, its capacity booking, its steps and its audit rows succeed or fail together).
+Every transition of an existing application starts with :func:`lock_for_transition`, so of N concurrent
+identical requests exactly one passes its checks and the others answer 409 (docs/lifecycle.md, "Locking").
 States, steps and rules: docs/lifecycle.md.
 """
 
@@ -31,6 +33,7 @@ from app.design.service import (
 from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_owner
 from app.lifecycle.contracts import check_acceptance
 from app.lifecycle.errors import (
+    AlreadyAssignedError,
     ApplicationClosedError,
     ApplicationNotFoundError,
     AssignmentInvalidError,
@@ -142,6 +145,20 @@ def load_visible(session: Session, user: AuthenticatedUser, application_id: int)
     return application
 
 
+def lock_for_transition(session: Session, application: Application) -> Application:
+    """Re-read ``application`` under ``SELECT … FOR UPDATE`` before a transition checks and changes its state.
+
+    PostgreSQL: a concurrent transition of the same application waits here until the first one commits (or
+    rolls back) and then reads the row that one left, so of N identical transitions exactly one passes the
+    state checks that follow and the others answer 409; the lock is held to the end of the transaction, and
+    it is taken before the transformer rows of a booking (app.network.reservations), so the two never
+    deadlock. SQLite renders no FOR UPDATE: the transaction holds the database's write lock since its
+    ``BEGIN IMMEDIATE``, and the refresh makes the checks read the row as it is now, not the session's copy.
+    """
+    session.refresh(application, with_for_update=True)
+    return application
+
+
 def steps_of(session: Session, application: Application) -> list[ApplicationStep]:
     """The application's steps in process order."""
     return list(session.scalars(select(ApplicationStep).where(ApplicationStep.application_id == application.id)
@@ -166,16 +183,17 @@ def require_assigned(application: Application) -> None:
 
 def _design_and_book(session: Session, engine: SitingEngine, settings: Settings, application: Application,
                      request: DesignRequest, *, design_id: str | None, accepted_at: datetime,
-                     now: datetime) -> Design:
+                     now: datetime, based_on_version: int | None = None) -> Design:
     """Compute and store a design version and move the application's booking onto its transformer.
 
     When the transformer was booked full by someone else since this worker's snapshot (``CAPACITY_TAKEN``),
     the booking's generation bump makes the next attempt site on the new state, so it picks the next
     feasible source (or a transformer upgrade). A surveyor's explicit candidate is not replaced.
+    ``based_on_version``: the version a redesign starts from (``create_design``).
     """
     for attempt in range(1, DESIGN_ATTEMPTS + 1):
         row = create_design(session, engine, settings, request, design_id=design_id, now=now,
-                            accepted_at=accepted_at)
+                            accepted_at=accepted_at, based_on_version=based_on_version)
         try:
             move_reservation(session, application, target_for_design(row, settings))
         except CapacityTakenError:
@@ -265,7 +283,10 @@ def assign_by_admin(session: Session, application: Application, *, grid_area_cod
     ------
     AssignmentInvalidError
         Unknown grid area, or a user who is inactive, of another role or without that grid area.
+    AlreadyAssignedError
+        The application is in progress with this very grid area and team already (409).
     """
+    lock_for_transition(session, application)
     require_open(application)
     if session.scalar(select(GridArea.id).where(GridArea.code == grid_area_code)) is None:
         raise AssignmentInvalidError("No grid area has this code.", field="grid_area_code", value=grid_area_code)
@@ -280,6 +301,12 @@ def assign_by_admin(session: Session, application: Application, *, grid_area_cod
                 f"No active {role.value} with grid area {grid_area_code} was named or found.",
                 field=f"{role.value}_user_id", value=user_id, grid_area_code=grid_area_code)
         chosen[role] = user
+    if (application.status == ApplicationStatus.IN_PROGRESS and application.grid_area_code == grid_area_code
+            and application.customer_manager_user_id == chosen[Role.CUSTOMER_MANAGER].id  # type: ignore[union-attr]
+            and application.project_manager_user_id == chosen[Role.PROJECT_MANAGER].id):  # type: ignore[union-attr]
+        raise AlreadyAssignedError(application_id=application.id, grid_area_code=grid_area_code,
+                                   customer_manager_user_id=application.customer_manager_user_id,
+                                   project_manager_user_id=application.project_manager_user_id)
     before = _state(application)
     application.grid_area_code = grid_area_code
     application.customer_manager_user_id = chosen[Role.CUSTOMER_MANAGER].id  # type: ignore[union-attr]
@@ -381,6 +408,7 @@ def submit_application(session: Session, engine: SitingEngine, settings: Setting
 def add_document(session: Session, settings: Settings, application: Application, kind: DocumentKind,
                  stored: StoredFile, *, actor: Actor, now: datetime) -> ApplicationDocument:
     """Add a document later (容缺: the property proof); marks the application complete when nothing is missing."""
+    lock_for_transition(session, application)
     require_open(application)
     document = _add_document(session, application, kind, stored, actor=actor, now=now)
     session.flush()
@@ -398,7 +426,9 @@ def add_document(session: Session, settings: Settings, application: Application,
 
 def cancel_application(session: Session, application: Application, *, reason: str | None, actor: Actor,
                        now: datetime) -> Application:
-    """Cancel an open application and release its capacity booking."""
+    """Cancel an open application and release its capacity booking (once: the second of two cancels finds it
+    cancelled under the lock and answers ``APPLICATION_CLOSED``)."""
+    lock_for_transition(session, application)
     require_open(application)
     before = _state(application)
     release_reservation(session, application)
@@ -415,7 +445,12 @@ def cancel_application(session: Session, application: Application, *, reason: st
 
 def adjust_design(session: Session, engine: SitingEngine, settings: Settings, application: Application,
                   adjustment: SurveyAdjustment, *, if_match: str | None, actor: Actor, now: datetime) -> Design:
-    """Apply a survey adjustment: a new design version, the booking moved to its transformer, steps re-planned."""
+    """Apply a survey adjustment: a new design version, the booking moved to its transformer, steps re-planned.
+
+    Under the application's lock the latest version is read after any concurrent adjustment committed, so of
+    N adjustments with the same ``If-Match`` one adds the next version and the others answer 412.
+    """
+    lock_for_transition(session, application)
     require_assigned(application)
     if application.confirmed_design_version is not None:
         raise DesignFrozenError(confirmed_version=application.confirmed_design_version)
@@ -425,7 +460,8 @@ def adjust_design(session: Session, engine: SitingEngine, settings: Settings, ap
     request = adjustment.apply(latest.request)
     before = _state(application)
     design = _design_and_book(session, engine, settings, application, request, design_id=application.design_id,
-                              accepted_at=as_utc(application.contract_accepted_at), now=now)
+                              accepted_at=as_utc(application.contract_accepted_at), now=now,
+                              based_on_version=latest.version)
     pin = design.result["pin"]
     application.meter_box = from_shape(shapely.Point(pin["lon_wgs84"], pin["lat_wgs84"]), srid=4326)
     application.updated_at = now
@@ -483,7 +519,11 @@ def _open_step(session: Session, application: Application, code: StepCode) -> Ap
 
 def confirm_design(session: Session, settings: Settings, application: Application, *, if_match: str | None,
                    actor: Actor, now: datetime) -> MaterialsRequest:
-    """Freeze the latest design version and its BOM, request the materials, complete 外线设计并生成物料清单."""
+    """Freeze the latest design version and its BOM, request the materials, complete 外线设计并生成物料清单.
+
+    Once: a second confirm waits for the first under the application's lock and answers ``DESIGN_FROZEN``.
+    """
+    lock_for_transition(session, application)
     require_assigned(application)
     if application.confirmed_design_version is not None:
         raise DesignFrozenError(confirmed_version=application.confirmed_design_version)
@@ -511,7 +551,11 @@ def confirm_design(session: Session, settings: Settings, application: Applicatio
 def report_step(session: Session, settings: Settings, application: Application, code: StepCode, *, gps: GpsFix,
                 photos: Sequence[StoredFile], client_time: str | None, note: str | None, actor: Actor,
                 now: datetime) -> ApplicationStep:
-    """Record a stage as completed now (the server's clock; the device's time is a note only, R5.3)."""
+    """Record a stage as completed now (the server's clock; the device's time is a note only, R5.3).
+
+    Once: a second report of the step waits under the application's lock and answers ``STEP_ALREADY_COMPLETED``.
+    """
+    lock_for_transition(session, application)
     require_assigned(application)
     if code == CONFIRM_STEP:
         raise ConfirmRequiredError(step_code=code.value)

@@ -10,6 +10,12 @@ transformer row *inside* the writing transaction:
 * SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (``app.platform.db``), which takes the database's
   write lock, so bookings are serialised before they read.
 
+The application's own booking is changed by a guarded ``UPDATE applications … WHERE reserved_transformer_asset_id
+= <as read> AND reserved_kva = <as read>``: a booking moved or released meanwhile by a concurrent request (two
+cancels) matches no row and answers 409 ``BOOKING_CHANGED`` instead of being released twice. The lifecycle's
+transitions lock the application row first (``app.lifecycle.states.lock_for_transition``), then the transformer
+rows here, so they never meet the guard and never deadlock.
+
 The same transaction logs the new ``reserved_kva`` in ``capacity_changes`` and moves the
 ``asset_generation`` counters (``app.network.generations.record_capacity_changes``), so every worker applies the
 booking to its siting index, without re-reading the network, before it answers its next request.
@@ -19,8 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.network.generations import record_capacity_changes
 from app.platform.errors import ErrorStatuses
@@ -41,8 +48,16 @@ class CapacityTakenError(SanlingError):
     default_message = "The chosen transformer no longer has spare capacity for this load."
 
 
+class BookingChangedError(SanlingError):
+    """The application's booking changed since this request read it: a concurrent request moved or released it
+    first (HTTP 409)."""
+
+    code = "BOOKING_CHANGED"
+    default_message = "The application's capacity booking was changed by a concurrent request; reload it."
+
+
 #: HTTP statuses of this module's errors (collected by ``app.wiring.error_table``).
-ERROR_STATUSES: ErrorStatuses = ((CapacityTakenError, 409),)
+ERROR_STATUSES: ErrorStatuses = ((CapacityTakenError, 409), (BookingChangedError, 409))
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,9 @@ def move_reservation(session: Session, application: Application, target: Reserva
     Raises
     ------
     CapacityTakenError
-        The target transformer is not in service or has no room left for the load.
+        The target transformer is not in service or has no room left for the load (nothing written).
+    BookingChangedError
+        A stored application's booking is no longer the one it was read with (a concurrent change won).
     """
     old_id, old_kva = application.reserved_transformer_asset_id, float(application.reserved_kva or 0.0)
     new_id, new_kva = target.transformer_asset_id, (target.reserved_kva if target.transformer_asset_id else 0.0)
@@ -107,14 +124,32 @@ def move_reservation(session: Session, application: Application, target: Reserva
                 spare_kva=None if row is None or limit is None
                 else round(limit - float(row.peak_kva or 0.0) - reserved[new_id], 3))
         reserved[new_id] += new_kva
+    _set_booking(session, application, new_id, new_kva)
     for asset_id, value in reserved.items():
         session.execute(update(Transformer).where(Transformer.asset_id == asset_id).values(reserved_kva=value))
-    application.reserved_transformer_asset_id = new_id
-    application.reserved_kva = new_kva
     session.flush()
     # workers apply logged bookings in place; no network rebuild (docs/siting.md, "Consistency")
     record_capacity_changes(session.connection(), reserved)
     return True
+
+
+def _set_booking(session: Session, application: Application, asset_id: str | None, kva: float) -> None:
+    """Store the application's new booking; a stored one only if it still holds the booking it was read with."""
+    if not inspect(application).persistent:  # a new application: its INSERT carries the booking
+        application.reserved_transformer_asset_id, application.reserved_kva = asset_id, kva
+        return
+    changed = session.execute(
+        update(Application)
+        .where(Application.id == application.id,
+               Application.reserved_transformer_asset_id.is_not_distinct_from(application.reserved_transformer_asset_id),
+               Application.reserved_kva == application.reserved_kva)
+        .values(reserved_transformer_asset_id=asset_id, reserved_kva=kva)
+        .execution_options(synchronize_session=False))
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise BookingChangedError(application_id=application.id,
+                                  read_transformer_asset_id=application.reserved_transformer_asset_id)
+    set_committed_value(application, "reserved_transformer_asset_id", asset_id)
+    set_committed_value(application, "reserved_kva", kva)
 
 
 def release_reservation(session: Session, application: Application) -> bool:

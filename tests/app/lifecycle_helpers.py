@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import struct
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,34 @@ JOB_CLASSES = ("direct_meter", "overhead", "underground_cable", "transformer_upg
 #: 50 m west of the demo district's grid areas, 158 m from transformer T-0005: in no grid area.
 PIN_OUTSIDE_GRID_AREAS = (106.4840687, 29.5088843)
 
-PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64) + b"\xff\xd9"
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+def _pdf() -> bytes:
+    """A well-formed one-object PDF: header, an object, its xref table, trailer, ``startxref`` and ``%%EOF``."""
+    body = b"%PDF-1.4\n1 0 obj <<>> endobj\n"
+    return (body + b"xref\n0 2\n0000000000 65535 f \n0000000009 00000 n \ntrailer <<>>\nstartxref\n"
+            + str(len(body)).encode() + b"\n%%EOF\n")
+
+
+def _jpeg() -> bytes:
+    """A well-formed 1×1 greyscale JPEG skeleton: SOI, APP0 (JFIF), a frame, a scan, EOI."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 1, 1, 1) + b"\x01\x11\x00"
+    scan = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00\x00\x3f\x00"
+    return b"\xff\xd8" + app0 + frame + scan + bytes(16) + b"\xff\xd9"
+
+
+def _png() -> bytes:
+    """A well-formed 1×1 grey PNG: signature, IHDR, IDAT, IEND with their CRCs."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
+
+
+#: Tiny files that pass the upload checks (leading bytes and structure, app/platform/uploads.py).
+PDF, JPEG, PNG = _pdf(), _jpeg(), _png()
 
 
 def sample(job_class: str) -> dict[str, str]:
@@ -44,25 +71,38 @@ def application_form(row: dict[str, str], **extra: Any) -> dict[str, Any]:
             "contract_sha256": contract.sha256, **extra}
 
 
-def apply(client: TestClient, headers: dict[str, str], form: dict[str, Any], *, property_proof: bool = True,
-          key: str | None = None) -> Any:
-    """POST /api/v1/applications with the two documents (or the ID only: 容缺)."""
+Multipart = tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]
+
+
+def application_multipart(form: dict[str, Any], *, property_proof: bool = True) -> Multipart:
+    """``(data, files)`` of POST /api/v1/applications: the form as JSON and the documents (or the ID only: 容缺)."""
     files: list[tuple[str, tuple[str, bytes, str]]] = [("identity_document", ("licence.pdf", PDF, "application/pdf"))]
     if property_proof:
         files.append(("property_document", ("deed.jpg", JPEG, "image/jpeg")))
+    return {"application": json.dumps(form, ensure_ascii=False)}, files
+
+
+def apply(client: TestClient, headers: dict[str, str], form: dict[str, Any], *, property_proof: bool = True,
+          key: str | None = None) -> Any:
+    """POST /api/v1/applications with the two documents (or the ID only: 容缺)."""
+    data, files = application_multipart(form, property_proof=property_proof)
     extra = {"Idempotency-Key": key} if key else {}
-    return client.post("/api/v1/applications", data={"application": json.dumps(form, ensure_ascii=False)},
-                       files=files, headers={**headers, **extra})
+    return client.post("/api/v1/applications", data=data, files=files, headers={**headers, **extra})
+
+
+def report_multipart(*, photos: int = 1, client_time: str | None = None) -> Multipart:
+    """``(data, files)`` of a stage report: a GPS fix and ``photos`` PNG photos."""
+    body = {"gps": {"lon_wgs84": 106.49, "lat_wgs84": 29.5, "accuracy_m": 5.0}, "client_time": client_time}
+    return {"report": json.dumps(body)}, [("photos", (f"p{i}.png", PNG, "image/png")) for i in range(photos)]
 
 
 def report(client: TestClient, headers: dict[str, str], application_id: int, step_code: str, *,
            photos: int = 1, client_time: str | None = None, key: str | None = None) -> Any:
     """POST a stage report with a GPS fix and ``photos`` PNG photos."""
-    body = {"gps": {"lon_wgs84": 106.49, "lat_wgs84": 29.5, "accuracy_m": 5.0}, "client_time": client_time}
-    files = [("photos", (f"p{i}.png", PNG, "image/png")) for i in range(photos)]
+    data, files = report_multipart(photos=photos, client_time=client_time)
     extra = {"Idempotency-Key": key} if key else {}
     return client.post(f"/api/v1/terminal/jobs/{application_id}/steps/{step_code}",
-                       data={"report": json.dumps(body)}, files=files or None, headers={**headers, **extra})
+                       data=data, files=files or None, headers={**headers, **extra})
 
 
 def make_teams(conn: Connection) -> dict[str, tuple[AuthUser, AuthUser]]:
