@@ -149,7 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # connections unless told otherwise; set before the settings are first read, and inherited by the workers.
     os.environ.setdefault("SANLING_JOBS_ENABLED", "true")
     os.environ.setdefault("SANLING_PRELOAD_NETWORK", "true")
-    os.environ.setdefault("SANLING_REQUEST_THREADS", "1")  # one request computes at a time per worker process
+    os.environ.setdefault("SANLING_REQUEST_CONCURRENCY", "1")  # one request computes at a time per worker
     settings = _settings()
     host = args.host or settings.host
     port = args.port or settings.port

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from functools import partial
 
-import anyio.to_thread
-from fastapi import FastAPI
+import anyio
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -76,15 +77,31 @@ def preload_network(siting_engine: SitingEngine, engine: Engine) -> None:
                                          "build_s": round(snapshot.build_s, 3)})
 
 
+async def _request_slot() -> AsyncIterator[None]:
+    """Held from before a request's first dependency until its answer is built (``scope="function"``)."""
+    yield
+
+
+def request_slots(concurrency: int | None) -> list[Any]:
+    """The app-wide dependency that lets ``concurrency`` requests per worker do their work at once.
+
+    FastAPI's own ``Depends(max_concurrency=…)``: a request waiting for a slot waits on the event loop and
+    holds no thread, so the requests that hold a slot always find threads for their hops (dependencies,
+    endpoint, answer validation) and a session's close never queues behind them (docs/architecture.md).
+    """
+    if concurrency is None:
+        return []
+    return [Depends(_request_slot, max_concurrency=concurrency, scope="function")]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings``; the engine is created in the lifespan, not at import."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.request_threads is not None:
-            # AnyIO's documented knob: the size of this event loop's default thread pool (no monkeypatch)
-            anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        # sessions are closed outside the request pool, so a close never queues behind a request (app.platform.deps)
+        app.state.session_close_limiter = anyio.CapacityLimiter(4)
         engine = create_db_engine(settings.effective_database_url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
@@ -104,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     configure_logging(settings.log_level, json_logs=settings.log_json)
     app = FastAPI(title="Sanling", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
-                  generate_unique_id_function=_operation_id)
+                  generate_unique_id_function=_operation_id, dependencies=request_slots(settings.request_concurrency))
     app.state.settings = settings
     app.state.siting_engine = SitingEngine.from_settings(settings)
     app.state.map_snapshots = SnapshotCache[MapSnapshot]()  # planner map and capacity lists, per asset generation

@@ -78,11 +78,10 @@ class Settings(BaseSettings):
         description="CSV `material_code,on_hand_quantity` of the depot (R5.5); confirmed BOMs are checked against "
         "it. Empty: no stock check.",
     )
-    request_threads: int | None = Field(
+    request_concurrency: int | None = Field(
         default=None, ge=1, le=256,
-        description="Threads per worker that run request work (synchronous endpoints and dependencies); the event "
-        "loop never runs it, so it keeps accepting and parsing while a request computes or waits for a lock. "
-        "Empty: AnyIO's default (40); `sanling serve` sets 1.",
+        description="Requests per worker process whose work (endpoint and answer) runs at the same time; the "
+        "others wait on the event loop, holding no thread. Empty: no limit; `sanling serve` sets 1.",
     )
     host: str = Field(default="127.0.0.1", description="Address `sanling serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `sanling serve` binds to.")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.settings import Settings
@@ -16,13 +16,18 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     """Yield a session from the app's factory; routes commit once, helpers never commit.
 
     Async so that FastAPI creates it on the event loop (making a Session does no I/O) instead of in a
-    worker thread; closing it (which may roll back) runs in the thread pool.
+    worker thread. Closing it (which may roll back and so ends the transaction and its locks) runs in a
+    thread of its own limiter (``app.state.session_close_limiter``, made in the lifespan), not the request
+    pool: with ``SANLING_REQUEST_THREADS=1`` the next request holds the pool's only thread and may be
+    waiting for this session's write lock, which a close queued behind it would release only after
+    SQLite's 30 s busy timeout.
     """
     session = request.app.state.session_factory()
     try:
         yield session
     finally:
-        await run_in_threadpool(session.close)
+        limiter = getattr(request.app.state, "session_close_limiter", None)
+        await anyio.to_thread.run_sync(session.close, limiter=limiter)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
