@@ -17,10 +17,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
     Async so that FastAPI creates it on the event loop (making a Session does no I/O) instead of in a
     worker thread. Closing it (which may roll back and so ends the transaction and its locks) runs in a
-    thread of its own limiter (``app.state.session_close_limiter``, made in the lifespan), not the request
-    pool: with ``SANLING_REQUEST_THREADS=1`` the next request holds the pool's only thread and may be
-    waiting for this session's write lock, which a close queued behind it would release only after
-    SQLite's 30 s busy timeout.
+    thread of its own limiter (``app.state.session_close_limiter``, made in the lifespan), not AnyIO's
+    default one, so a close that ends a transaction (and releases SQLite's write lock) never queues behind
+    requests that are waiting for that lock (docs/architecture.md, "Requests, threads and waiting").
     """
     session = request.app.state.session_factory()
     try:
