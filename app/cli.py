@@ -161,6 +161,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     print(f"Sanling API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
     if workers > 1 and reuseport_supported():
+        from app.platform.observability import configure_logging
+
+        configure_logging(settings.log_level, json_logs=settings.log_json)  # the supervisor's own log lines
         # one SO_REUSEPORT socket per worker (app/serving.py)
         return serve_workers(host, port, workers)
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -92,7 +93,6 @@ def test_workers_share_the_port_are_restarted_and_stop_cleanly(tmp_path: Path) -
         answers = _answers_until_all_seen(health, set(workers))
         assert {a["worker_pid"] for a in answers} == set(workers)
         assert all(a["worker_network_generation"] is not None for a in answers)
-        time.sleep(11)  # past the start-up grace: a dying worker is now restarted
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -174,3 +174,105 @@ def test_a_request_waiting_for_a_lock_leaves_the_event_loop_answering(tmp_path: 
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_a_crash_loop_backs_off_and_the_other_worker_keeps_serving(tmp_path: Path) -> None:
+    """Issue 13 item 5: killing a worker and then its replacement 3 s later took the whole service down
+    ("exited at start; stopping"). Now the slot backs off and comes back; the other worker answers meanwhile."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'serve.sqlite'}"
+    migrate.upgrade(url)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
+    env.update({"SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(tmp_path), "SANLING_LOG_LEVEL": "WARNING",
+                "SANLING_JOBS_ENABLED": "false"})
+    server = subprocess.Popen([SANLING, "serve", "--port", str(port), "--workers", "2"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    health = f"http://127.0.0.1:{port}/healthz"
+    polls: list[tuple[float, bool]] = []
+    polling = threading.Event()
+
+    def poll() -> None:  # one new connection every 0.1 s for as long as the test runs
+        while not polling.is_set():
+            try:
+                _health(health)
+                polls.append((time.monotonic(), True))
+            except OSError:
+                polls.append((time.monotonic(), False))
+            time.sleep(0.1)
+
+    def new_worker(old: set[int]) -> int:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            assert server.poll() is None, "the supervisor exited"
+            fresh = set(_workers(server.pid)) - old
+            if fresh:
+                return fresh.pop()
+            time.sleep(0.05)
+        raise AssertionError("no replacement worker")
+
+    poller = threading.Thread(target=poll)
+    try:
+        _wait_up(health, server)
+        deadline = time.time() + 30
+        while len(_workers(server.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        first = _workers(server.pid)
+        assert {a["worker_pid"] for a in _answers_until_all_seen(health, set(first))} == set(first)
+        poller.start()
+        victim, survivor = first
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        replacement = new_worker(set(first))
+        time.sleep(max(0.0, killed_at + 3.0 - time.monotonic()))
+        os.kill(replacement, signal.SIGKILL)  # the replacement, 3 s after the first kill
+        second_kill = time.monotonic()
+        third = new_worker(set(first) | {replacement})  # after a longer backoff
+        deadline = time.time() + 60
+        while {a["worker_pid"] for a in _answers_until_all_seen(health, {survivor, third}, 5)} != {survivor, third}:
+            assert time.time() < deadline, "the restarted worker did not come back"
+        time.sleep(1.0)
+        assert server.poll() is None, "the supervisor exited"
+        assert sorted(_workers(server.pid)) == sorted([survivor, third])
+    finally:
+        polling.set()
+        if poller.is_alive():
+            poller.join(timeout=10)
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    stderr = server.stderr.read().decode() if server.stderr else ""
+    assert code == 0, stderr
+    # the service answered all along: at most the request in flight on each killed worker is lost
+    assert sum(not ok for _, ok in polls) <= 2, polls
+    answered = [t for t, ok in polls if ok]
+    assert answered and answered[0] < killed_at + 1.0 and answered[-1] > second_kill + 1.0
+    assert max(b - a for a, b in itertools.pairwise(answered)) < 3.0
+    # the supervisor logged the backoff: 1 s after the first death, 2 s after the replacement's (in a row)
+    backoffs = [json.loads(line) for line in stderr.splitlines()
+                if line.startswith("{") and '"sanling.serve"' in line and "backoff_s" in line]
+    assert [b["backoff_s"] for b in backoffs] == [1.0, 2.0], stderr
+    assert [b["deaths_in_a_row"] for b in backoffs] == [1, 2]
+
+
+def test_restart_backoff_doubles_is_capped_and_resets_after_a_healthy_run() -> None:
+    from app.serving import RestartBackoff
+
+    backoff = RestartBackoff(base_s=1.0, cap_s=30.0, healthy_s=60.0)
+    assert [backoff.after_exit(served_s=2.0) for _ in range(7)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert backoff.deaths_in_a_row == 7
+    assert backoff.after_exit(served_s=60.0) == 1.0  # served a minute: a fresh death, not part of the loop
+    assert backoff.after_exit(served_s=0.0) == 2.0  # a replacement that died before it started
+
+
+def test_a_worker_that_never_starts_at_service_start_stops_the_service(tmp_path: Path) -> None:
+    """The app cannot import: every worker fails before it listens, so the service stops (exit 1) at once."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
+    env.update({"SANLING_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "SANLING_DATA_DIR": str(tmp_path)})
+    script = ("import sys; from app.serving import serve_workers; "
+              f"sys.exit(serve_workers('127.0.0.1', {port}, 2, app='no_such_module:create_app'))")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=60)
+    assert result.returncode == 1, result.stderr.decode()
+    assert b"never started" in result.stderr and time.monotonic() - started < 30
