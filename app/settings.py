@@ -141,6 +141,28 @@ class Settings(BaseSettings):
         description="argon2id cost: `default` = argon2-cffi's defaults (RFC 9106 low-memory); `fast` = cheap "
         "parameters for test suites only, refused in production.",
     )
+    password_hash_concurrency: int = Field(
+        default=2, ge=1, le=64,
+        description="Password and API-key hashes computed at once per worker process; more sign-ins wait their turn "
+        "off the event loop and off the request threads.",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, le=1000,
+        description="Sign-in attempts of one account that may fail in a row before it is locked for a while "
+        "(429 RATE_LIMITED with Retry-After); shared by all workers through the database.",
+    )
+    login_max_failures_per_address: int = Field(
+        default=30, ge=1, le=100_000,
+        description="Failed sign-in attempts from one client address, any accounts, before it is locked for a while.",
+    )
+    login_lockout_s: int = Field(
+        default=60, ge=1, le=86_400,
+        description="First lock after too many failures, seconds; doubles with each further failure, at most an hour.",
+    )
+    login_failure_window_s: int = Field(
+        default=900, ge=1, le=86_400 * 7,
+        description="Failures older than this (and no lock in force) are forgotten, seconds.",
+    )
     basemap_tile_url: str = Field(
         default="",
         description="XYZ raster tile URL template of the planner map's base map, e.g. "

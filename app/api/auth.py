@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from app.identity import users as user_service
 from app.identity.auth import (
@@ -15,12 +17,14 @@ from app.identity.auth import (
     CurrentUser,
     ForbiddenError,
     Role,
-    authenticate_password,
+    SignInAttempt,
     issue_access_token,
+    start_sign_in,
 )
 from app.platform.audit import record_change, snapshot
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.models import ApiKey, User
+from app.settings import Settings
 from gis.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -96,17 +100,45 @@ class ApiKeyCreated(ApiKeyView):
     key: str = Field(description="`sl_<prefix>_<secret>`; send as `X-API-Key` or `Authorization: Bearer`.")
 
 
-@router.post("/auth/token", response_model=TokenResponse,
-             responses={401: {"description": "Incorrect username or password (`CREDENTIALS_INVALID`)."}})
-def create_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
-                 settings: SettingsDep) -> TokenResponse:
+@router.post("/auth/token", response_model=TokenResponse, responses={
+    401: {"description": "Incorrect username or password (`CREDENTIALS_INVALID`)."},
+    429: {"description": "Too many failed sign-ins on this account or from this address (`RATE_LIMITED`); "
+                         "retry after `Retry-After` seconds.",
+          "headers": {"Retry-After": {"description": "Seconds until the lock ends.", "schema": {"type": "integer"}}}},
+})
+async def create_token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
+                       settings: SettingsDep) -> Response:
     """Exchange a username and password for an access token (OAuth2 password flow).
 
-    Unknown users, wrong passwords and deactivated users get the same answer after the same work.
+    Unknown users, wrong passwords and deactivated users get the same answer after the same work. Failed attempts
+    are counted per account and per client address; too many lock them for a while (docs/auth.md).
     """
-    user = authenticate_password(session, username=form.username, password=form.password, settings=settings)
-    token, expires_in = issue_access_token(user, settings)
-    return TokenResponse(access_token=token, expires_in=expires_in)
+    address = request.client.host if request.client is not None else "unknown"
+    attempt = await start_sign_in(session, username=form.username, password=form.password, settings=settings,
+                                  address=address)
+    return _TokenAnswer(attempt, settings)
+
+
+class _TokenAnswer(Response):
+    """The token route's answer, which verifies the password while it is being sent.
+
+    By then the endpoint has returned and given back its request slot (``SANLING_REQUEST_CONCURRENCY``, a
+    function-scoped dependency in ``app/main.py``), so sign-ins waiting for one of the process's few hash slots
+    (``SANLING_PASSWORD_HASH_CONCURRENCY``) hold no request slot, and ``/healthz`` and the other requests of the
+    worker are not queued behind their argon2 work. An error raised here is answered by the app's error
+    handlers like any other; the session (a request-scoped dependency) is still open.
+    """
+
+    def __init__(self, attempt: SignInAttempt, settings: Settings) -> None:
+        super().__init__(media_type="application/json")
+        self.attempt = attempt
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = await self.attempt.verify()
+        token, expires_in = issue_access_token(user, self.settings)
+        answer = TokenResponse(access_token=token, expires_in=expires_in)
+        await JSONResponse(answer.model_dump(mode="json"))(scope, receive, send)
 
 
 @router.get("/auth/me", response_model=MeView, responses=_UNAUTHENTICATED)

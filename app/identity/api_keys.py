@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.identity.errors import CredentialsInvalidError, TokenExpiredError
-from app.identity.passwords import _dummy_hash, verify_password
+from app.identity.passwords import HashSlots, _dummy_hash, hash_slots, verify_password
 from app.platform.models import ApiKey, User
 from app.settings import Settings
 
@@ -74,13 +74,13 @@ class _VerifiedKeys:
         self._maxsize = maxsize
         self._lock = threading.Lock()
 
-    def matches(self, key_hash: str, key: str) -> bool:
+    def matches(self, key_hash: str, key: str, *, slots: HashSlots | None = None) -> bool:
         digest = hashlib.sha256(key.encode()).digest()
         with self._lock:
             known = self._digests.get(key_hash)
         if known is not None and hmac.compare_digest(known, digest):
             return True
-        if not verify_password(key_hash, key):
+        if not verify_password(key_hash, key, slots=slots):
             return False
         with self._lock:
             self._digests[key_hash] = digest
@@ -126,11 +126,12 @@ def authenticate_api_key(session: Session, key: str, *, settings: Settings,
         The key is genuine but past ``expires_at``.
     """
     now = now or datetime.now(UTC)
+    slots = hash_slots(settings.password_hash_concurrency)  # a key not seen before costs one argon2 hash
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == api_key_prefix(key)))
     if row is None:
-        verify_password(_dummy_hash(settings.password_hash_profile), key)
+        verify_password(_dummy_hash(settings.password_hash_profile), key, slots=slots)
         raise CredentialsInvalidError("The API key is not valid.")
-    if not _verified_keys.matches(row.key_hash, key):
+    if not _verified_keys.matches(row.key_hash, key, slots=slots):
         raise CredentialsInvalidError("The API key is not valid.")
     if row.revoked_at is not None:
         raise CredentialsInvalidError("The API key has been revoked.")

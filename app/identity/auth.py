@@ -9,9 +9,12 @@ for the routers and services (``ERROR_STATUSES`` included, for ``app.wiring``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import bindparam, select
@@ -31,7 +34,7 @@ from app.identity.errors import (
     TokenExpiredError,
     UnauthenticatedError,
 )
-from app.identity.passwords import _dummy_hash, hash_password, password_hasher, verify_password
+from app.identity.passwords import hash_password, hash_slots, password_hasher, verify_password, verify_password_off_loop
 from app.identity.roles import (
     GRID_SCOPED_ROLES,
     NETWORK_WIDE_ROLES,
@@ -40,6 +43,7 @@ from app.identity.roles import (
     can_access_grid_area,
     grid_area_scope,
 )
+from app.identity.throttle import ThrottlePolicy, charge, forgive
 from app.identity.tokens import JWT_ALGORITHM, decode_access_token, issue_access_token
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, get_request_settings
@@ -60,6 +64,7 @@ __all__ = [
     "CurrentUser",
     "ForbiddenError",
     "Role",
+    "SignInAttempt",
     "TokenExpiredError",
     "UnauthenticatedError",
     "api_key_prefix",
@@ -77,6 +82,7 @@ __all__ = [
     "require_grid_area",
     "require_owner",
     "require_roles",
+    "start_sign_in",
     "verify_password",
 ]
 
@@ -84,36 +90,101 @@ TOKEN_URL = "/api/v1/auth/token"
 
 
 # Sign-in reads the users table, so it lives with the dependencies rather than in ``passwords``.
-def authenticate_password(session: Session, *, username: str, password: str, settings: Settings) -> User:
-    """Return the active user with this username and password, or raise without saying which part was wrong.
+@dataclass
+class SignInAttempt:
+    """A sign-in counted by the throttle, whose password is not verified yet (:func:`start_sign_in`).
+
+    ``verify`` computes the hash; the token route calls it while its answer is being sent, after the request
+    slot (``SANLING_REQUEST_CONCURRENCY``, ``app/main.py``) was given back, so waiting sign-ins hold no slot.
+    """
+
+    session: Session
+    username: str
+    password: str
+    address: str
+    settings: Settings
+    policy: ThrottlePolicy
+    user: User | None
+
+    async def verify(self) -> User:
+        """Verify the password in a hash thread and return the user, or raise; a success forgives the account.
+
+        Raises
+        ------
+        CredentialsInvalidError
+            Unknown user, wrong password or deactivated user, all with one message; an unknown user still
+            costs one argon2 verification so response times do not reveal which usernames exist.
+        """
+        user = self.user
+        matches = await verify_password_off_loop(user.password_hash if user is not None else None, self.password,
+                                                 slots=hash_slots(self.settings.password_hash_concurrency),
+                                                 profile=self.settings.password_hash_profile)
+        if user is None or not matches or not user.is_active:
+            raise CredentialsInvalidError("Incorrect username or password.")
+        await run_in_threadpool(partial(forgive, self.session, username=self.username, address=self.address,
+                                        policy=self.policy))
+        return user
+
+
+async def start_sign_in(session: Session, *, username: str, password: str, settings: Settings,
+                        address: str = "unknown") -> SignInAttempt:
+    """Count a sign-in attempt against the account and the client address, and find the user (no hashing yet).
+
+    The counters live in ``login_throttle`` (``app.identity.throttle``), shared by the workers; the attempt is
+    counted before its password is hashed, so concurrent attempts cannot slip past the limit, and a locked
+    account or address is refused here, before any argon2 work. No transaction stays open afterwards.
 
     Parameters
     ----------
     session : Session
-        The request's session (read only).
+        The request's session, with no transaction open; the throttle's writes are committed on it.
     username : str
         As typed; compared case-insensitively (usernames are stored in lower case).
     password : str
         The clear text presented.
     settings : Settings
-        Supplies the hash cost profile of the dummy hash used for unknown users.
+        The throttle's limits, the hash slots and the dummy hash's cost profile.
+    address : str
+        The client's address (the per-address counter).
 
     Returns
     -------
-    User
-        The signed-in user.
+    SignInAttempt
+        Call its ``verify()``.
 
     Raises
     ------
-    CredentialsInvalidError
-        Unknown user, wrong password or deactivated user, all with one message; an unknown user still
-        costs one argon2 verification so response times do not reveal which usernames exist.
+    RateLimitedError
+        Too many failed attempts on the account or from the address (429 with ``Retry-After``).
     """
+    policy = ThrottlePolicy.from_settings(settings)
+    user = await run_in_threadpool(_charge_and_find_user, session, username, address, policy)
+    return SignInAttempt(session, username, password, address, settings, policy, user)
+
+
+async def authenticate_password(session: Session, *, username: str, password: str, settings: Settings,
+                                address: str = "unknown") -> User:
+    """Return the active user with this username and password: :func:`start_sign_in`, then its ``verify()``.
+
+    The password is verified in a hash thread (``app.identity.passwords.verify_password_off_loop``, at most
+    ``SANLING_PASSWORD_HASH_CONCURRENCY`` at once per process), never on the event loop or in a request thread.
+
+    Raises
+    ------
+    RateLimitedError
+        Too many failed attempts on the account or from the address (429 with ``Retry-After``).
+    CredentialsInvalidError
+        Unknown user, wrong password or deactivated user, all with one message.
+    """
+    attempt = await start_sign_in(session, username=username, password=password, settings=settings, address=address)
+    return await attempt.verify()
+
+
+def _charge_and_find_user(session: Session, username: str, address: str, policy: ThrottlePolicy) -> User | None:
+    charge(session, username=username, address=address, policy=policy)
+    read_only_connection(session)  # read in a unit of work that takes no SQLite write lock, ended before the hash
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
-    stored_hash = user.password_hash if user is not None else _dummy_hash(settings.password_hash_profile)
-    matches = verify_password(stored_hash, password)
-    if user is None or not matches or not user.is_active:
-        raise CredentialsInvalidError("Incorrect username or password.")
+    session.commit()
     return user
 
 
@@ -122,7 +193,7 @@ def authenticate_password(session: Session, *, username: str, password: str, set
 
 #: What a request needs of its caller's ``users`` row.
 _USER_COLUMNS = select(User.id, User.username, User.role, User.full_name, User.grid_area_codes, User.phone,
-                       User.is_active).where(User.id == bindparam("user_id"))
+                       User.is_active, User.token_version).where(User.id == bindparam("user_id"))
 
 _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
                                description="An access token from the password flow, or an API key.")
@@ -178,6 +249,8 @@ def get_current_user(
     row = read_only_connection(session).execute(_USER_COLUMNS, {"user_id": user_id}).one_or_none()
     if row is None or not row.is_active:
         raise CredentialsInvalidError("The access token is not valid.")
+    if claims["ver"] != row.token_version:  # issued before a password or role change
+        raise CredentialsInvalidError("The access token has been revoked; sign in again.")
     user = AuthenticatedUser.from_row(row)
     # End the read-only unit of work (begun DEFERRED on SQLite, app/platform/db.py): the route's own unit of work then
     # begins with its first statement, as IMMEDIATE when it writes, instead of upgrading a read snapshot.

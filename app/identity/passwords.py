@@ -1,11 +1,23 @@
-"""argon2id hashing and verification of passwords and API-key secrets, with the cost profiles (docs/auth.md)."""
+"""argon2id hashing and verification of passwords and API-key secrets, with the cost profiles (docs/auth.md).
+
+argon2 is slow and memory-hungry by design (64 MiB a hash in the default profile), so the verifications a client
+without credentials can cause (sign-in, API keys) take a slot of :func:`hash_slots` first: at most
+``SANLING_PASSWORD_HASH_CONCURRENCY`` at once per process. Sign-in computes its hash with
+:func:`verify_password_off_loop`, in threads of the slots' own limiter, never on the event loop or in a request
+thread, so a storm of sign-ins queues there while every other request goes on being answered.
+"""
 
 from __future__ import annotations
 
 import secrets
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+import anyio
+import anyio.to_thread
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -58,7 +70,26 @@ def hash_password(password: str, profile: Literal["default", "fast"] = "default"
     return password_hasher(profile).hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+@dataclass(frozen=True)
+class HashSlots:
+    """At most ``size`` argon2 computations at once in this process.
+
+    ``semaphore`` bounds the threads that hash, whoever runs them; ``limiter`` (the same size) is the thread pool
+    of :func:`verify_password_off_loop`, so waiting sign-ins wait on the event loop, not in threads.
+    """
+
+    size: int
+    semaphore: threading.BoundedSemaphore
+    limiter: anyio.CapacityLimiter
+
+
+@lru_cache(maxsize=8)
+def hash_slots(size: int) -> HashSlots:
+    """The process's hash slots for ``SANLING_PASSWORD_HASH_CONCURRENCY`` = ``size`` (one set per process)."""
+    return HashSlots(size, threading.BoundedSemaphore(size), anyio.CapacityLimiter(size))
+
+
+def verify_password(password_hash: str, password: str, *, slots: HashSlots | None = None) -> bool:
     """Return whether ``password`` matches ``password_hash``; a malformed hash counts as a mismatch.
 
     Parameters
@@ -67,14 +98,30 @@ def verify_password(password_hash: str, password: str) -> bool:
         An argon2 hash from :func:`hash_password`.
     password : str
         The clear text presented.
+    slots : HashSlots, optional
+        Wait for a slot first (callers reachable without credentials pass :func:`hash_slots`).
 
     Returns
     -------
     bool
         True when they match.
     """
-    try:
-        return password_hasher().verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+    with slots.semaphore if slots is not None else nullcontext():
+        try:
+            return password_hasher().verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+
+async def verify_password_off_loop(password_hash: str | None, password: str, *, slots: HashSlots,
+                                   profile: Literal["default", "fast"] = "default") -> bool:
+    """:func:`verify_password` in a thread of ``slots.limiter``; ``None`` verifies against the dummy hash (False).
+
+    The event loop and the request threads stay free while the hash is computed or waits for its slot.
+    """
+    def verify() -> bool:
+        matches = verify_password(password_hash or _dummy_hash(profile), password, slots=slots)
+        return matches and password_hash is not None
+
+    return await anyio.to_thread.run_sync(verify, limiter=slots.limiter)
 

@@ -14,6 +14,8 @@ from app.platform.models import User
 from app.settings import Settings
 
 JWT_ALGORITHM = "HS256"
+#: How far in the future a token's ``iat`` may lie (clocks of the workers and hosts that sign differ a little).
+CLOCK_SKEW_S = 60
 
 
 def issue_access_token(user: User, settings: Settings, *, now: datetime | None = None) -> tuple[str, int]:
@@ -32,11 +34,13 @@ def issue_access_token(user: User, settings: Settings, *, now: datetime | None =
     -------
     tuple of (str, int)
         The token and its lifetime in seconds. Claims: ``sub`` (user id), ``role``, ``iat``, ``exp``,
-        ``jti`` (random UUID).
+        ``jti`` (random UUID) and ``ver`` (the user's ``token_version``: a password or role change moves it, and
+        the tokens carrying the old one stop working).
     """
-    now = now or datetime.now(UTC)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)  # whole seconds, so exp − iat is the lifetime exactly
     lifetime = timedelta(minutes=settings.access_token_minutes)
-    claims = {"sub": str(user.id), "role": user.role, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
+    claims = {"sub": str(user.id), "role": user.role, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex,
+              "ver": user.token_version or 0}
     return jwt.encode(claims, settings.jwt_signing_key(), algorithm=JWT_ALGORITHM), int(lifetime.total_seconds())
 
 
@@ -55,20 +59,24 @@ def decode_access_token(token: str, settings: Settings, *, now: datetime | None 
     Returns
     -------
     dict
-        The claims; ``sub``, ``role``, ``iat``, ``exp`` and ``jti`` are guaranteed present.
+        The claims; ``sub``, ``role``, ``iat``, ``exp``, ``jti`` and ``ver`` are guaranteed present.
 
     Raises
     ------
     TokenExpiredError
         The signature is valid but ``exp`` has passed.
     CredentialsInvalidError
-        Anything else: bad signature, other algorithm, malformed token, missing claims.
+        Anything else: bad signature, other algorithm, malformed token, missing claims, a lifetime ``exp − iat``
+        beyond ``SANLING_ACCESS_TOKEN_MINUTES`` (however well signed), an ``iat`` in the future.
     """
     try:
         claims = _verified_claims(token, settings.jwt_signing_key())
     except jwt.InvalidTokenError as exc:
         raise CredentialsInvalidError("The access token is not valid.") from exc
-    if not claims["exp"] > (now or datetime.now(UTC)).timestamp():  # PyJWT's rule: expired at exp, no leeway
+    clock = (now or datetime.now(UTC)).timestamp()
+    if claims["exp"] - claims["iat"] > settings.access_token_minutes * 60 or claims["iat"] > clock + CLOCK_SKEW_S:
+        raise CredentialsInvalidError("The access token is not valid.")
+    if not claims["exp"] > clock:  # PyJWT's rule: expired at exp, no leeway
         raise TokenExpiredError()
     return dict(claims)
 
@@ -81,8 +89,12 @@ def _verified_claims(token: str, signing_key: str) -> dict[str, Any]:
     only repeats the HMAC and the JSON parsing. A token that fails is not remembered.
     """
     claims: dict[str, Any] = jwt.decode(token, signing_key, algorithms=[JWT_ALGORITHM],
-                                        options={"require": ["sub", "role", "iat", "exp", "jti"], "verify_exp": False})
-    if not isinstance(claims["exp"], int | float):
-        raise jwt.InvalidTokenError("exp must be a number")
+                                        options={"require": ["sub", "role", "iat", "exp", "jti", "ver"],
+                                                 "verify_exp": False, "verify_iat": False})
+    if not all(isinstance(claims[name], int | float) and not isinstance(claims[name], bool)
+               for name in ("exp", "iat")):
+        raise jwt.InvalidTokenError("exp and iat must be numbers")
+    if not isinstance(claims["ver"], int) or isinstance(claims["ver"], bool):
+        raise jwt.InvalidTokenError("ver must be an integer")
     return claims
 

@@ -205,7 +205,8 @@ def update_user(session: Session, *, user: User, data: UserUpdate,
     Returns
     -------
     User
-        The updated row.
+        The updated row. A new password or another role moves its ``token_version``, so the access tokens issued
+        before stop working (API keys are separate credentials and stay valid).
 
     Raises
     ------
@@ -220,6 +221,8 @@ def update_user(session: Session, *, user: User, data: UserUpdate,
                                     field="grid_area_codes")
         codes = []
     _check_grid_areas_exist(session, codes)
+    if str(role) != user.role or data.password is not None:
+        user.token_version = (user.token_version or 0) + 1  # the tokens issued before stop working
     user.role = str(role)
     user.grid_area_codes = codes
     if "full_name" in data.model_fields_set:

@@ -217,6 +217,24 @@ class User(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow,
                                                  server_default=func.now())
+    #: Carried in every access token (claim ``ver``); moved by a password or role change, so older tokens stop.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoginThrottle(Base):
+    """Sign-in attempts of one account or one client address (``app.identity.throttle``), shared by all workers.
+
+    ``key`` is ``account:`` or ``address:`` and the SHA-256 of the normalised username or address (what was typed
+    is not stored). ``failures`` counts attempts since the last success, each counted before its password is
+    hashed; ``locked_until`` refuses sign-ins (429) until then. A row quiet for the window is forgotten.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):

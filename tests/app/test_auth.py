@@ -9,8 +9,10 @@ import stat
 from collections.abc import Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+import anyio
 import jwt
 import pytest
 from fastapi import Depends, FastAPI
@@ -140,12 +142,14 @@ def test_login_failures_look_the_same(client: TestClient, conn: Connection) -> N
 def test_unknown_user_still_costs_one_hash(monkeypatch: pytest.MonkeyPatch, conn: Connection,
                                            settings: Settings) -> None:
     import app.identity.auth as auth
+    import app.identity.passwords as passwords
 
     calls: list[str] = []
-    real = auth.verify_password
-    monkeypatch.setattr(auth, "verify_password", lambda h, p: calls.append(h) or real(h, p))
+    real = passwords.verify_password
+    monkeypatch.setattr(passwords, "verify_password", lambda h, p, **kw: calls.append(h) or real(h, p, **kw))
     with Session(bind=conn) as session, pytest.raises(auth.CredentialsInvalidError):
-        auth.authenticate_password(session, username="ghost", password="whatever1", settings=settings)
+        anyio.run(partial(auth.authenticate_password, session, username="ghost", password="whatever1",
+                          settings=settings))
     assert len(calls) == 1 and calls[0].startswith("$argon2id$")
 
 
@@ -206,6 +210,51 @@ def test_deactivation_stops_tokens_and_keys(client: TestClient, conn: Connection
     assert response.status_code == 200 and response.json()["is_active"] is False
     _error(client.get(ME, headers=pm_headers), 401, "CREDENTIALS_INVALID")
     _error(client.get(ME, headers=api_key_headers(key)), 401, "CREDENTIALS_INVALID")
+
+
+@pytest.mark.parametrize("change", [{"password": "a brand new password"}, {"role": "planner"}])
+def test_a_password_or_role_change_revokes_the_tokens_issued_before(client: TestClient, conn: Connection,
+                                                                    change: dict) -> None:
+    """Issue 13 item 11: the token version of the user row, carried in the token, moves with the change."""
+    admin_headers = auth_headers(client, make_user(conn, Role.ADMIN))
+    pm = make_user(conn, Role.PROJECT_MANAGER, grid_areas=["GA-N"])
+    before = auth_headers(client, pm)
+    assert client.get(ME, headers=before).status_code == 200
+    response = client.patch(f"{USERS}/{pm.id}", json=change, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    body = _error(client.get(ME, headers=before), 401, "CREDENTIALS_INVALID")
+    assert "revoked" in body["message"]
+    after = auth_headers(client, pm.username, change.get("password", pm.password))
+    assert client.get(ME, headers=after).json()["role"] == change.get("role", "project_manager")
+    # a change of grid areas or contact details keeps the tokens
+    assert client.patch(f"{USERS}/{pm.id}", json={"phone": "13800000000"}, headers=admin_headers).status_code == 200
+    assert client.get(ME, headers=after).status_code == 200
+    # setting the role it already has is no change either
+    same = {"role": change.get("role", "project_manager")}
+    assert client.patch(f"{USERS}/{pm.id}", json=same, headers=admin_headers).status_code == 200
+    assert client.get(ME, headers=after).status_code == 200
+
+
+def test_a_token_living_longer_than_the_setting_is_refused(client: TestClient, conn: Connection,
+                                                          settings: Settings) -> None:
+    """Issue 13 item 11: exp − iat may not exceed SANLING_ACCESS_TOKEN_MINUTES, however well signed."""
+    row = Session(bind=conn).get(User, make_user(conn, Role.PLANNER).id)
+    good, lifetime_s = issue_access_token(row, settings)
+    claims = jwt.decode(good, TEST_JWT_SECRET, algorithms=["HS256"])
+    now = int(datetime.now(UTC).timestamp())
+    for iat, exp in ((now, now + 31 * 365 * 86400), (now, now + lifetime_s + 60), (now + 3600, now + 3600 + 60)):
+        forged = jwt.encode({**claims, "iat": iat, "exp": exp}, TEST_JWT_SECRET, algorithm="HS256")
+        _error(client.get(ME, headers={"Authorization": f"Bearer {forged}"}), 401, "CREDENTIALS_INVALID")
+    exact = jwt.encode({**claims, "iat": now - 10, "exp": now - 10 + lifetime_s}, TEST_JWT_SECRET, algorithm="HS256")
+    assert client.get(ME, headers={"Authorization": f"Bearer {exact}"}).status_code == 200
+    without_version = jwt.encode({k: v for k, v in claims.items() if k != "ver"}, TEST_JWT_SECRET, algorithm="HS256")
+    _error(client.get(ME, headers={"Authorization": f"Bearer {without_version}"}), 401, "CREDENTIALS_INVALID")
+    # a shorter setting shortens the tokens already issued
+    shorter = Settings(database_url=settings.database_url, jwt_secret=TEST_JWT_SECRET, access_token_minutes=30)
+    from app.identity.auth import decode_access_token
+
+    with pytest.raises(CredentialsInvalidError):
+        decode_access_token(good, shorter)
 
 
 # --- API keys -------------------------------------------------------------------------------------------------
@@ -525,7 +574,7 @@ def test_cli_password_from_stdin(cli_db: str, capsys: pytest.CaptureFixture[str]
     with Session(engine) as session:
         from app.identity.auth import authenticate_password
 
-        user = authenticate_password(session, username="gis1", password="from-stdin-pw",
-                                     settings=settings_for_tests(cli_db))
+        user = anyio.run(partial(authenticate_password, session, username="gis1", password="from-stdin-pw",
+                                 settings=settings_for_tests(cli_db)))
         assert user.role == "gis_admin"
     engine.dispose()
