@@ -17,11 +17,24 @@ the child's ``VmHWM``):
 Then, once each: a re-import of the same file (every row unchanged), an update of every row (the rebuild
 strategy), and an import into SpatiaLite. Figures are medians over the repetitions. The last line printed
 is one JSON object.
+
+``--serve`` measures instead what the other requests see while one import runs (issue 13 item 4)::
+
+    .venv/bin/python benchmarks/import.py --serve [--rows 600000] [--poll-interval 0.1]
+
+A fresh SpatiaLite database (migrated, the 50 grid areas, a GIS administrator), ``sanling serve --workers 2``
+as a child process, then one ``POST /api/v1/imports`` of the GeoPackage while two (three) threads poll, each on a
+new connection per request (so the kernel spreads them over both workers): ``/healthz``, a network read
+(``GET /api/v1/features/collections/grid_areas/items?limit=10``) and, with ``--poll-job``, the job itself
+(``GET /api/v1/imports/{id}``), each sending its next request when the previous one is answered (closed loop).
+Latencies of the requests in flight at any moment between the job's ``started_at`` and ``finished_at`` are
+reported per endpoint (p50, p99, max, statuses); the last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -29,7 +42,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +192,223 @@ def ogr2ogr_import(server_url: str, path: Path) -> dict[str, Any]:
     return {"wall_s": wall_s, "peak_rss_mb": rss_mb}
 
 
+# --- --serve: what other requests see while an import runs (issue 13 item 4) ---------------------------------
+
+BENCH_USER, BENCH_PASSWORD = "bench-gis", "bench-password-0123456789"
+READ_PATH = "/api/v1/features/collections/grid_areas/items?limit=10"
+REQUEST_TIMEOUT_S = 120.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _http(method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
+          timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, dict[str, str], bytes]:
+    """One request on a new connection; returns status, headers and body (error statuses too)."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def _multipart(fields: dict[str, str], file_field: str, path: Path) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+             for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{path.name}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class _Poller(threading.Thread):
+    """Sends ``GET path`` every ``interval_s`` (each on a new connection) until stopped; records every answer."""
+
+    def __init__(self, base: str, path: str, headers: dict[str, str], interval_s: float) -> None:
+        super().__init__(daemon=True, name=f"poll {path}")
+        self.url, self.headers, self.interval_s = base + path, headers, interval_s
+        self.samples: list[tuple[float, float, int, str]] = []  # (sent at, epoch s; ms; status; code or pid)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            sent = time.time()
+            started = time.perf_counter()
+            try:
+                status, headers, body = _http("GET", self.url, headers=self.headers)
+            except OSError as exc:
+                status, headers, body = 0, {}, str(exc).encode()
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            note = ""
+            if status != 200:
+                try:
+                    note = str(json.loads(body).get("code", ""))
+                except ValueError:
+                    note = body[:80].decode(errors="replace")
+                if "Retry-After" in headers:
+                    note += f" Retry-After={headers['Retry-After']}"
+            self.samples.append((sent, elapsed_ms, status, note))
+            self.stopping.wait(max(0.0, self.interval_s - elapsed_ms / 1000.0))
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _summary(samples: list[tuple[float, float, int, str]], since: float, until: float,
+             origin: float | None = None) -> dict[str, Any]:
+    """Latencies of the requests in flight at some moment between ``since`` and ``until`` (epoch seconds).
+
+    ``slowest`` gives the three slowest with the second they were sent at, counted from ``origin`` (default
+    ``since``: the job's start).
+    """
+    origin = since if origin is None else origin
+    during = [s for s in samples if s[0] <= until and s[0] + s[1] / 1000.0 >= since]
+    latencies = [s[1] for s in during]
+    statuses: dict[str, int] = {}
+    for _sent, _ms, status, note in during:
+        key = str(status) + (f" {note}" if note else "")
+        statuses[key] = statuses.get(key, 0) + 1
+    if not latencies:
+        return {"requests": 0}
+    slowest = sorted(during, key=lambda s: -s[1])[:3]
+    return {"requests": len(during), "p50_ms": round(_quantile(latencies, 0.5), 1),
+            "p99_ms": round(_quantile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1), "statuses": statuses,
+            "slowest": [{"sent_s": round(sent - origin, 2), "ms": round(ms, 1)} for sent, ms, _st, _note in slowest]}
+
+
+def _epoch_s(moment: str) -> float:
+    parsed = datetime.fromisoformat(moment)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()  # the API's times are UTC
+
+
+def _job_row(db_path: Path, job_id: str) -> tuple[Any, ...]:
+    """``(status, started_at, finished_at, report)`` of an import job, read through a read-only connection."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)) as db:
+        found = db.execute("SELECT status, started_at, finished_at, report FROM import_jobs WHERE id = ?",
+                           (job_id,)).fetchone()
+    return tuple(found) if found else ()
+
+
+def serve_benchmark(rows: int, interval_s: float, workers: int = 2, *, poll_job: bool = False) -> dict[str, Any]:
+    """Import ``rows`` transformers through the API of ``sanling serve`` on SpatiaLite while polling reads."""
+    work = Path(tempfile.mkdtemp(prefix="sanling-bench-serve-"))
+    server: subprocess.Popen[bytes] | None = None
+    pollers: list[_Poller] = []
+    try:
+        path = work / "transformers.gpkg"
+        make_geopackage(path, rows)
+        url = f"sqlite:///{work / 'sanling.sqlite'}"
+        migrate.upgrade(url)
+        seed_grid_areas_sqlite(url)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
+        env.update({"SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(work), "SANLING_LOG_LEVEL": "WARNING",
+                    "SANLING_JOBS_ENABLED": "false", "SANLING_SERVICE_AREA_WGS84": json.dumps(SERVICE_AREA_WGS84),
+                    "BENCH_PASSWORD": BENCH_PASSWORD})
+        sanling = str(Path(sys.executable).with_name("sanling"))
+        subprocess.run([sanling, "user", "create", BENCH_USER, "--role", "gis_admin", "--password-env",
+                        "BENCH_PASSWORD"], env=env, check=True, stdout=subprocess.DEVNULL)
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        server_log = (work / "server.log").open("wb")
+        server = subprocess.Popen([sanling, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                   str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=server_log)
+        pids: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(pids) < workers:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the server did not come up with every worker")
+            try:
+                status, _headers, body = _http("GET", base + "/healthz", timeout=5)
+                if status == 200:
+                    pids.add(int(json.loads(body)["worker_pid"]))
+            except OSError:
+                time.sleep(0.2)
+        form = urllib.parse.urlencode({"username": BENCH_USER, "password": BENCH_PASSWORD}).encode()
+        status, _headers, body = _http("POST", base + "/api/v1/auth/token", body=form,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+        auth = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+        pollers = [_Poller(base, "/healthz", {}, interval_s), _Poller(base, READ_PATH, auth, interval_s)]
+        for poller in pollers:
+            poller.start()
+        time.sleep(2.0)  # a baseline before the import
+        payload, content_type = _multipart({"layer": "transformers"}, "file", path)
+        status, _headers, body = _http("POST", base + "/api/v1/imports", body=payload,
+                                       headers={**auth, "Content-Type": content_type})
+        if status != 202:
+            raise RuntimeError(f"POST /api/v1/imports answered {status}: {body[:300]!r}")
+        job_id = json.loads(body)["id"]
+        if poll_job:
+            pollers.append(_Poller(base, f"/api/v1/imports/{job_id}", auth, max(interval_s, 0.5)))
+            pollers[-1].start()
+        # The job's end is read from its row, read-only (WAL), so that waiting for it adds no request.
+        deadline = time.monotonic() + 1800
+        job: tuple[Any, ...] = ()
+        while time.monotonic() < deadline:
+            job = _job_row(work / "sanling.sqlite", job_id)
+            if job[0] in ("succeeded", "rejected", "failed"):
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)
+        for poller in pollers:
+            poller.stopping.set()
+        for poller in pollers:
+            poller.join(timeout=REQUEST_TIMEOUT_S)
+        if not job or job[0] not in ("succeeded", "failed") or not job[2]:
+            raise RuntimeError(f"the import did not finish: {job}")
+        if job[0] != "succeeded":  # still measured: what the other requests saw until the job gave up
+            print(f"the import job {job[0]}; server log (tail):\n"
+                  + (work / "server.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+        since, until = _epoch_s(job[1]), _epoch_s(job[2])
+        summaries = [_summary(poller.samples, since, until) for poller in pollers]
+        return {"rows": rows, "workers": workers, "poll_interval_s": interval_s, "job": job[0],
+                "import_s": round(until - since, 2), "strategy": json.loads(job[3])["strategy"] if job[3] else None,
+                "healthz": summaries[0], "read": {"path": READ_PATH, **summaries[1]},
+                **({"job_status": {"path": "/api/v1/imports/{id}", **summaries[2]}} if poll_job else {}),
+                "baseline_healthz": _summary([s for s in pollers[0].samples if s[0] + s[1] / 1000.0 < since],
+                                             0.0, since, origin=since)}
+    except BaseException:
+        if (work / "server.log").exists():
+            print("server log (tail):\n" + (work / "server.log").read_text(errors="replace")[-5000:], file=sys.stderr)
+        raise
+    finally:
+        for poller in pollers:
+            poller.stopping.set()
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     """Run the benchmark and print a table and a final JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-spatialite", action="store_true")
+    parser.add_argument("--serve", action="store_true",
+                        help="measure /healthz and reads during one import through sanling serve on SpatiaLite")
+    parser.add_argument("--poll-interval", type=float, default=0.1, help="--serve: seconds between polls")
+    parser.add_argument("--workers", type=int, default=2, help="--serve: workers of sanling serve")
+    parser.add_argument("--poll-job", action="store_true", help="--serve: also poll GET /api/v1/imports/{id}")
     args = parser.parse_args()
+    if args.serve:
+        print(json.dumps(serve_benchmark(args.rows, args.poll_interval, args.workers, poll_job=args.poll_job),
+                         ensure_ascii=False))
+        return
     if shutil.which("ogr2ogr") is None:
         sys.exit("ogr2ogr not found: install Debian's gdal-bin (scripts/bootstrap.sh --with-test)")
     work = Path(tempfile.mkdtemp(prefix="sanling-bench-import-"))

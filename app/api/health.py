@@ -12,8 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.network.deps import SitingEngineDep
 from app.network.generations import asset_counts
-from app.platform.db import spatial_version
+from app.platform.db import is_database_busy, read_only_connection, spatial_version
 from app.platform.deps import SessionDep
+from app.platform.errors import database_busy_response
 from app.platform.observability import metrics_response
 
 router = APIRouter(tags=["health"])
@@ -35,11 +36,16 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health, operation_id="health-read_health",
-            responses={503: {"description": "Database unreachable"}})
+            responses={503: {"description": "`DATABASE_UNAVAILABLE` (unreachable) or `DATABASE_BUSY` (a lock wait ran "
+                                            "out; with `Retry-After`)."}})
 def read_health(session: SessionDep, siting_engine: SitingEngineDep) -> Health | JSONResponse:
-    """Report whether the database is reachable, the spatial extension's version and asset counts."""
+    """Report whether the database is reachable, the spatial extension's version and asset counts.
+
+    A read-only unit of work: on SQLite it begins DEFERRED, so it never waits for a writer's lock (a large
+    import holds it for its whole transaction) and answers from the last committed state.
+    """
     try:
-        conn = session.connection()
+        conn = read_only_connection(session)
         revisions = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         revision = ", ".join(revisions) or None
         generation = conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one()
@@ -48,6 +54,8 @@ def read_health(session: SessionDep, siting_engine: SitingEngineDep) -> Health |
                       schema_revision=revision, asset_generation=generation, asset_counts=asset_counts(conn),
                       worker_pid=os.getpid(), worker_network_generation=None if held is None else held.generation)
     except SQLAlchemyError as exc:
+        if is_database_busy(exc):
+            return database_busy_response()
         return JSONResponse({"code": "DATABASE_UNAVAILABLE", "message": str(exc.__class__.__name__),
                              "details": {}}, status_code=503)
 

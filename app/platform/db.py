@@ -52,6 +52,33 @@ def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: SQLite's result code for "the database is locked" (``SQLITE_BUSY``; extended codes keep it in the low byte).
+_SQLITE_BUSY = 5
+#: PostgreSQL's SQLSTATE ``lock_not_available``: a ``lock_timeout`` or ``NOWAIT`` ran out.
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is a lock wait that ran out: worth a retry, not a server fault (HTTP 503 ``DATABASE_BUSY``).
+
+    SQLite's ``database is locked`` (``SQLITE_BUSY``: the busy timeout passed while another connection held the
+    write lock) and PostgreSQL's ``lock_not_available`` (``lock_timeout``, ``NOWAIT``).
+
+    >>> from sqlalchemy.exc import OperationalError
+    >>> is_database_busy(OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")))
+    True
+    >>> is_database_busy(OperationalError("SELECT 1", None, sqlite3.OperationalError("no such table: x")))
+    False
+    """
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF == _SQLITE_BUSY
+        return str(orig).startswith("database is locked")
+    return getattr(orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+
+
 def read_only_connection(session: Session) -> Connection:
     """The session's connection for a unit of work that only reads (commit or roll back before writing).
 

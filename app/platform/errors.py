@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.platform.db import is_database_busy
 from design_rules.calendar import CalendarDataError
 from design_rules.catalogue import CatalogueInvalidError
 from design_rules.profiles import ProfileError, UnknownProfileError
@@ -112,6 +114,32 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return internal_error_response(request, exc)
 
 
+#: Seconds a client is told to wait (``Retry-After``) when a lock wait ran out (503 ``DATABASE_BUSY``).
+DATABASE_BUSY_RETRY_AFTER_S = 5
+
+
+def database_busy_response() -> JSONResponse:
+    """503 ``DATABASE_BUSY`` with ``Retry-After``: the request waited its bound for a lock (an import, a writer).
+
+    >>> database_busy_response().headers["retry-after"]
+    '5'
+    """
+    return JSONResponse(
+        {"code": "DATABASE_BUSY", "message": "The database is busy: another transaction held the lock this request "
+         "waited for (e.g. a large import on SQLite). Nothing was changed; retry after Retry-After seconds.",
+         "details": {"retry_after_s": DATABASE_BUSY_RETRY_AFTER_S}},
+        status_code=503, headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)})
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # SQLite's "database is locked" after the busy timeout, PostgreSQL's lock_not_available: retry, not a 500.
+    # Any other OperationalError goes on to the request middleware's 500 (logged there with the request id).
+    if not is_database_busy(exc):
+        raise exc
+    logger.warning("database busy on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    return database_busy_response()
+
+
 def add_exception_handlers(app: FastAPI, table: ErrorTable) -> None:
     """Register the handlers so every error body is ``{code, message, details}``, statuses from ``table``."""
 
@@ -124,6 +152,7 @@ def add_exception_handlers(app: FastAPI, table: ErrorTable) -> None:
         return JSONResponse(exc.to_dict(), status_code=status, headers=getattr(exc, "response_headers", None))
 
     app.add_exception_handler(SanlingError, _sanling_error)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
