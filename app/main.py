@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 from functools import partial
+from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
