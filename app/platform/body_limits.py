@@ -43,6 +43,8 @@ __all__ = [
     "install_body_limits",
 ]
 
+#: The methods whose routes take a body.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_TYPES = ("application/json", "")  # "" = no Content-Type: FastAPI reads such a body as JSON
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: The sign-in form: a username (≤ 64) and a password (≤ 256 characters), with room for OAuth2's optional fields.
@@ -233,14 +235,14 @@ class BodyLimitMiddleware:
     routes : sequence of BodyRoute
         Routes with their own rule (first match wins).
     default : BodyRule
-        Every other route under ``guarded_prefix``.
+        Every other ``POST``, ``PUT`` or ``PATCH`` route under ``guarded_prefix``.
     check_credentials : CredentialCheck
         The cheap check of the ``Authorization`` and ``X-API-Key`` headers on non-public routes.
     status_for : callable, optional
         The HTTP status of an error ``check_credentials`` raises (default 401).
     guarded_prefix : str
-        Paths below it are the API; a body sent anywhere else (``/healthz``, ``/static``…) needs no credentials
-        but is capped at the default size.
+        Paths below it are the API; a body sent anywhere else (``/healthz``, ``/static``…), or with a method whose
+        routes take none, needs no credentials but is capped at the default size.
     public_prefixes : tuple of str
         API paths that need no credentials (``/api/v1/public/``).
     """
@@ -259,7 +261,13 @@ class BodyLimitMiddleware:
         self.public_prefixes = public_prefixes
 
     def rule_for(self, method: str, path: str) -> BodyRule:
-        """The rule of a request's body."""
+        """The rule of a request's body.
+
+        Only ``POST``, ``PUT`` and ``PATCH`` routes take bodies; a body sent with another method is never read
+        by a route, so it needs no credentials and may have any type, and is only capped (and counted).
+        """
+        if method not in BODY_METHODS:
+            return self.outside
         for route in self.routes:
             if route.matches(method, path):
                 return route.rule

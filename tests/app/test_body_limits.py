@@ -407,6 +407,10 @@ def test_bodies_need_credentials_but_bodiless_requests_and_sign_in_do_not(client
           "CREDENTIALS_INVALID")
     # without a body the route's own dependency answers, as before
     _code(client.post("/api/v1/applications/1/cancel"), 401, "UNAUTHENTICATED")
+    # a body sent with GET is never read: no credentials asked for it (a public page stays public)
+    assert client.request("GET", "/api/v1/features/conformance", content=b"x", headers={
+        "Content-Type": "text/plain"}).status_code == 200
+    _code(client.request("GET", "/api/v1/features/conformance", content=b"x" * (2 * MIB)), 413, "BODY_TOO_LARGE")
     # sign-in is public, a well-shaped API key passes the cheap check and the route checks the rest
     user = make_user(db_conn, Role.PROJECT_MANAGER)
     headers = auth_headers(client, user)
