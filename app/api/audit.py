@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from app.identity.auth import AdminUser
 from app.platform.audit import MAX_PAGE, AuditQuery, as_utc, list_changes
 from app.platform.deps import SessionDep
+from app.platform.params import Id, IsoDatetime, Line, Offset
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -50,14 +51,15 @@ class AuditPage(BaseModel):
 def list_audit_entries(
     _admin: AdminUser,
     session: SessionDep,
-    entity: Annotated[str | None, Query(max_length=64, description="Entity type.", examples=["user"])] = None,
-    entity_id: Annotated[str | None, Query(max_length=64, description="Entity id (with `entity`).")] = None,
-    actor: Annotated[int | None, Query(ge=1, description="Only changes made by this user id.")] = None,
-    action: Annotated[str | None, Query(max_length=64, description="Only this action.", examples=["created"])] = None,
-    since: Annotated[datetime | None, Query(description="From this time (inclusive, ISO 8601; naive = UTC).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time (exclusive, ISO 8601; naive = UTC).")] = None,
+    entity: Annotated[Line | None, Query(max_length=64, description="Entity type.", examples=["user"])] = None,
+    entity_id: Annotated[Line | None, Query(max_length=64, description="Entity id (with `entity`).")] = None,
+    actor: Annotated[Id | None, Query(description="Only changes made by this user id.")] = None,
+    action: Annotated[Line | None, Query(max_length=64, description="Only this action.", examples=["created"])] = None,
+    since: Annotated[IsoDatetime | None, Query(description="From this time (inclusive), an ISO 8601 date-time "
+                                                           "`YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]`; naive = UTC.")] = None,
+    until: Annotated[IsoDatetime | None, Query(description="Before this time (exclusive), as `since`.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Entries to skip.")] = 0,
+    offset: Annotated[Offset, Query(description="Entries to skip.")] = 0,
 ) -> AuditPage:
     """List audit entries, newest first (admins only). The log is append-only: there is no way to change it."""
     query = AuditQuery(entity=entity, entity_id=entity_id, actor_user_id=actor, action=action, since=since,

@@ -24,6 +24,7 @@ from app.identity.auth import (
 from app.platform.audit import record_change, snapshot
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.models import ApiKey, User
+from app.platform.params import Id
 from app.settings import Settings
 from gis.errors import InvalidInputError
 
@@ -181,7 +182,7 @@ def create_api_key(body: user_service.ApiKeyCreate, user: CurrentUser, session: 
 def list_api_keys(
     user: CurrentUser,
     session: SessionDep,
-    user_id: Annotated[int | None, Query(ge=1, description="Another user's keys (admins only).")] = None,
+    user_id: Annotated[Id | None, Query(description="Another user's keys (admins only).")] = None,
 ) -> list[ApiKey]:
     """List your API keys (admins: another user's with ``user_id``), revoked and expired ones included."""
     if user_id is not None and user_id != user.id and not user.is_admin:
@@ -191,7 +192,8 @@ def list_api_keys(
 
 @router.delete("/auth/api-keys/{key_id}", response_model=ApiKeyView,
                responses={**_UNAUTHENTICATED, 404: {"description": "No such key among yours (`NOT_FOUND`)."}})
-def revoke_api_key(key_id: Annotated[int, Path(ge=1)], user: CurrentUser, session: SessionDep) -> ApiKey:
+def revoke_api_key(key_id: Annotated[Id, Path(description="API key id.")], user: CurrentUser,
+                   session: SessionDep) -> ApiKey:
     """Revoke an API key at once; admins may revoke anyone's. Another user's key answers 404."""
     existing = session.get(ApiKey, key_id)
     was_revoked = existing is not None and existing.revoked_at is not None
@@ -227,7 +229,7 @@ def list_users(
 
 @router.patch("/users/{user_id}", response_model=UserView,
               responses={**_FORBIDDEN, 404: {"description": "No such user (`NOT_FOUND`)."}})
-def update_user(user_id: Annotated[int, Path(ge=1)], body: user_service.UserUpdate, admin: AdminUser,
+def update_user(user_id: Annotated[Id, Path(description="User id.")], body: user_service.UserUpdate, admin: AdminUser,
                 session: SessionDep, settings: SettingsDep) -> User:
     """Change a user's role, grid areas, contact details or password, or deactivate them (admins only).
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from app.identity.auth import AuthenticatedUser, Role, grid_area_scope, require_grid_area, require_roles
 from app.planning.capacity import CapacitySnapshot, GridAreaRow
 from app.planning.mapdata import MapSnapshotDep
+from app.platform.params import Line
 
 router = APIRouter(prefix="/api/v1/capacity", tags=["capacity"])
 
@@ -24,7 +25,10 @@ CapacityUser = Annotated[AuthenticatedUser, Depends(require_roles(Role.PLANNER, 
 OutputFormat = Literal["json", "csv"]
 _CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 _CSV_RESPONSE = {200: {"content": {"text/csv": {}}, "description": "JSON by default; CSV with `format=csv` or "
-                       "`Accept: text/csv` (UTF-8 with BOM, so Excel opens it)."}}
+                       "`Accept: text/csv` (UTF-8 with BOM, so Excel opens it)."},
+                 401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},
+                 403: {"description": "Not a planner or project manager, or `grid_area_code` outside your grid "
+                                      "areas (`FORBIDDEN`)."}}
 
 
 class Thresholds(BaseModel):
@@ -107,8 +111,8 @@ class CapacityFilter(BaseModel):
 
 
 def capacity_filter(
-    grid_area_code: Annotated[str | None, Query(description="Only this grid area (网格).",
-                                                examples=["CQ-YB-01"])] = None,
+    grid_area_code: Annotated[Line | None, Query(max_length=64, description="Only this grid area (网格).",
+                                                 examples=["CQ-YB-01"])] = None,
     format: Annotated[OutputFormat | None, Query(description="`json` (default) or `csv`; `Accept: text/csv` "
                                                  "also selects CSV.")] = None,
 ) -> CapacityFilter:
@@ -198,8 +202,9 @@ def _by_projected_rate(item: TransformerLoad) -> tuple[float, str]:
 
 @router.get("/transformers", response_model=TransformerList, responses=_CSV_RESPONSE)
 def list_transformer_loads(request: Request, snapshot: MapSnapshotDep, user: CapacityUser, selected: FilterDep,
-                           status: Annotated[str | None, Query(description="Only this status; empty for all.",
-                                                               examples=["in_service"])] = "in_service",
+                           status: Annotated[Line | None, Query(
+                               max_length=32, description="Only this status (`in_service`, `planned`, `retired`); "
+                               "empty for all.", examples=["in_service"])] = "in_service",
                            ) -> TransformerList | Response:
     """Every transformer's load model (load rate, spare kVA, threshold and projected class), highest rate first."""
     capacity = snapshot.capacity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.planning.mapdata import LAYER_INFO, MapLayer, MapSnapshot, MapSnapshotDep
+from app.platform.params import Offset
 from gis.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/features", tags=["features"])
@@ -27,8 +29,22 @@ CONFORMANCE = (
 GEOJSON = "application/geo+json"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+# Unknown ids answer 404 (OGC API – Features), so the enum is declared, not validated as a 422.
 CollectionId = Annotated[str, Path(description="Collection id: " + ", ".join(LAYER_INFO) + ".",
-                                   examples=["transformers"])]
+                                   examples=["transformers"], json_schema_extra={"enum": list(LAYER_INFO)})]
+_LON = r"-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?)"
+_LAT = r"-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)"
+_HEIGHT = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+#: What ``bbox`` may be (declared and checked): empty, or 4 (or 6, with heights) decimal numbers in range.
+BBOX_PATTERN = rf"^(?:|{_LON},{_LAT},{_LON},{_LAT}|{_LON},{_LAT},{_HEIGHT},{_LON},{_LAT},{_HEIGHT})$"
+_BBOX = re.compile(BBOX_PATTERN)
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},
+    403: {"description": "Not a planner or GIS administrator (`FORBIDDEN`)."},
+}
+_NOT_FOUND = {"description": "`COLLECTION_NOT_FOUND`.", "content": {"application/json": {}}}
+_ITEM_NOT_FOUND = {"description": "`COLLECTION_NOT_FOUND` or `FEATURE_NOT_FOUND`.",
+                   "content": {"application/json": {}}}
 
 
 class BBoxInvalidError(InvalidInputError):
@@ -58,10 +74,21 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
     Raises
     ------
     BBoxInvalidError
-        Not 4 or 6 finite numbers, a minimum above its maximum, or outside ±180/±90 degrees.
+        Not 4 or 6 decimal numbers (:data:`BBOX_PATTERN`), a minimum above its maximum, or outside ±180/±90
+        degrees.
+
+    >>> parse_bbox("106.48,29.48,106.52,29.52")
+    (106.48, 29.48, 106.52, 29.52)
+    >>> parse_bbox("1e2,0,0,0")
+    Traceback (most recent call last):
+    ...
+    app.api.features.BBoxInvalidError: bbox must be min_lon,min_lat,max_lon,max_lat (or with min/max heights) in \
+WGS-84 degrees.
     """
     if value is None or value == "":
         return None
+    if not _BBOX.fullmatch(value):
+        raise BBoxInvalidError(field="bbox", value=value[:200])
     try:
         numbers = [float(part) for part in value.split(",")]
     except ValueError as exc:
@@ -131,7 +158,7 @@ def read_conformance() -> JSONResponse:
     return JSONResponse({"conformsTo": list(CONFORMANCE)})
 
 
-@router.get("/collections", operation_id="features-list_collections")
+@router.get("/collections", operation_id="features-list_collections", responses=_AUTH)
 def list_collections(request: Request, snapshot: MapSnapshotDep, _user: NetworkReader) -> JSONResponse:
     """The published layers (planners, GIS administrators and admins)."""
     base = _base(request)
@@ -141,7 +168,8 @@ def list_collections(request: Request, snapshot: MapSnapshotDep, _user: NetworkR
     })
 
 
-@router.get("/collections/{collection_id}", operation_id="features-read_collection")
+@router.get("/collections/{collection_id}", operation_id="features-read_collection",
+            responses={**_AUTH, 404: _NOT_FOUND})
 def read_collection(collection_id: CollectionId, request: Request, snapshot: MapSnapshotDep,
                     _user: NetworkReader) -> JSONResponse:
     """One collection's description and extent."""
@@ -149,13 +177,17 @@ def read_collection(collection_id: CollectionId, request: Request, snapshot: Map
 
 
 @router.get("/collections/{collection_id}/items", operation_id="features-list_items",
-            responses={200: {"content": {GEOJSON: {}}, "description": "A GeoJSON FeatureCollection (RFC 7946)."}})
+            responses={200: {"content": {GEOJSON: {}}, "description": "A GeoJSON FeatureCollection (RFC 7946)."},
+                       **_AUTH, 404: _NOT_FOUND, 422: {"description": "`BBOX_INVALID` or `REQUEST_INVALID`."}})
 def list_items(
     collection_id: CollectionId, request: Request, snapshot: MapSnapshotDep, _user: NetworkReader,
-    bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat in WGS-84 (CRS84); features "
-                                      "intersecting it.", examples=["106.48,29.48,106.52,29.52"])] = None,
+    bbox: Annotated[str | None, Query(
+        description="min_lon,min_lat,max_lon,max_lat in WGS-84 (CRS84) decimal degrees (or "
+        "min_lon,min_lat,min_height,max_lon,max_lat,max_height); features intersecting it. A minimum above its "
+        "maximum answers 422 `BBOX_INVALID`.", examples=["106.48,29.48,106.52,29.52"],
+        json_schema_extra={"pattern": BBOX_PATTERN})] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="Features to skip (follow the `next` link to page).")] = 0,
+    offset: Annotated[Offset, Query(description="Features to skip (follow the `next` link to page).")] = 0,
 ) -> JSONResponse:
     """Features of a collection as GeoJSON, filtered by ``bbox`` and paged by ``limit``/``offset``.
 
@@ -190,7 +222,8 @@ def list_items(
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", operation_id="features-read_item",
-            responses={200: {"content": {GEOJSON: {}}, "description": "A GeoJSON Feature (RFC 7946)."}})
+            responses={200: {"content": {GEOJSON: {}}, "description": "A GeoJSON Feature (RFC 7946)."},
+                       **_AUTH, 404: _ITEM_NOT_FOUND})
 def read_item(collection_id: CollectionId, feature_id: str, request: Request, snapshot: MapSnapshotDep,
               _user: NetworkReader) -> JSONResponse:
     """One feature by id (asset id; for grid areas the code)."""

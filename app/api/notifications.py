@@ -14,6 +14,7 @@ from app.platform import notifications
 from app.platform.audit import as_utc, record_change
 from app.platform.deps import SessionDep
 from app.platform.idempotency import IdempotencyDep
+from app.platform.params import Id, Offset
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -45,7 +46,7 @@ def list_my_notifications(
     session: SessionDep,
     unacknowledged: Annotated[bool, Query(description="Only those not yet acknowledged.")] = False,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Notifications to skip.")] = 0,
+    offset: Annotated[Offset, Query(description="Notifications to skip.")] = 0,
 ) -> list[NotificationView]:
     """List your notifications, newest first."""
     rows = notifications.list_notifications(session, user_id=user.id, unacknowledged=unacknowledged, limit=limit,
@@ -59,8 +60,8 @@ def list_my_notifications(
     409: {"description": "`IDEMPOTENCY_IN_PROGRESS`: the same Idempotency-Key is still being processed."},
     422: {"description": "`IDEMPOTENCY_KEY_INVALID` or `IDEMPOTENCY_KEY_REUSED`."},
 })
-def acknowledge_notification(notification_id: Annotated[int, Path(ge=1)], user: CurrentUser, session: SessionDep,
-                             idem: IdempotencyDep) -> JSONResponse:
+def acknowledge_notification(notification_id: Annotated[Id, Path(description="Notification id.")], user: CurrentUser,
+                             session: SessionDep, idem: IdempotencyDep) -> JSONResponse:
     """Acknowledge one of your notifications; acknowledging again keeps the first time.
 
     Honours `Idempotency-Key` like every mutating terminal call (weak networks, R5).

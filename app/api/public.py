@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.planning.disclosure import CapacityClass, PublicDisclosure
 from app.planning.mapdata import MapSnapshotDep
+from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE
 from app.platform.ratelimit import public_rate_limit
 from gis.crs import CoordinateSystem
 
@@ -23,11 +24,15 @@ class PinParams(BaseModel):
 
 
 def pin_params(
-    lon: Annotated[float, Query(description="Longitude in degrees, in `crs`.", examples=[106.5])],
-    lat: Annotated[float, Query(description="Latitude in degrees, in `crs`.", examples=[29.5])],
+    lon: Annotated[float, Query(description="Longitude in degrees, in `crs`. " + SERVICE_AREA_NOTE, examples=[106.5],
+                                json_schema_extra=SERVICE_AREA_LON)],
+    lat: Annotated[float, Query(description="Latitude in degrees, in `crs`. " + SERVICE_AREA_NOTE, examples=[29.5],
+                                json_schema_extra=SERVICE_AREA_LAT)],
+    # declared, not validated here: gis.crs answers an unknown system with 422 `CRS_UNSUPPORTED`
     crs: Annotated[str, Query(description="Coordinate system of the pin: "
                               + ", ".join(c.value for c in CoordinateSystem)
-                              + " (GPS: wgs84; Amap/Tencent: gcj02; Baidu: bd09).", examples=["wgs84"])] = "wgs84",
+                              + " (GPS: wgs84; Amap/Tencent: gcj02; Baidu: bd09).", examples=["wgs84"],
+                              json_schema_extra={"enum": [c.value for c in CoordinateSystem]})] = "wgs84",
 ) -> PinParams:
     """Read the pin parameters."""
     return PinParams(lon=lon, lat=lat, crs=crs)
@@ -62,7 +67,6 @@ class PublicCapacity(BaseModel):
     grid_area: AreaSummary | None = Field(description="None outside every grid area.")
     cell_size_m: float = Field(description="Circumradius of the cells.")
     cells: list[Cell]
-    generation: int
 
 
 @router.get("/capacity", response_model=PublicCapacity, dependencies=[Depends(public_rate_limit)],

@@ -28,22 +28,31 @@ class LayerNotFoundError(NotFoundError):
     default_message = "No tile layer has this name."
 
 
+# Declared, not validated as 422s: an unknown layer answers 404 `LAYER_NOT_FOUND`, a tile outside its zoom's grid
+# 404 `TILE_OUT_OF_RANGE`, a zoom outside 0…MAX_ZOOM 422 `TILE_ZOOM_INVALID` (gis.tiles.tile_bounds).
 LayerName = Annotated[str, Path(description="A layer (" + ", ".join(LAYER_INFO) + ") or `all`.",
-                                examples=["transformers"])]
+                                examples=["transformers"], json_schema_extra={"enum": [*LAYER_INFO, ALL_LAYERS]})]
+MAX_TILE_INDEX = 2**MAX_ZOOM - 1
+Zoom = Annotated[int, Path(description=f"Zoom level, 0 to {MAX_ZOOM}.", examples=[14],
+                           json_schema_extra={"minimum": 0, "maximum": MAX_ZOOM})]
+TileIndex = Annotated[int, Path(json_schema_extra={"minimum": 0, "maximum": MAX_TILE_INDEX})]
 
 
 @router.get(
     "/tiles/{layer}/{z}/{x}/{y}.mvt", operation_id="tiles-read_tile", response_class=Response,
     responses={200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "A Mapbox Vector Tile 2.1"},
                204: {"description": "No feature in this tile"}, 304: {"description": "Unchanged (ETag)"},
+               401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},
+               403: {"description": "Not a planner or GIS administrator (`FORBIDDEN`)."},
                404: {"description": "`LAYER_NOT_FOUND` or `TILE_OUT_OF_RANGE`"},
                422: {"description": "`TILE_ZOOM_INVALID` or `REQUEST_INVALID`"}},
 )
 def read_tile(
     layer: LayerName,
-    z: Annotated[int, Path(description=f"Zoom level, 0 to {MAX_ZOOM}.", examples=[14])],
-    x: Annotated[int, Path(description="Tile column, 0 to 2^z − 1 (west to east).", examples=[13038])],
-    y: Annotated[int, Path(description="Tile row, 0 to 2^z − 1 (north to south, XYZ scheme).", examples=[6785])],
+    z: Zoom,
+    x: Annotated[TileIndex, Path(description="Tile column, 0 to 2^z − 1 (west to east).", examples=[13038])],
+    y: Annotated[TileIndex, Path(description="Tile row, 0 to 2^z − 1 (north to south, XYZ scheme).",
+                                 examples=[6785])],
     request: Request, snapshot: MapSnapshotDep, cache: TileCacheDep, _user: NetworkReader,
 ) -> Response:
     """One vector tile in web mercator (EPSG:3857), extent 4096, 64-unit buffer, features clipped to it.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.design.service import DesignRequest
+from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, IsoDate, Line
 from design_rules.profiles import Category
 
 
@@ -21,23 +21,26 @@ class ApplicationForm(BaseModel):
         "industry": "餐饮", "area_type": "urban", "contract_version": "lv-demo-2019.1",
         "contract_sha256": "<sha256 of the contract text shown>"}]})
 
-    applicant_name: str = Field(min_length=1, max_length=200, description="Customer (person or enterprise) name.")
+    applicant_name: Line = Field(min_length=1, max_length=200, description="Customer (person or enterprise) name.")
     identity_kind: Literal["id_card", "business_licence"] = Field(description="身份证 or 营业执照.")
-    identity_number: str = Field(min_length=4, max_length=64)
-    contact_phone: str | None = Field(default=None, max_length=32)
-    address: str = Field(min_length=2, max_length=500, description="用电地址.")
-    lon: float = Field(description="Meter-box longitude in `crs`, as picked on the phone map.")
-    lat: float = Field(description="Meter-box latitude in `crs`.")
+    identity_number: Line = Field(min_length=4, max_length=64)
+    contact_phone: Line | None = Field(default=None, max_length=32)
+    address: Line = Field(min_length=2, max_length=500, description="用电地址.")
+    lon: float = Field(description="Meter-box longitude in `crs`, as picked on the phone map. " + SERVICE_AREA_NOTE,
+                       json_schema_extra=SERVICE_AREA_LON)
+    lat: float = Field(description="Meter-box latitude in `crs`. " + SERVICE_AREA_NOTE,
+                       json_schema_extra=SERVICE_AREA_LAT)
     crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
     kw: float = Field(gt=0, le=10_000, description="Requested capacity, kW.")
     phases: Literal[1, 3] = 3
     category: Category = Category.SMALL_ENTERPRISE
-    industry: str | None = Field(default=None, max_length=100, description="行业类别.")
+    industry: Line | None = Field(default=None, max_length=100, description="行业类别.")
     area_type: Literal["urban", "rural"] | None = Field(
         default=None, description="城乡类别; default: the grid area's.")
-    wanted_power_on: date | None = Field(default=None, description="客户预计送电时间 (BS 4.1.3).")
-    contract_version: str = Field(max_length=32, description="The contract version shown (GET .../contract).")
-    contract_sha256: str = Field(min_length=64, max_length=64, description="SHA-256 of the contract text shown.")
+    wanted_power_on: IsoDate | None = Field(default=None, description="客户预计送电时间 (BS 4.1.3), `YYYY-MM-DD`.")
+    contract_version: Line = Field(max_length=32, description="The contract version shown (GET .../contract).")
+    contract_sha256: str = Field(pattern=r"^[0-9A-Fa-f]{64}$",
+                                 description="SHA-256 of the contract text shown (64 hex digits).")
 
     def design_request(self) -> DesignRequest:
         """The design input of this application."""
@@ -69,7 +72,8 @@ class SurveyAdjustment(BaseModel):
     no_overhead_stretches: list[dict[str, Any]] | None = Field(
         default=None, max_length=50, description="Obstacles / no-overhead stretches (GeoJSON, WGS-84); replaces "
         "the design's list. A route touching one becomes cable.")
-    transformer_asset_id: str | None = Field(default=None, description="Choose another feasible candidate.")
+    transformer_asset_id: Line | None = Field(default=None, max_length=64,
+                                              description="Choose another feasible candidate.")
 
     def apply(self, request: dict[str, Any]) -> DesignRequest:
         """The design request after this adjustment (validated by :class:`DesignRequest`)."""

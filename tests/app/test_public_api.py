@@ -42,6 +42,15 @@ def test_answers_without_sign_in_and_without_asset_data(client: TestClient) -> N
         assert str(lon) not in text and str(lat) not in text
 
 
+def test_answer_has_no_internal_generation_counter(client: TestClient) -> None:
+    """Issue 13 item 13: the public answer exposed the asset generation, an internal counter (it moves with every
+    booking, so it told outsiders how busy the service is)."""
+    body = client.get(PATH, params={"lon": 106.5, "lat": 29.5}).json()
+    assert "generation" not in body and "cells" in body
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PublicCapacity"]
+    assert "generation" not in schema["properties"]
+
+
 def test_pre_controlled_rural_area_and_gcj02_pin(client: TestClient) -> None:
     lon, lat = wgs84_to_gcj02(*RURAL_PIN)
     body = client.get(PATH, params={"lon": lon, "lat": lat, "crs": "gcj02"}).json()
