@@ -31,7 +31,7 @@ from app.api import (
     terminal,
     tiles,
 )
-from app.identity.auth import check_credentials
+from app.identity.auth import Role, check_credentials
 from app.network.import_jobs import ImportJobRunner
 from app.network.siting import SitingEngine
 from app.planning.capacity import SnapshotCache
@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     import_limits = imports.get_import_limits()
     install_body_limits(app, settings, check_credentials=partial(check_credentials, settings=settings),
                         status_for=app.state.error_table.status_for, import_max_bytes=import_limits.max_upload_bytes,
-                        import_suffixes=import_limits.suffixes, max_photos=terminal.MAX_PHOTOS)
+                        import_suffixes=import_limits.suffixes, import_roles=(Role.GIS_ADMIN,),
+                        max_photos=terminal.MAX_PHOTOS)
     install_request_middleware(app)
     # Routes are matched in this order: the field terminals' hot paths first (every request tries each
     # route before its own; ~3 % of a design request's CPU went on matching the routes listed before it).

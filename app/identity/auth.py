@@ -261,7 +261,8 @@ def get_current_user(
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
-def check_credentials(authorization: str | None, api_key: str | None, *, settings: Settings) -> None:
+def check_credentials(authorization: str | None, api_key: str | None, roles: tuple[str, ...] = (), *,
+                      settings: Settings) -> None:
     """The cheap check of a request's credentials made before its body is read (``app.platform.body_limits``).
 
     Reads the headers as :func:`get_current_user` does (``Authorization: Bearer`` first, then ``X-API-Key``) and
@@ -274,6 +275,9 @@ def check_credentials(authorization: str | None, api_key: str | None, *, setting
         The ``Authorization`` header.
     api_key : str or None
         The ``X-API-Key`` header.
+    roles : tuple of str
+        When not empty, a token's signed ``role`` must be one of them or ``admin`` (an API key's role is checked by
+        the route: it needs the database).
     settings : Settings
         Supplies the signing key and the token lifetime.
 
@@ -283,6 +287,8 @@ def check_credentials(authorization: str | None, api_key: str | None, *, setting
         No credentials.
     CredentialsInvalidError, TokenExpiredError
         A token that does not verify or has expired, or a key that is not shaped ``sl_<prefix>_<secret>``.
+    ForbiddenError
+        A token of another role than ``roles``.
     """
     scheme, bearer = get_authorization_scheme_param(authorization)  # as OAuth2PasswordBearer reads it
     credential = (bearer if scheme.lower() == "bearer" else "") or api_key
@@ -290,8 +296,10 @@ def check_credentials(authorization: str | None, api_key: str | None, *, setting
         raise UnauthenticatedError()
     if credential.startswith("sl_"):
         api_key_prefix(credential)
-    else:
-        decode_access_token(credential, settings)
+        return
+    role = decode_access_token(credential, settings)["role"]
+    if roles and role not in roles and role != Role.ADMIN:
+        raise ForbiddenError(required_roles=sorted(roles), role=str(role))
 
 
 def require_roles(*roles: Role) -> Callable[[AuthenticatedUser], AuthenticatedUser]:

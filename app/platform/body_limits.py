@@ -5,7 +5,8 @@ the route's dependencies, authentication included. :class:`BodyLimitMiddleware` 
 of the routers that, for every request carrying a body and before the first byte of it is read:
 
 1. asks for credentials on every route that is not public (``check_credentials``: presence and a cheap validity
-   check, no database; the route's own dependency still does the full check), else 401;
+   check, no database; the route's own dependency still does the full check), else 401; a route class limited
+   to some roles (imports) refuses a token of another role, 403;
 2. refuses a ``Content-Length`` that cannot be read (411) or that is above the route class's cap (413);
 3. refuses a ``Content-Type`` the route class does not take (415);
 4. counts the bytes as the route reads them, so a body without ``Content-Length`` (chunked) stops at the cap (413),
@@ -92,6 +93,10 @@ class BodyRule:
         Empty: any.
     public : bool
         No credentials needed (sign-in, the public endpoints).
+    roles : tuple of str
+        The roles the route lets through (admins always pass), checked on an access token's signed ``role``
+        claim before the body is read (403); empty: any signed-in caller. An API key's role needs the database,
+        so a key passes on its shape and the route checks its role.
     file_field, file_suffixes
         For a multipart route: the file part whose name must end in one of ``file_suffixes`` (checked as the part's
         headers stream past, before its content is read).
@@ -101,6 +106,7 @@ class BodyRule:
     max_bytes: int
     content_types: tuple[str, ...] = JSON_TYPES
     public: bool = False
+    roles: tuple[str, ...] = ()
     file_field: str | None = None
     file_suffixes: tuple[str, ...] = ()
 
@@ -140,7 +146,7 @@ class BodyRoute:
 
 
 def body_routes(settings: Settings, *, import_max_bytes: int, import_suffixes: Sequence[str],
-                max_photos: int) -> tuple[BodyRoute, ...]:
+                import_roles: Sequence[str] = (), max_photos: int) -> tuple[BodyRoute, ...]:
     """Sanling's route classes with a body other than JSON (every other route with a body is JSON, ``json_rule``).
 
     Parameters
@@ -149,6 +155,8 @@ def body_routes(settings: Settings, *, import_max_bytes: int, import_suffixes: S
         ``upload_max_bytes`` (per file) and ``json_body_max_bytes`` (the form fields around the files).
     import_max_bytes, import_suffixes
         The import route's limits (``app.api.imports.get_import_limits``).
+    import_roles
+        The roles that may import (its cap is large, so the others are refused before it is read).
     max_photos : int
         Photos per stage report (``app.api.terminal.MAX_PHOTOS``).
     """
@@ -162,7 +170,7 @@ def body_routes(settings: Settings, *, import_max_bytes: int, import_suffixes: S
         BodyRoute("POST", "/api/v1/applications/{application_id}/documents", upload(1)),
         BodyRoute("POST", "/api/v1/terminal/jobs/{job_id}/steps/{step_code}", upload(max_photos)),
         BodyRoute("POST", "/api/v1/imports", BodyRule("import", import_max_bytes + settings.json_body_max_bytes,
-                                                      FORM_TYPES, file_field="file",
+                                                      FORM_TYPES, roles=tuple(import_roles), file_field="file",
                                                       file_suffixes=tuple(import_suffixes))),
     )
 
@@ -221,8 +229,9 @@ class _FilePartCheck:
         return self.error
 
 
-CredentialCheck = Callable[[str | None, str | None], None]
-"""``check(authorization, x_api_key)``: return when the credential looks valid, raise a 401 ``SanlingError`` if not."""
+CredentialCheck = Callable[[str | None, str | None, tuple[str, ...]], None]
+"""``check(authorization, x_api_key, roles)``: return when the credential looks valid (and, when ``roles`` is not
+empty, carries one of them), else raise its ``SanlingError`` (401, or 403 for another role)."""
 
 
 class BodyLimitMiddleware:
@@ -308,7 +317,7 @@ class BodyLimitMiddleware:
             length = int(lengths[0])
         if not rule.public:
             try:
-                self.check_credentials(authorization, api_key)
+                self.check_credentials(authorization, api_key, rule.roles)
             except SanlingError as exc:
                 await self._answer(send, exc, self.status_for(exc))
                 return
@@ -387,14 +396,14 @@ class BodyLimitMiddleware:
 
 def install_body_limits(app: Any, settings: Settings, *, check_credentials: CredentialCheck,
                         status_for: Callable[[SanlingError], int] | None = None, import_max_bytes: int,
-                        import_suffixes: Sequence[str], max_photos: int) -> None:
+                        import_suffixes: Sequence[str], import_roles: Sequence[str] = (), max_photos: int) -> None:
     """Add :class:`BodyLimitMiddleware` with Sanling's route classes (:func:`body_routes`) to ``app``.
 
     Call it before ``install_request_middleware``, so that the request-id middleware stays outside and the
     refusals carry ``X-Request-ID`` and are logged like every answer.
     """
     app.add_middleware(BodyLimitMiddleware,
-                       routes=body_routes(settings, import_max_bytes=import_max_bytes,
-                                          import_suffixes=import_suffixes, max_photos=max_photos),
+                       routes=body_routes(settings, import_max_bytes=import_max_bytes, import_suffixes=import_suffixes,
+                                          import_roles=import_roles, max_photos=max_photos),
                        default=BodyRule("json", settings.json_body_max_bytes),
                        check_credentials=check_credentials, status_for=status_for)

@@ -360,6 +360,16 @@ def test_an_import_of_the_wrong_type_is_refused_before_it_is_spooled(server: Ser
     _assert_refused(outcome, 415, "UPLOAD_TYPE_UNSUPPORTED", "gis_admin 1 GiB import of a .exe")
 
 
+def test_an_import_by_a_role_that_may_not_import_is_refused_before_it_is_read(server: Server) -> None:
+    """The import route's cap is 1 GiB: a token whose (signed) role may not import gets 403 before any of it."""
+    _warm_up(server)
+    length, body = _multipart("b0undary", {"layer": "transformers"}, "file", "transformers.gpkg", GIB)
+    outcome = _fire(server, "/api/v1/imports", {"Content-Type": "multipart/form-data; boundary=b0undary",
+                                                "Content-Length": str(length),
+                                                "Authorization": f"Bearer {server.customer_token}"}, body)
+    _assert_refused(outcome, 403, "FORBIDDEN", "customer 1 GiB import")
+
+
 def test_a_signed_in_chunked_upload_stops_at_the_cap(server: Server) -> None:
     """No Content-Length: the bytes are counted while the route reads them; 413 once past the cap."""
     _warm_up(server)
@@ -417,6 +427,10 @@ def test_bodies_need_credentials_but_bodiless_requests_and_sign_in_do_not(client
     key = make_api_key(db_conn, user)
     assert client.post("/api/v1/designs", json={}, headers=api_key_headers(key)).status_code == 422
     assert client.post("/api/v1/designs", json={}, headers=headers).status_code == 422
+    # the import route takes GIS administrators' (and admins') tokens only: the others are refused before the body
+    body = _code(client.post("/api/v1/imports", files={"file": ("a.gpkg", b"SQLite format 3\0")}, headers=headers),
+                 403, "FORBIDDEN")
+    assert body["details"]["required_roles"] == ["gis_admin"]
 
 
 def test_length_and_type_are_checked_before_the_body_is_read(client: TestClient, db_conn: Connection) -> None:
@@ -479,7 +493,7 @@ def test_a_length_that_cannot_be_read_answers_411() -> None:
     import anyio
 
     rule = BodyRule(name="json", max_bytes=100, content_types=("application/json",))
-    middleware = BodyLimitMiddleware(None, routes=(), default=rule, check_credentials=lambda _a, _k: None)  # type: ignore[arg-type]
+    middleware = BodyLimitMiddleware(None, routes=(), default=rule, check_credentials=lambda _a, _k, _r: None)  # type: ignore[arg-type]
     auth = (b"authorization", b"Bearer t")
     for length in (b"abc", b"-1", b"1, 2"):
         status, body, reached = anyio.run(_call, middleware, [auth, (b"content-length", length)], [b"{}"])
