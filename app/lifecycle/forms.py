@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from shapely.errors import ShapelyError
+from shapely.geometry import shape
 
 from app.design.service import DesignRequest
 from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, IsoDate, Line
 from design_rules.profiles import Category
+from gis.errors import InvalidInputError
 
 
 class ApplicationForm(BaseModel):
@@ -59,6 +62,16 @@ class GpsFix(BaseModel):
     accuracy_m: float = Field(gt=0, le=10_000)
 
 
+class MeterBoxPin(BaseModel):
+    """Where the meter box really is, as picked on the terminal's map."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lon: float = Field(description="Longitude in `crs`. " + SERVICE_AREA_NOTE, json_schema_extra=SERVICE_AREA_LON)
+    lat: float = Field(description="Latitude in `crs`. " + SERVICE_AREA_NOTE, json_schema_extra=SERVICE_AREA_LAT)
+    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+
+
 class SurveyAdjustment(BaseModel):
     """What the project manager changes on site (R5): any combination of the three adjustments."""
 
@@ -67,7 +80,7 @@ class SurveyAdjustment(BaseModel):
         "no_overhead_stretches": [{"type": "LineString", "coordinates": [[106.4881, 29.4991], [106.4885, 29.4993]]}],
         "transformer_asset_id": None}]})
 
-    meter_box: dict[str, Any] | None = Field(
+    meter_box: MeterBoxPin | None = Field(
         default=None, description="Moved meter box: `{lon, lat, crs}` (crs default wgs84).")
     no_overhead_stretches: list[dict[str, Any]] | None = Field(
         default=None, max_length=50, description="Obstacles / no-overhead stretches (GeoJSON, WGS-84); replaces "
@@ -75,16 +88,44 @@ class SurveyAdjustment(BaseModel):
     transformer_asset_id: Line | None = Field(default=None, max_length=64,
                                               description="Choose another feasible candidate.")
 
+    @field_validator("no_overhead_stretches")
+    @classmethod
+    def _geometries(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        # Checked here, so a bad stretch is the request's 422 (GEOS refuses e.g. a one-point LineString with an
+        # exception of its own, which DesignRequest's check let through as a 500).
+        for position, item in enumerate(value or []):
+            try:
+                geometry = shape(item)
+                valid = not geometry.is_empty and geometry.is_valid
+            except (KeyError, TypeError, ValueError, AttributeError, ShapelyError) as exc:
+                raise ValueError(f"item {position} is not a GeoJSON geometry ({exc})") from None
+            if not valid:
+                raise ValueError(f"item {position} is an empty or invalid GeoJSON geometry")
+        return value
+
     def apply(self, request: dict[str, Any]) -> DesignRequest:
-        """The design request after this adjustment (validated by :class:`DesignRequest`)."""
+        """The design request after this adjustment (validated by :class:`DesignRequest`).
+
+        Raises
+        ------
+        InvalidInputError
+            The adjusted request is not a valid design request (e.g. a stretch that is no GeoJSON geometry):
+            422 naming the field, never pydantic's ``ValidationError`` (a 500).
+        """
         changed = dict(request)
         if self.meter_box is not None:
-            changed.update(lon=self.meter_box.get("lon"), lat=self.meter_box.get("lat"),
-                           crs=self.meter_box.get("crs", "wgs84"))
+            changed.update(lon=self.meter_box.lon, lat=self.meter_box.lat, crs=self.meter_box.crs)
         if self.no_overhead_stretches is not None:
             changed["no_overhead_stretches"] = self.no_overhead_stretches
         if self.transformer_asset_id is not None:
             changed["transformer_asset_id"] = self.transformer_asset_id
         elif self.meter_box is not None:
             changed["transformer_asset_id"] = None  # a moved box is sited afresh unless a candidate is named
-        return DesignRequest.model_validate(changed)
+        try:
+            return DesignRequest.model_validate(changed)
+        except ValidationError as exc:
+            errors = [{"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+                      for error in exc.errors()]
+            first = errors[0]
+            raise InvalidInputError(f"{first['field']}: {first['message']}", field=first["field"],
+                                    errors=errors) from None

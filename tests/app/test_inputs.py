@@ -21,14 +21,14 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
 
 from app.identity.auth import Role
-from app.lifecycle.forms import ApplicationForm
+from app.lifecycle.forms import ApplicationForm, SurveyAdjustment
 from app.main import create_app
 from app.platform.forms import MAX_JSON_DEPTH, MAX_JSON_FIELD_CHARS, parse_json_field
 from app.platform.params import MAX_ID, MAX_INT64, Id, IsoDate, IsoDatetime, Line, Text, install_contract
 from app.platform.uploads import UploadTypeError, store_upload
 from gis.errors import InvalidInputError
 from tests.app.auth_helpers import auth_headers, make_user, override_session, settings_for_tests
-from tests.app.lifecycle_helpers import application_form, sample
+from tests.app.lifecycle_helpers import application_form, apply, make_teams, sample
 
 BIG = 2**63
 MAIN_PY = "needs `install_contract(app, settings)` from app/platform/params.py in app/main.py create_app"
@@ -303,6 +303,36 @@ def test_files_are_checked_by_structure_not_only_leading_bytes(tmp_path: Path, n
 def test_well_formed_files_are_accepted(tmp_path: Path, content: bytes, content_type: str) -> None:
     stored = store_upload(BytesIO(content), "f", data_dir=tmp_path, max_bytes=1 << 20, field="document")
     assert stored.content_type == content_type and (tmp_path / stored.storage_path).read_bytes() == content
+
+
+@pytest.mark.parametrize(("adjustment", "field"), [
+    ({"meter_box": {"lon": "east", "lat": 29.5}}, "body.meter_box.lon"),
+    ({"meter_box": {"lon": 106.49, "lat": 29.5, "crs": "mars"}}, "body.meter_box.crs"),
+    ({"no_overhead_stretches": [{"type": "Point"}]}, "body.no_overhead_stretches"),
+    ({"no_overhead_stretches": [{"type": "LineString", "coordinates": [[106.49, 29.5]]}]},  # GEOS refuses one point
+     "body.no_overhead_stretches"),
+])
+def test_survey_adjustments_that_make_no_design_request_are_422(writing_client: TestClient, db_conn: Connection,
+                                                                adjustment: dict[str, Any], field: str) -> None:
+    """Before: the adjustment was validated only when it became a ``DesignRequest`` deep in the state machine,
+    and pydantic's ``ValidationError`` there answered 500."""
+    teams = make_teams(db_conn)
+    customer = auth_headers(writing_client, make_user(db_conn, Role.CUSTOMER))
+    applied = apply(writing_client, customer, application_form(sample("overhead")))
+    assert applied.status_code == 201, applied.text
+    job = applied.json()
+    pm = auth_headers(writing_client, teams[job["grid_area_code"]][1])
+    etag = writing_client.get(f"/api/v1/terminal/jobs/{job['id']}/survey-package", headers=pm).headers["ETag"]
+    response = writing_client.post(f"/api/v1/terminal/jobs/{job['id']}/adjustments", json=adjustment,
+                                   headers={**pm, "If-Match": etag})
+    _refused(response, field)
+
+
+def test_an_adjustment_that_breaks_the_design_request_is_a_coded_error() -> None:
+    """The last guard of ``SurveyAdjustment.apply``: pydantic's ``ValidationError`` was a 500."""
+    with pytest.raises(InvalidInputError) as caught:
+        SurveyAdjustment(transformer_asset_id="T-0001").apply({"lon": 106.49, "lat": 29.5})  # no kW stored
+    assert caught.value.details["field"] == "kw"
 
 
 # --- item 13: dates, declared constraints, the public answer ------------------------------------------------------
