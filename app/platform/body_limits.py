@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.platform.uploads import UploadTooLargeError, UploadTypeError
@@ -254,11 +255,15 @@ class BodyLimitMiddleware:
         routes take none, needs no credentials but is capped at the default size.
     public_prefixes : tuple of str
         API paths that need no credentials (``/api/v1/public/``).
+    router : object with ``routes``, optional
+        The app's router. A body sent to a method or path no route has is left to routing (405 with ``Allow``,
+        404; no route reads it), only capped; without a router every path under ``guarded_prefix`` is checked.
     """
 
     def __init__(self, app: ASGIApp, *, routes: Sequence[BodyRoute], default: BodyRule,
                  check_credentials: CredentialCheck, status_for: Callable[[SanlingError], int] | None = None,
-                 guarded_prefix: str = "/api/", public_prefixes: tuple[str, ...] = ("/api/v1/public/",)) -> None:
+                 guarded_prefix: str = "/api/", public_prefixes: tuple[str, ...] = ("/api/v1/public/",),
+                 router: Any = None) -> None:
         self.app = app
         self.routes = tuple(routes)
         self.default = default
@@ -268,14 +273,16 @@ class BodyLimitMiddleware:
         self.status_for = status_for or (lambda _exc: 401)
         self.guarded_prefix = guarded_prefix
         self.public_prefixes = public_prefixes
+        self.router = router
 
-    def rule_for(self, method: str, path: str) -> BodyRule:
+    def rule_for(self, method: str, path: str, scope: Scope | None = None) -> BodyRule:
         """The rule of a request's body.
 
-        Only ``POST``, ``PUT`` and ``PATCH`` routes take bodies; a body sent with another method is never read
-        by a route, so it needs no credentials and may have any type, and is only capped (and counted).
+        Only ``POST``, ``PUT`` and ``PATCH`` routes take bodies; a body sent with another method, or to a method or
+        path no route has (``scope`` given and a router known), is never read by a route, so it needs no
+        credentials and may have any type, and is only capped (and counted).
         """
-        if method not in BODY_METHODS:
+        if method not in BODY_METHODS or (scope is not None and not self._routed(scope)):
             return self.outside
         for route in self.routes:
             if route.matches(method, path):
@@ -285,6 +292,12 @@ class BodyLimitMiddleware:
         if path.startswith(self.public_prefixes):
             return self.public_default
         return self.default
+
+    def _routed(self, scope: Scope) -> bool:
+        """Whether a route of the app takes this method on this path (no router: assume so)."""
+        if self.router is None:
+            return True
+        return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check one HTTP request's body; requests without a body pass untouched."""
@@ -308,7 +321,7 @@ class BodyLimitMiddleware:
         if not chunked and (not lengths or lengths == [b"0"]):
             await self.app(scope, receive, send)  # no body
             return
-        rule = self.rule_for(scope["method"], scope["path"])
+        rule = self.rule_for(scope["method"], scope["path"], scope)
         length: int | None = None
         if not chunked:
             if len(set(lengths)) != 1 or not lengths[0].isdigit():
@@ -406,4 +419,4 @@ def install_body_limits(app: Any, settings: Settings, *, check_credentials: Cred
                        routes=body_routes(settings, import_max_bytes=import_max_bytes, import_suffixes=import_suffixes,
                                           import_roles=import_roles, max_photos=max_photos),
                        default=BodyRule("json", settings.json_body_max_bytes),
-                       check_credentials=check_credentials, status_for=status_for)
+                       check_credentials=check_credentials, status_for=status_for, router=app.router)

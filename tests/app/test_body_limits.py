@@ -417,6 +417,12 @@ def test_bodies_need_credentials_but_bodiless_requests_and_sign_in_do_not(client
           "CREDENTIALS_INVALID")
     # without a body the route's own dependency answers, as before
     _code(client.post("/api/v1/applications/1/cancel"), 401, "UNAUTHENTICATED")
+    # a method the path does not have, or a path that does not exist, is routing's to answer (405, 404): no
+    # route reads the body
+    response = client.put("/api/v1/designs", json={"lon": 106.5})
+    assert response.status_code == 405 and "POST" in response.headers["Allow"], response.text
+    assert client.post("/api/v1/no-such-route", json={}).status_code == 404
+    assert client.patch("/api/v1/auth/me", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 405
     # a body sent with GET is never read: no credentials asked for it (a public page stays public)
     assert client.request("GET", "/api/v1/features/conformance", content=b"x", headers={
         "Content-Type": "text/plain"}).status_code == 200
