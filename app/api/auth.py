@@ -150,7 +150,8 @@ def read_me(user: CurrentUser, session: SessionDep) -> MeView:
                                   "auth_method": user.auth_method, "api_key_id": user.api_key_id})
 
 
-@router.post("/auth/api-keys", response_model=ApiKeyCreated, status_code=201, responses=_FORBIDDEN)
+@router.post("/auth/api-keys", response_model=ApiKeyCreated, status_code=201, responses={
+    **_FORBIDDEN, 404: {"description": "No user has `user_id` (`NOT_FOUND`)."}})
 def create_api_key(body: user_service.ApiKeyCreate, user: CurrentUser, session: SessionDep,
                    settings: SettingsDep) -> ApiKeyCreated:
     """Create an API key for a terminal; the key is in this response only.

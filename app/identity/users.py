@@ -8,7 +8,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,12 +28,17 @@ from app.identity.passwords import hash_password
 from app.identity.roles import GRID_SCOPED_ROLES, AuthenticatedUser, Role
 from app.platform.errors import ErrorStatuses
 from app.platform.models import ApiKey, GridArea, User
+from app.platform.params import Id
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.@-]{2,63}$")
+#: What a username may be as typed (upper-case ASCII is lower-cased), declared in the OpenAPI.
+USERNAME_INPUT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$"
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
 MAX_API_KEY_DAYS = 3650
+#: An API key's name: one line (no control character) with at least one character that is not a space.
+KEY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 
 
 class UsernameTakenError(SanlingError):
@@ -40,8 +56,27 @@ ERROR_STATUSES: ErrorStatuses = (
 GridAreaCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 
+class _Declared:
+    """Adds JSON-schema keywords to a field's schema whose check runs in a validator (as ``app.platform.params``)."""
+
+    __slots__ = ("keywords",)
+
+    def __init__(self, **keywords: object) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+#: A password as sent: 8–256 characters (checked by ``_check_password``, declared in the OpenAPI).
+Password = Annotated[SecretStr, _Declared(minLength=MIN_PASSWORD_CHARS, maxLength=MAX_PASSWORD_CHARS)]
+
+
 def _normalise_username(value: object) -> object:
-    return value.strip().lower() if isinstance(value, str) else value
+    # ASCII only: str.lower() would turn some other letters (the Kelvin sign) into ASCII the pattern refuses
+    return value.lower() if isinstance(value, str) and value.isascii() else value
 
 
 def _check_username(value: str) -> str:
@@ -70,8 +105,9 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(description="Login name; stored in lower case.", examples=["pm.wanzhou"])
-    password: SecretStr = Field(description=f"At least {MIN_PASSWORD_CHARS} characters.")
+    username: str = Field(description="Login name; stored in lower case.", examples=["pm.wanzhou"],
+                          json_schema_extra={"pattern": USERNAME_INPUT_PATTERN})
+    password: Password = Field(description=f"{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.")
     role: Role = Field(description="One of the roles in docs/auth.md.", examples=["project_manager"])
     full_name: str | None = Field(default=None, max_length=200, examples=["张工"])
     grid_area_codes: list[GridAreaCode] = Field(
@@ -95,12 +131,13 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    password: SecretStr | None = Field(default=None, description="A new password.")
+    password: Password | None = Field(default=None, description="A new password.")
     role: Role | None = None
     full_name: str | None = Field(default=None, max_length=200)
     grid_area_codes: list[GridAreaCode] | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{4,30}$")
-    is_active: bool | None = Field(default=None, description="False deactivates: tokens and API keys stop working.")
+    is_active: bool | None = Field(default=None, strict=True,
+                                   description="False deactivates: tokens and API keys stop working.")
 
     _password = field_validator("password")(_check_password)
     _codes = field_validator("grid_area_codes")(_dedupe)
@@ -111,15 +148,19 @@ class ApiKeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, description="What the key is for.", examples=["PM tablet 3"])
-    expires_days: int | None = Field(default=None, ge=1, le=MAX_API_KEY_DAYS,
+    name: str = Field(min_length=1, max_length=100, description="What the key is for (stored without the spaces "
+                      "around it).", examples=["PM tablet 3"], json_schema_extra={"pattern": KEY_NAME_PATTERN})
+    expires_days: int | None = Field(default=None, ge=1, le=MAX_API_KEY_DAYS, strict=True,
                                      description="Days until the key expires; omitted: never.", examples=[365])
-    user_id: int | None = Field(default=None, ge=1, description="Owner (admins only); omitted: yourself.")
+    user_id: Id | None = Field(default=None, strict=True, description="Owner (admins only); omitted: yourself.")
 
-    @field_validator("name", mode="before")
+    @field_validator("name")
     @classmethod
-    def _strip_name(cls, value: object) -> object:
-        return value.strip() if isinstance(value, str) else value
+    def _strip_name(cls, value: str) -> str:
+        # checked as sent (the declared length and pattern), stored stripped
+        if not re.fullmatch(KEY_NAME_PATTERN, value):
+            raise ValueError("one line with a character that is not a space")
+        return value.strip()
 
 
 def invalid_input(exc: ValidationError) -> InvalidInputError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -423,6 +424,32 @@ def test_bad_user_input_names_the_field(client: TestClient, conn: Connection, ch
     fields = [answer["details"].get("field")] + [e["field"] for e in answer["details"].get("errors", [])]
     assert field in fields
     assert "Qz7#x" not in json.dumps(answer)  # a rejected password is never echoed
+
+
+def test_the_openapi_declares_what_user_and_key_input_must_be(client: TestClient, conn: Connection) -> None:
+    """Issue 13 item 13 in this file's models: the schema says what the server enforces, on the raw input."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    username = schemas["UserCreate"]["properties"]["username"]
+    assert re.fullmatch(username["pattern"], "PM.Wanzhou") and not re.fullmatch(username["pattern"], " pm.wanzhou")
+    for model in ("UserCreate", "UserUpdate"):
+        password = schemas[model]["properties"]["password"]
+        password = next((p for p in password.get("anyOf", []) if p.get("type") == "string"), password)
+        assert (password["minLength"], password["maxLength"]) == (8, 256)
+    name = schemas["ApiKeyCreate"]["properties"]["name"]
+    assert (name["minLength"], name["maxLength"]) == (1, 100)
+    assert re.search(name["pattern"], "PM tablet 3") and not re.search(name["pattern"], "   ")
+    user_id = next(p for p in schemas["ApiKeyCreate"]["properties"]["user_id"]["anyOf"] if p.get("type") == "integer")
+    assert user_id["maximum"] == 2**31 - 1
+    admin = auth_headers(client, make_user(conn, Role.ADMIN))
+    for body in ({"name": "   "}, {"name": "x" + " " * 120}, {"name": "t", "user_id": 2**31},
+                 {"name": "t", "expires_days": "30"}):
+        _error(client.post(KEYS, json=body, headers=admin), 422, "REQUEST_INVALID")
+    _error(client.post(KEYS, json={"name": "t", "user_id": 2**31 - 1}, headers=admin), 404, "NOT_FOUND")
+    assert "404" in client.get("/openapi.json").json()["paths"][KEYS]["post"]["responses"]
+    _error(client.post(USERS, json={"username": " spaced", "password": "long enough", "role": "planner"},
+                       headers=admin), 422, "REQUEST_INVALID")
+    target = make_user(conn, Role.PLANNER)
+    _error(client.patch(f"{USERS}/{target.id}", json={"is_active": 0}, headers=admin), 422, "REQUEST_INVALID")
 
 
 # --- scoping helpers (no database) ----------------------------------------------------------------------------
