@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
@@ -29,12 +29,12 @@ class ApplicationForm(BaseModel):
     identity_number: Line = Field(min_length=4, max_length=64)
     contact_phone: Line | None = Field(default=None, max_length=32)
     address: Line = Field(min_length=2, max_length=500, description="用电地址.")
-    lon: float = Field(description="Meter-box longitude in `crs`, as picked on the phone map. " + SERVICE_AREA_NOTE,
-                       json_schema_extra=SERVICE_AREA_LON)
-    lat: float = Field(description="Meter-box latitude in `crs`. " + SERVICE_AREA_NOTE,
+    lon: float = Field(strict=True, description="Meter-box longitude in `crs`, as picked on the phone map. "
+                       + SERVICE_AREA_NOTE, json_schema_extra=SERVICE_AREA_LON)
+    lat: float = Field(strict=True, description="Meter-box latitude in `crs`. " + SERVICE_AREA_NOTE,
                        json_schema_extra=SERVICE_AREA_LAT)
     crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
-    kw: float = Field(gt=0, le=10_000, description="Requested capacity, kW.")
+    kw: float = Field(strict=True, gt=0, le=10_000, description="Requested capacity, kW.")
     phases: Literal[1, 3] = 3
     category: Category = Category.SMALL_ENTERPRISE
     industry: Line | None = Field(default=None, max_length=100, description="行业类别.")
@@ -53,13 +53,71 @@ class ApplicationForm(BaseModel):
 
 
 class GpsFix(BaseModel):
-    """The device's GPS fix at the time of a report (WGS-84)."""
+    """The device's GPS fix at the time of a report (WGS-84). Numbers are JSON numbers (``strict``: ``"5"`` and
+    ``true`` are not 5 and 1, as the OpenAPI's ``number`` says); an integer is a number."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lon_wgs84: float = Field(ge=-180, le=180)
-    lat_wgs84: float = Field(ge=-90, le=90)
-    accuracy_m: float = Field(gt=0, le=10_000)
+    lon_wgs84: float = Field(strict=True, ge=-180, le=180)
+    lat_wgs84: float = Field(strict=True, ge=-90, le=90)
+    accuracy_m: float = Field(strict=True, gt=0, le=10_000)
+
+
+_POSITION = {"type": "array", "minItems": 2, "maxItems": 3, "prefixItems": [
+    {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
+    {"type": "number"}], "items": False}
+#: Least positions of the coordinates at each nesting level of a geometry type (GeoJSON, RFC 7946 §3.1), the
+#: innermost level first: a LineString has 2 or more positions, a Polygon's rings 4 or more.
+_LEVELS: dict[str, tuple[int, ...]] = {"Point": (), "MultiPoint": (1,), "LineString": (2,),
+                                       "MultiLineString": (2, 1), "Polygon": (4, 1), "MultiPolygon": (4, 1, 1)}
+
+
+def _coordinates_schema(levels: tuple[int, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = _POSITION
+    for least in levels:
+        schema = {"type": "array", "minItems": least, "items": schema}
+    return schema
+
+
+#: The JSON schema of one no-overhead stretch: a GeoJSON geometry in WGS-84 (checked by ``_check_geometry``).
+GEOMETRY_SCHEMA: dict[str, Any] = {"oneOf": [
+    {"type": "object", "required": ["type", "coordinates"],
+     "properties": {"type": {"const": kind}, "coordinates": _coordinates_schema(levels)}}
+    for kind, levels in _LEVELS.items()]}
+
+
+def _check_coordinates(value: Any, levels: tuple[int, ...]) -> None:
+    if not levels:
+        if not (isinstance(value, list) and 2 <= len(value) <= 3
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+            raise ValueError("a position is 2 or 3 numbers")
+        if not (-180 <= value[0] <= 180 and -90 <= value[1] <= 90):
+            raise ValueError("a position lies outside ±180° longitude, ±90° latitude")
+        return
+    if not (isinstance(value, list) and len(value) >= levels[-1]):
+        raise ValueError(f"coordinates need at least {levels[-1]} items at this level")
+    for item in value:
+        _check_coordinates(item, levels[:-1])
+
+
+def _check_geometry(position: int, item: dict[str, Any]) -> None:
+    kind = item.get("type")
+    if kind not in _LEVELS or "coordinates" not in item:
+        raise ValueError(f"item {position} is not a GeoJSON geometry of type {', '.join(_LEVELS)}")
+    try:
+        _check_coordinates(item["coordinates"], _LEVELS[kind])
+    except ValueError as exc:
+        raise ValueError(f"item {position}: {exc}") from None
+    try:
+        geometry = shape(item)
+        valid = not geometry.is_empty and geometry.is_valid
+    except (KeyError, TypeError, ValueError, AttributeError, ShapelyError) as exc:
+        raise ValueError(f"item {position} is not a GeoJSON geometry ({exc})") from None
+    if not valid:  # e.g. a ring that crosses itself: valid JSON, invalid geometry (no JSON Schema says it)
+        raise ValueError(f"item {position} is an invalid geometry (it crosses itself or has no extent)")
+
+
+Stretch = Annotated[dict[str, Any], WithJsonSchema(GEOMETRY_SCHEMA)]
 
 
 class MeterBoxPin(BaseModel):
@@ -67,8 +125,10 @@ class MeterBoxPin(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lon: float = Field(description="Longitude in `crs`. " + SERVICE_AREA_NOTE, json_schema_extra=SERVICE_AREA_LON)
-    lat: float = Field(description="Latitude in `crs`. " + SERVICE_AREA_NOTE, json_schema_extra=SERVICE_AREA_LAT)
+    lon: float = Field(strict=True, description="Longitude in `crs`. " + SERVICE_AREA_NOTE,
+                       json_schema_extra=SERVICE_AREA_LON)
+    lat: float = Field(strict=True, description="Latitude in `crs`. " + SERVICE_AREA_NOTE,
+                       json_schema_extra=SERVICE_AREA_LAT)
     crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
 
 
@@ -82,7 +142,7 @@ class SurveyAdjustment(BaseModel):
 
     meter_box: MeterBoxPin | None = Field(
         default=None, description="Moved meter box: `{lon, lat, crs}` (crs default wgs84).")
-    no_overhead_stretches: list[dict[str, Any]] | None = Field(
+    no_overhead_stretches: list[Stretch] | None = Field(
         default=None, max_length=50, description="Obstacles / no-overhead stretches (GeoJSON, WGS-84); replaces "
         "the design's list. A route touching one becomes cable.")
     transformer_asset_id: Line | None = Field(default=None, max_length=64,
@@ -91,16 +151,10 @@ class SurveyAdjustment(BaseModel):
     @field_validator("no_overhead_stretches")
     @classmethod
     def _geometries(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        # Checked here, so a bad stretch is the request's 422 (GEOS refuses e.g. a one-point LineString with an
-        # exception of its own, which DesignRequest's check let through as a 500).
+        # Checked here as declared (GEOMETRY_SCHEMA), so a bad stretch is the request's 422: GEOS refuses e.g. a
+        # one-point LineString with an exception of its own, which DesignRequest's check let through as a 500.
         for position, item in enumerate(value or []):
-            try:
-                geometry = shape(item)
-                valid = not geometry.is_empty and geometry.is_valid
-            except (KeyError, TypeError, ValueError, AttributeError, ShapelyError) as exc:
-                raise ValueError(f"item {position} is not a GeoJSON geometry ({exc})") from None
-            if not valid:
-                raise ValueError(f"item {position} is an empty or invalid GeoJSON geometry")
+            _check_geometry(position, item)
         return value
 
     def apply(self, request: dict[str, Any]) -> DesignRequest:
