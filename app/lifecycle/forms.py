@@ -9,7 +9,7 @@ from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
 from app.design.service import DesignRequest
-from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, IsoDate, Line
+from app.platform.params import JSON_INTEGER, SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, IsoDate, Line
 from design_rules.profiles import Category
 from gis.errors import InvalidInputError
 
@@ -35,7 +35,7 @@ class ApplicationForm(BaseModel):
                        json_schema_extra=SERVICE_AREA_LAT)
     crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
     kw: float = Field(strict=True, gt=0, le=10_000, description="Requested capacity, kW.")
-    phases: Literal[1, 3] = 3
+    phases: Annotated[Literal[1, 3], JSON_INTEGER] = 3
     category: Category = Category.SMALL_ENTERPRISE
     industry: Line | None = Field(default=None, max_length=100, description="行业类别.")
     area_type: Literal["urban", "rural"] | None = Field(

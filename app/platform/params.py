@@ -51,6 +51,32 @@ the description, e.g. ``Annotated[Id, Path(description="Application id.")]``."""
 Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
 """Rows to skip in a page: 0 … 2^63 − 1."""
 
+
+
+def json_integer(value: object) -> object:
+    """What JSON Schema calls an integer: an ``int`` or an integral number such as ``3.0`` (as ``3``); never a
+    ``bool`` or a string (pydantic's lax mode took ``true`` as 1 and ``"30"`` as 30, its strict mode refused 3.0).
+
+    >>> json_integer(3.0), json_integer(7)
+    (3, 7)
+    >>> json_integer(True)
+    Traceback (most recent call last):
+    ...
+    ValueError: must be a JSON integer, not bool
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a JSON integer, not {type(value).__name__}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a JSON integer")
+        return int(value)
+    return value
+
+
+#: Put before the type: ``Annotated[Literal[1, 3], JSON_INTEGER]``, ``Annotated[Id, JSON_INTEGER]`` (bodies only;
+#: path and query values are strings that FastAPI parses).
+JSON_INTEGER = BeforeValidator(json_integer)
+
 # --- text -------------------------------------------------------------------------------------------------------
 
 #: Single-line text: no C0 or C1 control character (U+0000–U+001F, U+007F–U+009F), tab and newline included.
