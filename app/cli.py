@@ -143,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API with uvicorn."""
     import uvicorn
 
-    from app.serving import reuseport_supported, serve_workers
+    from app.serving import reuseport_supported, serve_workers, uvicorn_proxy_options
 
     # The service runs the periodic jobs (docs/lifecycle-infra.md) and loads the network before taking
     # connections unless told otherwise; set before the settings are first read, and inherited by the workers.
@@ -165,9 +165,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         configure_logging(settings.log_level, json_logs=settings.log_json)  # the supervisor's own log lines
         # one SO_REUSEPORT socket per worker (app/serving.py)
-        return serve_workers(host, port, workers)
+        return serve_workers(host, port, workers, trusted_proxies=settings.trusted_proxies)
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_config=None, access_log=False)
+                log_config=None, access_log=False, **uvicorn_proxy_options(settings.trusted_proxies))
     return 0
 
 

@@ -56,7 +56,24 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, ready: Event, app: str = APP) -> None:
+def uvicorn_proxy_options(trusted_proxies: str) -> dict[str, object]:
+    """uvicorn's proxy-header options for ``SANLING_TRUSTED_PROXIES`` (normalised: comma-separated networks).
+
+    uvicorn's default (``--proxy-headers``, ``FORWARDED_ALLOW_IPS`` or 127.0.0.1) would make any client on the
+    host, or behind a local proxy, whoever it names in X-Forwarded-For. Here only the configured proxies are
+    believed (uvicorn then sets the client and scheme from their headers); with none, the client is the peer.
+
+    >>> uvicorn_proxy_options("")
+    {'proxy_headers': False}
+    >>> uvicorn_proxy_options("10.0.0.0/8,127.0.0.1/32")
+    {'proxy_headers': True, 'forwarded_allow_ips': ['10.0.0.0/8', '127.0.0.1/32']}
+    """
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted_proxies.split(",")}
+
+
+def _worker(host: str, port: int, ready: Event, app: str = APP, trusted_proxies: str = "") -> None:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -66,7 +83,8 @@ def _worker(host: str, port: int, ready: Event, app: str = APP) -> None:
                 ready.set()
 
     sock = _bound_socket(host, port)
-    config = uvicorn.Config(app, factory=True, log_config=None, access_log=False, backlog=BACKLOG)
+    config = uvicorn.Config(app, factory=True, log_config=None, access_log=False, backlog=BACKLOG,
+                            **uvicorn_proxy_options(trusted_proxies))
     Server(config).run(sockets=[sock])
 
 
@@ -125,11 +143,12 @@ def check_port_free(host: str, port: int) -> None:
             raise PortInUseError(f"Cannot listen on {host}:{port}: {exc.strerror}.", host=host, port=port) from exc
 
 
-def serve_workers(host: str, port: int, workers: int, app: str = APP) -> int:
+def serve_workers(host: str, port: int, workers: int, app: str = APP, trusted_proxies: str = "") -> int:
     """Run and supervise ``workers`` processes until SIGINT/SIGTERM; return the exit status.
 
     1 when a worker never started at service start-up (the service then stops), else 0 once every worker
-    stopped cleanly. ``app`` is the uvicorn factory the workers serve.
+    stopped cleanly. ``app`` is the uvicorn factory the workers serve; ``trusted_proxies`` the normalised
+    ``SANLING_TRUSTED_PROXIES`` (:func:`uvicorn_proxy_options`).
     """
     check_port_free(host, port)
     context = multiprocessing.get_context("spawn")
@@ -139,7 +158,8 @@ def serve_workers(host: str, port: int, workers: int, app: str = APP) -> int:
 
     def launch(index: int) -> tuple[multiprocessing.process.BaseProcess, Event]:
         ready = context.Event()
-        process = context.Process(target=_worker, args=(host, port, ready, app), name=f"sanling-worker-{index}")
+        process = context.Process(target=_worker, args=(host, port, ready, app, trusted_proxies),
+                                  name=f"sanling-worker-{index}")
         process.start()
         return process, ready
 

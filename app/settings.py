@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -179,6 +180,12 @@ class Settings(BaseSettings):
         default=500.0, ge=100.0, le=5000.0,
         description="Circumradius of the hexagonal cells of the public capacity disclosure, metres.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IP addresses or CIDR networks of the reverse proxies whose X-Forwarded-For / "
+        "Forwarded headers are believed: from one of them the client is the right-most address not in the list. "
+        "Empty: none; the client is always the TCP peer.",
+    )
     _jwt_key: str | None = PrivateAttr(default=None)
 
     @field_validator("database_url")
@@ -229,6 +236,11 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("sms_gateway_url must start with http:// or https://")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        return ",".join(str(network) for network in parse_trusted_proxies(value))
 
     @model_validator(mode="after")
     def _check_notify_sender(self) -> Settings:
@@ -288,6 +300,34 @@ class Settings(BaseSettings):
     def is_postgres(self) -> bool:
         """Whether the database is PostgreSQL + PostGIS."""
         return self.effective_database_url.startswith("postgresql")
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` as networks (a single address is a /32 or /128)."""
+        return parse_trusted_proxies(self.trusted_proxies)
+
+
+@lru_cache(maxsize=8)
+def parse_trusted_proxies(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse ``SANLING_TRUSTED_PROXIES``: comma-separated IP addresses or CIDR networks (no host bits set).
+
+    >>> parse_trusted_proxies("10.0.0.0/8, 127.0.0.1")
+    (IPv4Network('10.0.0.0/8'), IPv4Network('127.0.0.1/32'))
+    >>> parse_trusted_proxies("proxy.internal")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'proxy.internal' is not an IP address or CIDR network
+    """
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            detail = " (host bits set)" if "host bits" in str(exc) else ""
+            raise ValueError(f"{item!r} is not an IP address or CIDR network{detail}") from None
+    return tuple(networks)
 
 
 def load_or_create_secret(path: Path) -> str:
