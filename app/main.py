@@ -43,6 +43,7 @@ from app.platform.db import READ_ONLY_OPTION, create_db_engine, make_session_fac
 from app.platform.errors import add_exception_handlers
 from app.platform.jobs import JobRunner
 from app.platform.observability import configure_logging, install_request_middleware
+from app.platform.params import install_contract
 from app.platform.ratelimit import TokenBuckets
 from app.settings import Settings, get_settings
 from app.wiring import error_table, service_jobs
@@ -157,4 +158,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(map_page.router)
     app.mount("/static", StaticFiles(directory=map_page.STATIC_DIR), name="static")
+    install_contract(app, settings)  # the OpenAPI says what the server does (app/platform/params.py)
     return app

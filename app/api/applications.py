@@ -28,6 +28,7 @@ from app.platform.deps import SessionDep, SettingsDep
 from app.platform.forms import parse_json_field
 from app.platform.idempotency import IdempotencyDep
 from app.platform.models import Application, AssignmentQueueItem
+from app.platform.params import Id, Offset
 from app.platform.uploads import StoredFile, store_upload
 from app.settings import Settings
 from design_rules.profiles import DocumentKind
@@ -40,7 +41,7 @@ CustomerUser = Annotated[AuthenticatedUser, Depends(require_roles(Role.CUSTOMER)
 ApplicationReader = Annotated[AuthenticatedUser, Depends(require_roles(
     Role.CUSTOMER, Role.CUSTOMER_MANAGER, Role.PROJECT_MANAGER))]
 CustomerOrManager = Annotated[AuthenticatedUser, Depends(require_roles(Role.CUSTOMER, Role.CUSTOMER_MANAGER))]
-ApplicationId = Annotated[int, Path(ge=1, description="Application id.")]
+ApplicationId = Annotated[Id, Path(description="Application id.")]
 
 _AUTH = {401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},
          403: {"description": "Wrong role, not your application, or outside your grid areas (`FORBIDDEN`)."}}
@@ -119,7 +120,7 @@ def list_applications(
     user: ApplicationReader, session: SessionDep, settings: SettingsDep,
     status: Annotated[ApplicationStatus | None, Query(description="Only applications in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> dict[str, Any]:
     """Applications you may see: a customer's own, a manager's grid areas, all for admins; newest first."""
     query = _list_query(user)

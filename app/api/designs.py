@@ -22,6 +22,7 @@ from app.design.service import (
 from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_roles
 from app.network.deps import SitingEngineDep
 from app.platform.deps import SessionDep, SettingsDep
+from app.platform.params import Id
 from design_rules.bom import bom_to_csv, bom_to_xlsx
 from design_rules.drawing import render_dxf, render_geojson, render_svg
 
@@ -30,6 +31,8 @@ router = APIRouter(prefix="/api/v1/designs", tags=["designs"])
 DesignerUser = Annotated[AuthenticatedUser, Depends(require_roles(
     Role.CUSTOMER_MANAGER, Role.PROJECT_MANAGER, Role.PLANNER))]
 
+
+VersionQuery = Annotated[Id | None, Query(description="A past version; default the latest.")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or invalid credentials (`UNAUTHENTICATED`)."},
@@ -69,7 +72,7 @@ def create(request: DesignRequest, user: DesignerUser, session: SessionDep, sett
 
 @router.get("/{design_id}", responses={**_ERRORS, **_NOT_FOUND})
 def read(design_id: str, user: DesignerUser, session: SessionDep,
-         version: Annotated[int | None, Query(ge=1, description="A past version; default the latest.")] = None,
+         version: VersionQuery = None,
          ) -> Response:
     """A stored design version (latest by default), with its `ETag`."""
     row = load_design(session, design_id, version)
@@ -105,7 +108,6 @@ def _export(session: SessionDep, user: AuthenticatedUser, design_id: str, versio
     return row
 
 
-VersionQuery = Annotated[int | None, Query(ge=1, description="A past version; default the latest.")]
 
 
 @router.get("/{design_id}/drawing.svg", response_class=Response, responses={

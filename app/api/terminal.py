@@ -28,6 +28,7 @@ from app.platform.deps import SessionDep, SettingsDep
 from app.platform.forms import parse_json_field
 from app.platform.idempotency import IdempotencyDep
 from app.platform.models import Application
+from app.platform.params import Id
 from app.platform.uploads import StoredFile, store_upload
 from design_rules.deadline_watch import DeadlineStatus
 from design_rules.profiles import StepCode
@@ -36,7 +37,7 @@ router = APIRouter(prefix="/api/v1/terminal", tags=["terminal"])
 
 ProjectManager = Annotated[AuthenticatedUser, Depends(require_roles(Role.PROJECT_MANAGER))]
 QueueUser = Annotated[AuthenticatedUser, Depends(require_roles(Role.PROJECT_MANAGER, Role.CUSTOMER_MANAGER))]
-JobId = Annotated[int, Path(ge=1, description="Application id.")]
+JobId = Annotated[Id, Path(description="Application id.")]
 IfMatch = Annotated[str | None, Header(description="ETag of the design version the change starts from.")]
 
 #: Photos per stage report.
