@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 import shapely
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 from shapely.geometry.base import BaseGeometry
 
@@ -25,7 +25,7 @@ from design_rules.calendar import WorkCalendar
 from design_rules.drawing import DrawingInput, MeterBox, NewPole, NewRoute, TitleBlock
 from design_rules.eligibility import EligibilityInput, EligibilityResult, check_eligibility
 from design_rules.job_class import JobDecision, SiteFacts, classify_job
-from design_rules.profiles import AreaType, Category, JobClass, Profile, StepCode
+from design_rules.profiles import AreaType, Category, JobClass, Profile, StepCode, UrbanRural
 from design_rules.reasons import Reason
 from design_rules.schedule import Schedule, build_schedule
 from design_rules.sizing import SizingResult, size_conductor, size_service_drop
@@ -75,12 +75,16 @@ class ApplicationFacts(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kw: float = Field(gt=0, le=10_000, description="Requested capacity (报装容量), kW.")
+    kw: float = Field(ge=0.01, le=10_000, description="Requested capacity (报装容量), kW; at least 10 W (smaller "
+                      "rounds the design current to 0 A, for which no breaker exists).")
     phases: Literal[1, 3] = Field(default=3, description="1: 220 V single-phase; 3: 380 V three-phase.")
     category: Category = Category.SMALL_ENTERPRISE
     voltage_kv: float = Field(default=0.38, gt=0, description="Requested supply voltage, kV.")
     customer_name: str = Field(default="客户", min_length=1, max_length=200)
     wanted_power_on: date | None = Field(default=None, description="客户预计送电时间, if the customer names one.")
+    urban_rural: UrbanRural | None = Field(
+        default=None, description="城乡类别 for the capacity limit; needed with the supply-area classes D and E, "
+        "which can be either; derived from the other area types.")
 
 
 @dataclass(frozen=True)
@@ -277,9 +281,14 @@ def compose_design(
     DesignNotFeasibleError
         No conductor of the catalogue fits.
     """
-    eligibility = check_eligibility(
-        EligibilityInput(kw=facts.kw, category=facts.category, voltage_kv=facts.voltage_kv, area_type=area_type),
-        profile, accepted_at.date())
+    try:
+        eligibility_input = EligibilityInput(kw=facts.kw, category=facts.category, voltage_kv=facts.voltage_kv,
+                                             area_type=area_type, urban_rural=facts.urban_rural)
+    except ValidationError as exc:  # the area type needs urban_rural (D, E) and the request has none
+        raise InvalidInputError(f"Area type {area_type.value} can be urban or rural: send urban_rural.",
+                                field="urban_rural", area_type=area_type.value,
+                                errors=[e["msg"] for e in exc.errors()]) from None
+    eligibility = check_eligibility(eligibility_input, profile, accepted_at.date())
     if not eligibility.eligible:
         raise NotEligibleError(reasons=[r.to_dict() for r in eligibility.reasons])
     candidate = _choose(siting, chosen_transformer_asset_id)
