@@ -24,6 +24,7 @@ from app.lifecycle import views
 from app.lifecycle.contracts import current_contract
 from app.lifecycle.states import Actor, ApplicationForm, ApplicationStatus, load_visible
 from app.network.deps import SitingEngineDep
+from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.forms import parse_json_field
 from app.platform.idempotency import IdempotencyDep
@@ -123,6 +124,7 @@ def list_applications(
     offset: Annotated[Offset, Query()] = 0,
 ) -> dict[str, Any]:
     """Applications you may see: a customer's own, a manager's grid areas, all for admins; newest first."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     query = _list_query(user)
     if status is not None:
         query = query.where(Application.status == status.value)
@@ -140,6 +142,7 @@ def read_application(application_id: ApplicationId, user: ApplicationReader, ses
                      settings: SettingsDep) -> dict[str, Any]:
     """The application and its timeline: the customer's two procedures (申请签约, 施工接电) and every internal
     step (R5.2) with its deadline, actual completion time and deadline status."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     application = load_visible(session, user, application_id)
     return views.application_json(session, application, settings, staff=_is_staff(user))
 
@@ -199,6 +202,7 @@ def cancel_application(application_id: ApplicationId, body: CancelRequest, user:
 @admin_router.get("", responses=_AUTH)
 def list_unassigned(user: AdminUser, session: SessionDep) -> dict[str, Any]:
     """Applications waiting for a 1+1 team: the pin lies in no grid area, or the area has no team."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     rows = session.execute(select(AssignmentQueueItem, Application)
                            .join(Application, Application.id == AssignmentQueueItem.application_id)
                            .where(AssignmentQueueItem.resolved_at.is_(None))

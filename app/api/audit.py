@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.identity.auth import AdminUser
 from app.platform.audit import MAX_PAGE, AuditQuery, as_utc, list_changes
+from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep
 from app.platform.params import Id, IsoDatetime, Line, Offset
 
@@ -62,6 +63,7 @@ def list_audit_entries(
     offset: Annotated[Offset, Query(description="Entries to skip.")] = 0,
 ) -> AuditPage:
     """List audit entries, newest first (admins only). The log is append-only: there is no way to change it."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     query = AuditQuery(entity=entity, entity_id=entity_id, actor_user_id=actor, action=action, since=since,
                        until=until)
     rows, total = list_changes(session, query, limit=limit, offset=offset)

@@ -22,6 +22,7 @@ from app.identity.auth import (
     start_sign_in,
 )
 from app.platform.audit import record_change, snapshot
+from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.models import ApiKey, User
 from app.platform.params import Id
@@ -145,6 +146,7 @@ class _TokenAnswer(Response):
 @router.get("/auth/me", response_model=MeView, responses=_UNAUTHENTICATED)
 def read_me(user: CurrentUser, session: SessionDep) -> MeView:
     """Return the signed-in user."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     row = user_service.get_user(session, user_id=user.id)
     return MeView.model_validate({**UserView.model_validate(row).model_dump(),
                                   "auth_method": user.auth_method, "api_key_id": user.api_key_id})
@@ -186,6 +188,7 @@ def list_api_keys(
     user_id: Annotated[Id | None, Query(description="Another user's keys (admins only).")] = None,
 ) -> list[ApiKey]:
     """List your API keys (admins: another user's with ``user_id``), revoked and expired ones included."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     if user_id is not None and user_id != user.id and not user.is_admin:
         raise ForbiddenError("Only an admin may list another user's API keys.", user_id=user_id)
     return user_service.list_api_keys(session, user_id=user_id or user.id)
@@ -225,6 +228,7 @@ def list_users(
     role: Annotated[Role | None, Query(description="Only users of this role.")] = None,
 ) -> list[User]:
     """List users (admins only)."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     return user_service.list_users(session, role=role)
 
 

@@ -21,6 +21,7 @@ from app.design.service import (
 )
 from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_roles
 from app.network.deps import SitingEngineDep
+from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.params import Id
 from design_rules.bom import bom_to_csv, bom_to_xlsx
@@ -75,6 +76,7 @@ def read(design_id: str, user: DesignerUser, session: SessionDep,
          version: VersionQuery = None,
          ) -> Response:
     """A stored design version (latest by default), with its `ETag`."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     row = load_design(session, design_id, version)
     _readable(user, row)
     return _response(row)
@@ -114,6 +116,7 @@ def _export(session: SessionDep, user: AuthenticatedUser, design_id: str, versio
     **_NOT_FOUND, 200: {"content": {"image/svg+xml": {}}, "description": "工程建设简图 (CQ-32 annex 3)."}})
 def drawing_svg(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The construction sketch: existing equipment black, new works blue with lengths, title block."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
     return Response(render_svg(stored_drawing(row)), media_type="image/svg+xml")
 
@@ -122,6 +125,7 @@ def drawing_svg(design_id: str, user: DesignerUser, session: SessionDep, version
     **_NOT_FOUND, 200: {"content": {"image/vnd.dxf": {}}, "description": "The sketch as DXF (local metres)."}})
 def drawing_dxf(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The construction sketch as DXF in the deployment's metric CRS, for CAD."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
     return Response(render_dxf(stored_drawing(row)), media_type="image/vnd.dxf", headers={
         "Content-Disposition": f'attachment; filename="{design_id}-v{row.version}.dxf"'})
@@ -132,6 +136,7 @@ def drawing_dxf(design_id: str, user: DesignerUser, session: SessionDep, version
 def drawing_geojson(design_id: str, user: DesignerUser, session: SessionDep, engine: SitingEngineDep,
                     version: VersionQuery = None) -> JSONResponse:
     """The sketch's features as an RFC 7946 FeatureCollection (WGS-84 lon/lat), for the terminal's map."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
     return JSONResponse(render_geojson(stored_drawing(row), engine.projector.unproject),
                         media_type="application/geo+json")
@@ -141,6 +146,7 @@ def drawing_geojson(design_id: str, user: DesignerUser, session: SessionDep, eng
     **_NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "Bill of materials, UTF-8 CSV."}})
 def bom_csv(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The bill of materials frozen with the design, one row per line."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
     return Response(bom_to_csv(stored_bom(row)), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{design_id}-v{row.version}-bom.csv"'})
@@ -151,6 +157,7 @@ def bom_csv(design_id: str, user: DesignerUser, session: SessionDep, version: Ve
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}, "description": "BOM workbook."}})
 def bom_xlsx(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The bill of materials as an Excel workbook (lines with total; subtotals by assembly)."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
     return Response(bom_to_xlsx(stored_bom(row)),
                     media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.network.import_jobs import job_dir, job_mapping
+from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep
 from app.platform.jobs import worker_id
 from app.platform.models import ImportJob
@@ -188,6 +189,7 @@ def create_import(
 @router.get("", response_model=list[ImportJobOut], operation_id="imports-list_imports")
 def list_imports(request: Request, session: SessionDep, _user: GisAdminUser) -> list[ImportJobOut]:
     """The 50 most recent import jobs, newest first (gis_admin only)."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     jobs = session.scalars(select(ImportJob).order_by(ImportJob.created_at.desc()).limit(50)).all()
     return [_job_out(job, request) for job in jobs]
 
@@ -196,6 +198,7 @@ def list_imports(request: Request, session: SessionDep, _user: GisAdminUser) -> 
             responses={404: {"description": "No such job"}})
 def read_import(job_id: str, request: Request, session: SessionDep, _user: GisAdminUser) -> ImportJobOut:
     """State, percent done and, once finished, the report of one import job (gis_admin only)."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     job = session.get(ImportJob, job_id)
     if job is None:
         raise ImportJobNotFoundError(job_id=job_id)
@@ -207,6 +210,7 @@ def read_import(job_id: str, request: Request, session: SessionDep, _user: GisAd
                        404: {"description": "No such job, or not finished"}})
 def read_import_report_csv(job_id: str, request: Request, session: SessionDep, _user: GisAdminUser) -> FileResponse:
     """The full per-row report of a finished job as CSV (row, key, field, code, severity, message, value)."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     job = session.get(ImportJob, job_id)
     path = job_dir(request.app.state.settings, job_id) / "report.csv"
     if job is None or not path.exists() or job.status not in ("succeeded", "rejected"):

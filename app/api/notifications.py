@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from app.identity.auth import CurrentUser
 from app.platform import notifications
 from app.platform.audit import as_utc, record_change
+from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep
 from app.platform.idempotency import IdempotencyDep
 from app.platform.params import Id, Offset
@@ -49,6 +50,7 @@ def list_my_notifications(
     offset: Annotated[Offset, Query(description="Notifications to skip.")] = 0,
 ) -> list[NotificationView]:
     """List your notifications, newest first."""
+    read_only_connection(session)  # a read: never waits for a writer's lock
     rows = notifications.list_notifications(session, user_id=user.id, unacknowledged=unacknowledged, limit=limit,
                                             offset=offset)
     return [NotificationView.model_validate(row) for row in rows]

@@ -24,6 +24,7 @@ from app.lifecycle import states as service
 from app.lifecycle import views
 from app.lifecycle.states import Actor, ApplicationStatus, GpsFix, SurveyAdjustment, load_visible
 from app.network.deps import SitingEngineDep
+from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.forms import parse_json_field
 from app.platform.idempotency import IdempotencyDep
@@ -69,6 +70,7 @@ def read_work_queue(user: QueueUser, session: SessionDep, settings: SettingsDep)
     A project manager sees the jobs assigned to them, a customer manager the applications they own; admins see
     every job in progress. Each item names its current step and that step's deadline.
     """
+    read_only_connection(session)  # a read: never waits for a writer's lock
     query = select(Application).where(Application.status == ApplicationStatus.IN_PROGRESS.value)
     if user.role is Role.PROJECT_MANAGER:
         query = query.where(Application.project_manager_user_id == user.id)
@@ -112,6 +114,7 @@ def read_survey_package(job_id: JobId, request: Request, user: ProjectManager, s
     GeoJSON, the BOM as rows, and the existing assets within 300 m (transformers with load, access points,
     LV lines, roads, no-overhead zones). Coordinates are WGS-84 rounded to 1e-6°.
     """
+    read_only_connection(session)  # a read: never waits for a writer's lock
     application = _job(session, user, job_id)
     if application.design_id is None:
         raise lifecycle_errors.ApplicationNotFoundError("The application has no design.", application_id=job_id)
