@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
-from shapely.errors import ShapelyError
-from shapely.geometry import shape
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.design.service import DesignRequest
-from app.platform.params import JSON_INTEGER, SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, IsoDate, Line
+from app.platform.params import (
+    JSON_INTEGER,
+    SERVICE_AREA_LAT,
+    SERVICE_AREA_LON,
+    SERVICE_AREA_NOTE,
+    IsoDate,
+    Line,
+    Stretch,
+    check_geometry,
+)
 from design_rules.profiles import Category
 from gis.errors import InvalidInputError
 
@@ -63,63 +70,6 @@ class GpsFix(BaseModel):
     accuracy_m: float = Field(strict=True, gt=0, le=10_000)
 
 
-_POSITION = {"type": "array", "minItems": 2, "maxItems": 3, "prefixItems": [
-    {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
-    {"type": "number"}], "items": False}
-#: Least positions of the coordinates at each nesting level of a geometry type (GeoJSON, RFC 7946 §3.1), the
-#: innermost level first: a LineString has 2 or more positions, a Polygon's rings 4 or more.
-_LEVELS: dict[str, tuple[int, ...]] = {"Point": (), "MultiPoint": (1,), "LineString": (2,),
-                                       "MultiLineString": (2, 1), "Polygon": (4, 1), "MultiPolygon": (4, 1, 1)}
-
-
-def _coordinates_schema(levels: tuple[int, ...]) -> dict[str, Any]:
-    schema: dict[str, Any] = _POSITION
-    for least in levels:
-        schema = {"type": "array", "minItems": least, "items": schema}
-    return schema
-
-
-#: The JSON schema of one no-overhead stretch: a GeoJSON geometry in WGS-84 (checked by ``_check_geometry``).
-GEOMETRY_SCHEMA: dict[str, Any] = {"oneOf": [
-    {"type": "object", "required": ["type", "coordinates"],
-     "properties": {"type": {"const": kind}, "coordinates": _coordinates_schema(levels)}}
-    for kind, levels in _LEVELS.items()]}
-
-
-def _check_coordinates(value: Any, levels: tuple[int, ...]) -> None:
-    if not levels:
-        if not (isinstance(value, list) and 2 <= len(value) <= 3
-                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
-            raise ValueError("a position is 2 or 3 numbers")
-        if not (-180 <= value[0] <= 180 and -90 <= value[1] <= 90):
-            raise ValueError("a position lies outside ±180° longitude, ±90° latitude")
-        return
-    if not (isinstance(value, list) and len(value) >= levels[-1]):
-        raise ValueError(f"coordinates need at least {levels[-1]} items at this level")
-    for item in value:
-        _check_coordinates(item, levels[:-1])
-
-
-def _check_geometry(position: int, item: dict[str, Any]) -> None:
-    kind = item.get("type")
-    if kind not in _LEVELS or "coordinates" not in item:
-        raise ValueError(f"item {position} is not a GeoJSON geometry of type {', '.join(_LEVELS)}")
-    try:
-        _check_coordinates(item["coordinates"], _LEVELS[kind])
-    except ValueError as exc:
-        raise ValueError(f"item {position}: {exc}") from None
-    try:
-        geometry = shape(item)
-        valid = not geometry.is_empty and geometry.is_valid
-    except (KeyError, TypeError, ValueError, AttributeError, ShapelyError) as exc:
-        raise ValueError(f"item {position} is not a GeoJSON geometry ({exc})") from None
-    if not valid:  # e.g. a ring that crosses itself: valid JSON, invalid geometry (no JSON Schema says it)
-        raise ValueError(f"item {position} is an invalid geometry (it crosses itself or has no extent)")
-
-
-Stretch = Annotated[dict[str, Any], WithJsonSchema(GEOMETRY_SCHEMA)]
-
-
 class MeterBoxPin(BaseModel):
     """Where the meter box really is, as picked on the terminal's map."""
 
@@ -154,7 +104,7 @@ class SurveyAdjustment(BaseModel):
         # Checked here as declared (GEOMETRY_SCHEMA), so a bad stretch is the request's 422: GEOS refuses e.g. a
         # one-point LineString with an exception of its own, which DesignRequest's check let through as a 500.
         for position, item in enumerate(value or []):
-            _check_geometry(position, item)
+            check_geometry(position, item)
         return value
 
     def apply(self, request: dict[str, Any]) -> DesignRequest:

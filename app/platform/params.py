@@ -30,9 +30,11 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler
+from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler, WithJsonSchema
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+from shapely.errors import ShapelyError
+from shapely.geometry import shape
 
 from app.settings import Settings
 
@@ -153,6 +155,79 @@ IsoDate = Annotated[date, BeforeValidator(_check_iso_date)]
 IsoDatetime = Annotated[datetime, BeforeValidator(_check_iso_datetime)]
 """A date-time sent as ``YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]`` only (pydantic alone also takes ``0.5`` as
 a Unix time); without an offset it is naive, which the routers take as UTC."""
+
+# --- GeoJSON geometries ----------------------------------------------------------------------------------------
+
+# Two numbers: stretches are drawn on a map (a height would be ignored, and a geometry mixing 2 and 3 numbers per
+# position made GEOS fail)
+_POSITION = {"type": "array", "minItems": 2, "maxItems": 2, "prefixItems": [
+    {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90}],
+    "items": False}
+#: Least positions of the coordinates at each nesting level of a geometry type (GeoJSON, RFC 7946 §3.1), the
+#: innermost level first: a LineString has 2 or more positions, a Polygon's rings 4 or more.
+_LEVELS: dict[str, tuple[int, ...]] = {"Point": (), "MultiPoint": (1,), "LineString": (2,),
+                                       "MultiLineString": (2, 1), "Polygon": (4, 1), "MultiPolygon": (4, 1, 1)}
+
+
+def _coordinates_schema(levels: tuple[int, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = _POSITION
+    for least in levels:
+        schema = {"type": "array", "minItems": least, "items": schema}
+    return schema
+
+
+#: The JSON schema of one no-overhead stretch: a GeoJSON geometry in WGS-84 (checked by ``_check_geometry``).
+GEOMETRY_SCHEMA: dict[str, Any] = {"oneOf": [
+    {"type": "object", "required": ["type", "coordinates"],
+     "properties": {"type": {"const": kind}, "coordinates": _coordinates_schema(levels)}}
+    for kind, levels in _LEVELS.items()]}
+
+
+def _check_coordinates(value: Any, levels: tuple[int, ...]) -> None:
+    if not levels:
+        if not (isinstance(value, list) and len(value) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+            raise ValueError("a position is 2 numbers, longitude and latitude")
+        if not (-180 <= value[0] <= 180 and -90 <= value[1] <= 90):
+            raise ValueError("a position lies outside ±180° longitude, ±90° latitude")
+        return
+    if not (isinstance(value, list) and len(value) >= levels[-1]):
+        raise ValueError(f"coordinates need at least {levels[-1]} items at this level")
+    for item in value:
+        _check_coordinates(item, levels[:-1])
+
+
+def check_geometry(position: int, item: dict[str, Any]) -> None:
+    """Refuse (``ValueError``) item ``position`` of a list of stretches unless it is a valid GeoJSON geometry as
+    :data:`GEOMETRY_SCHEMA` declares it, in WGS-84; GEOS's own exceptions (a one-point LineString) included.
+
+    >>> check_geometry(0, {"type": "LineString", "coordinates": [[106.49, 29.5], [106.5, 29.5]]})
+    >>> check_geometry(0, {"type": "LineString", "coordinates": [[106.49, 29.5]]})
+    Traceback (most recent call last):
+    ...
+    ValueError: item 0: coordinates need at least 2 items at this level
+    """
+    kind = item.get("type")
+    if not isinstance(kind, str) or kind not in _LEVELS or "coordinates" not in item:
+        raise ValueError(f"item {position} is not a GeoJSON geometry of type {', '.join(_LEVELS)}")
+    try:
+        _check_coordinates(item["coordinates"], _LEVELS[kind])
+    except ValueError as exc:
+        raise ValueError(f"item {position}: {exc}") from None
+    try:
+        geometry = shape(item)
+        valid = not geometry.is_empty and geometry.is_valid
+    except (KeyError, TypeError, ValueError, AttributeError, ShapelyError) as exc:
+        raise ValueError(f"item {position} is not a GeoJSON geometry ({exc})") from None
+    if not valid:  # e.g. a ring that crosses itself: valid JSON, invalid geometry (no JSON Schema says it)
+        raise ValueError(f"item {position} is an invalid geometry (it crosses itself or has no extent)")
+
+
+Stretch = Annotated[dict[str, Any], WithJsonSchema(GEOMETRY_SCHEMA)]
+"""One no-overhead stretch (survey adjustments, design requests): declared as :data:`GEOMETRY_SCHEMA`; check the
+list with :func:`check_geometry` in a ``field_validator``."""
+
+
 
 # --- the deployment's service area ------------------------------------------------------------------------------
 
