@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from app.design.service import (
@@ -23,7 +23,7 @@ from app.identity.auth import AuthenticatedUser, Role, require_grid_area, requir
 from app.network.deps import SitingEngineDep
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
-from app.platform.params import Id
+from app.platform.params import Id, Line
 from design_rules.bom import bom_to_csv, bom_to_xlsx
 from design_rules.drawing import render_dxf, render_geojson, render_svg
 
@@ -33,6 +33,7 @@ DesignerUser = Annotated[AuthenticatedUser, Depends(require_roles(
     Role.CUSTOMER_MANAGER, Role.PROJECT_MANAGER, Role.PLANNER))]
 
 
+DesignId = Annotated[Line, Path(max_length=64, description="Design id (UUID).")]
 VersionQuery = Annotated[Id | None, Query(description="A past version; default the latest.")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -72,7 +73,7 @@ def create(request: DesignRequest, user: DesignerUser, session: SessionDep, sett
 
 
 @router.get("/{design_id}", responses={**_ERRORS, **_NOT_FOUND})
-def read(design_id: str, user: DesignerUser, session: SessionDep,
+def read(design_id: DesignId, user: DesignerUser, session: SessionDep,
          version: VersionQuery = None,
          ) -> Response:
     """A stored design version (latest by default), with its `ETag`."""
@@ -84,7 +85,7 @@ def read(design_id: str, user: DesignerUser, session: SessionDep,
 
 @router.post("/{design_id}/versions", status_code=201, responses={
     **_ERRORS, **_NOT_FOUND, 412: {"description": "`DESIGN_VERSION_CONFLICT`: If-Match is not the latest version."}})
-def adjust(design_id: str, request: DesignRequest, user: DesignerUser, session: SessionDep, settings: SettingsDep,
+def adjust(design_id: DesignId, request: DesignRequest, user: DesignerUser, session: SessionDep, settings: SettingsDep,
            engine: SitingEngineDep,
            if_match: Annotated[str | None, Header(description="ETag of the version this change starts from.")] = None,
            ) -> Response:
@@ -114,7 +115,7 @@ def _export(session: SessionDep, user: AuthenticatedUser, design_id: str, versio
 
 @router.get("/{design_id}/drawing.svg", response_class=Response, responses={
     **_NOT_FOUND, 200: {"content": {"image/svg+xml": {}}, "description": "工程建设简图 (CQ-32 annex 3)."}})
-def drawing_svg(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
+def drawing_svg(design_id: DesignId, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The construction sketch: existing equipment black, new works blue with lengths, title block."""
     read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
@@ -123,7 +124,7 @@ def drawing_svg(design_id: str, user: DesignerUser, session: SessionDep, version
 
 @router.get("/{design_id}/drawing.dxf", response_class=Response, responses={
     **_NOT_FOUND, 200: {"content": {"image/vnd.dxf": {}}, "description": "The sketch as DXF (local metres)."}})
-def drawing_dxf(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
+def drawing_dxf(design_id: DesignId, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The construction sketch as DXF in the deployment's metric CRS, for CAD."""
     read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
@@ -133,7 +134,7 @@ def drawing_dxf(design_id: str, user: DesignerUser, session: SessionDep, version
 
 @router.get("/{design_id}/drawing.geojson", responses={
     **_NOT_FOUND, 200: {"content": {"application/geo+json": {}}, "description": "Sketch features, WGS-84."}})
-def drawing_geojson(design_id: str, user: DesignerUser, session: SessionDep, engine: SitingEngineDep,
+def drawing_geojson(design_id: DesignId, user: DesignerUser, session: SessionDep, engine: SitingEngineDep,
                     version: VersionQuery = None) -> JSONResponse:
     """The sketch's features as an RFC 7946 FeatureCollection (WGS-84 lon/lat), for the terminal's map."""
     read_only_connection(session)  # a read: never waits for a writer's lock
@@ -144,7 +145,7 @@ def drawing_geojson(design_id: str, user: DesignerUser, session: SessionDep, eng
 
 @router.get("/{design_id}/bom.csv", response_class=Response, responses={
     **_NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "Bill of materials, UTF-8 CSV."}})
-def bom_csv(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
+def bom_csv(design_id: DesignId, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The bill of materials frozen with the design, one row per line."""
     read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)
@@ -155,7 +156,7 @@ def bom_csv(design_id: str, user: DesignerUser, session: SessionDep, version: Ve
 @router.get("/{design_id}/bom.xlsx", response_class=Response, responses={
     **_NOT_FOUND, 200: {"content": {
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}, "description": "BOM workbook."}})
-def bom_xlsx(design_id: str, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
+def bom_xlsx(design_id: DesignId, user: DesignerUser, session: SessionDep, version: VersionQuery = None) -> Response:
     """The bill of materials as an Excel workbook (lines with total; subtotals by assembly)."""
     read_only_connection(session)  # a read: never waits for a writer's lock
     row = _export(session, user, design_id, version)

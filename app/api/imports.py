@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep
 from app.platform.jobs import worker_id
 from app.platform.models import ImportJob
+from app.platform.params import Line
 from app.platform.uploads import UploadTooLargeError, UploadTypeError
 from app.settings import Settings
 from gis.errors import NotFoundError
@@ -32,6 +34,7 @@ logger = logging.getLogger("sanling.imports")
 
 #: Layers accepted by the API (the OpenAPI enum comes from the layer registry).
 ImportLayer = StrEnum("ImportLayer", {name: name for name in LAYERS})  # type: ignore[misc]
+JobIdPath = Annotated[Line, PathParam(max_length=64, description="Import job id (UUID).")]
 GisAdminUser = Annotated[AuthenticatedUser, Depends(require_roles(Role.GIS_ADMIN))]
 
 # First bytes of each accepted upload type; a CSV must be text (no NUL byte in its first block).
@@ -196,7 +199,7 @@ def list_imports(request: Request, session: SessionDep, _user: GisAdminUser) -> 
 
 @router.get("/{job_id}", response_model=ImportJobOut, operation_id="imports-read_import",
             responses={404: {"description": "No such job"}})
-def read_import(job_id: str, request: Request, session: SessionDep, _user: GisAdminUser) -> ImportJobOut:
+def read_import(job_id: JobIdPath, request: Request, session: SessionDep, _user: GisAdminUser) -> ImportJobOut:
     """State, percent done and, once finished, the report of one import job (gis_admin only)."""
     read_only_connection(session)  # a read: never waits for a writer's lock
     job = session.get(ImportJob, job_id)
@@ -208,7 +211,8 @@ def read_import(job_id: str, request: Request, session: SessionDep, _user: GisAd
 @router.get("/{job_id}/report.csv", response_class=FileResponse, operation_id="imports-read_import_report_csv",
             responses={200: {"content": {"text/csv": {}}, "description": "One line per row issue"},
                        404: {"description": "No such job, or not finished"}})
-def read_import_report_csv(job_id: str, request: Request, session: SessionDep, _user: GisAdminUser) -> FileResponse:
+def read_import_report_csv(job_id: JobIdPath, request: Request, session: SessionDep,
+                           _user: GisAdminUser) -> FileResponse:
     """The full per-row report of a finished job as CSV (row, key, field, code, severity, message, value)."""
     read_only_connection(session)  # a read: never waits for a writer's lock
     job = session.get(ImportJob, job_id)

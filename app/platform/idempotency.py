@@ -266,7 +266,7 @@ async def idempotent_request(
         "change. Resending the same request with the same key returns the first answer (header "
         "`Idempotent-Replayed: true`) and never repeats the change; the key with another body answers 422 "
         "`IDEMPOTENCY_KEY_REUSED`. Keys are per user and expire after `SANLING_IDEMPOTENCY_TTL_HOURS`.",
-        examples=["3f2b9c1e-7d2a-4a7e-9d4e-0c8a1b2c3d4e"])] = None,
+        examples=["3f2b9c1e-7d2a-4a7e-9d4e-0c8a1b2c3d4e"], json_schema_extra={"pattern": "^[ -~]{1,200}$"})] = None,
 ) -> IdempotentRequest:
     """FastAPI dependency: validate ``Idempotency-Key`` and fingerprint the body (JSON, form or multipart)."""
     validate_key(key)
