@@ -33,6 +33,15 @@ from app.network.siting import NetworkSnapshot, SitingEngine
 from app.platform.db import read_only_connection
 from app.platform.errors import ErrorStatuses
 from app.platform.models import Design
+from app.platform.params import (
+    SERVICE_AREA_LAT,
+    SERVICE_AREA_LON,
+    SERVICE_AREA_NOTE,
+    IsoDate,
+    Line,
+    Stretch,
+    check_geometry,
+)
 from app.settings import Settings
 from design_rules.bom import Bom
 from design_rules.calendar import WorkCalendar
@@ -87,15 +96,20 @@ class DesignRequest(ApplicationFacts):
         "lon": 106.4883433, "lat": 29.499325, "crs": "wgs84", "kw": 10, "phases": 1,
         "category": "small_enterprise", "customer_name": "山城小面馆"}]})
 
-    lon: float = Field(description="Longitude of the meter box (表箱) in `crs`.")
-    lat: float = Field(description="Latitude of the meter box in `crs`.")
+    lon: float = Field(description="Longitude of the meter box (表箱) in `crs`. " + SERVICE_AREA_NOTE,
+                       json_schema_extra=SERVICE_AREA_LON)
+    lat: float = Field(description="Latitude of the meter box in `crs`. " + SERVICE_AREA_NOTE,
+                       json_schema_extra=SERVICE_AREA_LAT)
     crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+    customer_name: Line = Field(default="客户", min_length=1, max_length=200)
+    wanted_power_on: IsoDate | None = Field(default=None, description="客户预计送电时间 (ISO 8601 date), if named.")
     area_type: AreaType | None = Field(
         default=None, description="Supply-radius class; default: the grid area's, else the deployment's.")
-    profile: str | None = Field(default=None, description="Policy profile id; default: the deployment's.")
-    transformer_asset_id: str | None = Field(
-        default=None, description="Survey adjustment: use this feasible candidate instead of the best.")
-    no_overhead_stretches: list[dict[str, Any]] = Field(
+    profile: Line | None = Field(default=None, max_length=64,
+                                 description="Policy profile id; default: the deployment's.")
+    transformer_asset_id: Line | None = Field(
+        default=None, max_length=64, description="Survey adjustment: use this feasible candidate instead of the best.")
+    no_overhead_stretches: list[Stretch] = Field(
         default_factory=list, max_length=50,
         description="Survey adjustment: GeoJSON geometries (WGS-84) of obstacles or stretches where no overhead "
                     "line may run; lines are widened to a 4 m corridor. A route touching one becomes cable.")
@@ -103,13 +117,8 @@ class DesignRequest(ApplicationFacts):
     @field_validator("no_overhead_stretches")
     @classmethod
     def _geometries(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for item in value:
-            try:
-                geometry = shape(item)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise ValueError(f"not a GeoJSON geometry: {exc}") from exc
-            if geometry.is_empty or not geometry.is_valid:
-                raise ValueError("empty or invalid GeoJSON geometry")
+        for position, item in enumerate(value):
+            check_geometry(position, item)  # GEOS's own exceptions (a one-point LineString) were 500s
         return value
 
     def facts(self) -> ApplicationFacts:

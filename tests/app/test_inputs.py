@@ -421,7 +421,6 @@ def test_iso_types_accept_python_values() -> None:
     assert Times(day=date(2027, 1, 15), moment=datetime(2027, 1, 15, 8), id=1).day.year == 2027
 
 
-@pytest.mark.xfail(reason=ROUTERS.format("app/design/service.py (DesignRequest.wanted_power_on)"))
 def test_design_wanted_power_on_must_be_an_iso_date(client: TestClient, planner: dict[str, str]) -> None:
     body = {"lon": 106.4883433, "lat": 29.499325, "kw": 10, "phases": 1, "wanted_power_on": 0}
     _refused(client.post("/api/v1/designs", json=body, headers=planner), "body.wanted_power_on")
