@@ -64,7 +64,8 @@ class CandidateUnknownError(InvalidInputError):
 
 
 class DesignNotFeasibleError(SanlingError):
-    """No catalogue conductor meets ampacity and the voltage-drop budget over the route (R4.2)."""
+    """No catalogue conductor meets ampacity and the voltage-drop budget over the route (R4.2), or no
+    transformer stands within LV reach of the meter box (the supply radius of its area type)."""
 
     code = "DESIGN_NOT_FEASIBLE"
     default_message = "No standard conductor can carry this load over this route within the voltage-drop budget."
@@ -279,7 +280,7 @@ def compose_design(
     InvalidInputError
         ``chosen_transformer_asset_id`` is not among the feasible candidates (``CANDIDATE_UNKNOWN``).
     DesignNotFeasibleError
-        No conductor of the catalogue fits.
+        No conductor of the catalogue fits, or no transformer stands within LV reach of the meter box.
     """
     try:
         eligibility_input = EligibilityInput(kw=facts.kw, category=facts.category, voltage_kv=facts.voltage_kv,
@@ -349,8 +350,10 @@ def _has_approval_step(profile: Profile, job_class: JobClass) -> bool:
 def _choose(siting: SitingResult, asset_id: str | None) -> SourceCandidate:
     if asset_id is None:
         best = siting.best if siting.feasible else siting.upgrade_candidate
-        if best is None:
-            raise InvalidInputError("No transformer is loaded near the meter box.", field="lon/lat")
+        if best is None:  # no transformer within LV reach: a new transformer's job, not an LV design
+            raise DesignNotFeasibleError(siting.reason or "No transformer can supply the meter box over LV.",
+                                         reasons=[{"code": siting.reason_code, "message": siting.reason}],
+                                         radius_m=siting.params.to_dict()["upgrade_reach_m"])
         return best
     for candidate in siting.candidates:
         if candidate.transformer_asset_id == asset_id:

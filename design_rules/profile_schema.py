@@ -224,7 +224,21 @@ class SupplyRadius(_Model):
     """LV supply radius (低压供电半径) in metres per area type; ``None`` means compute case by case."""
 
     radius_m: dict[AreaType, float | None]
+    case_by_case_max_m: float = Field(gt=0, description=(
+        "Where the radius is computed case by case (class E), the longest LV supply a design may draw, metres: "
+        "an existing transformer farther than this from the meter box is not offered as the upgrade candidate "
+        "(Sanling's choice; beyond it the job is a new transformer near the load)."))
     source: Source
+
+    def reach_m(self, area_type: AreaType) -> float:
+        """The farthest (straight line) an existing transformer can supply a meter box of ``area_type`` over LV.
+
+        >>> SupplyRadius(radius_m={a: (None if a is AreaType.E else 250.0) for a in AreaType},
+        ...              case_by_case_max_m=1000.0, source="DOMAIN §1.1").reach_m(AreaType.E)
+        1000.0
+        """
+        radius = self.radius_m[area_type]
+        return self.case_by_case_max_m if radius is None else radius
 
     @field_validator("radius_m", mode="before")
     @classmethod

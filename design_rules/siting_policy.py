@@ -16,7 +16,6 @@ gets the :class:`gis.siting.SitingParams` every threshold of which comes from th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,14 +70,15 @@ def added_kva(kw: float, profile: Profile, overrides: FactorOverrides = NO_OVERR
 def siting_params(kw: float, area_type: AreaType, profile: Profile, *, top_k: int,
                   overrides: FactorOverrides = NO_OVERRIDES) -> SitingParams:
     """Siting thresholds from the profile, the power and demand factors overridable by the deployment (R2.3)."""
-    radius = profile.supply_radius_m.radius_m.get(area_type)
+    reach_m = profile.supply_radius_m.reach_m(area_type)  # class E: the profile's case-by-case limit
     thresholds = profile.load_thresholds
     return SitingParams(
         added_kva=added_kva(kw, profile, overrides),
         max_load_after_pct=thresholds.max_load_after_pct,
-        radius_m=math.inf if radius is None else float(radius),
+        radius_m=reach_m,
         may_start_pct=thresholds.may_start_pct,
         must_start_pct=thresholds.must_start_pct,
         area_precontrol_kva=thresholds.area_precontrol_kva,
         top_k=top_k,
+        upgrade_reach_m=reach_m,
     )

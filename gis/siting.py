@@ -48,6 +48,11 @@ class SitingParams:
         A grid area whose allowable connection capacity is below this is pre-controlled.
     top_k : int
         Number of nearest feasible transformers to evaluate and return.
+    upgrade_reach_m : float
+        Farthest a transformer may stand, straight-line metres, to be named the upgrade candidate when
+        none is feasible; beyond it no upgrade of an existing transformer can serve the meter box over
+        LV (the supply radius, or the profile's limit where the radius is computed case by case), and the
+        result names none. ``math.inf``: any distance.
     """
 
     added_kva: float
@@ -57,6 +62,7 @@ class SitingParams:
     must_start_pct: float = 70.0
     area_precontrol_kva: float = 160.0
     top_k: int = 5
+    upgrade_reach_m: float = math.inf
 
     def __post_init__(self) -> None:
         checks = {
@@ -67,6 +73,7 @@ class SitingParams:
             "must_start_pct": math.isfinite(self.must_start_pct),
             "area_precontrol_kva": math.isfinite(self.area_precontrol_kva),
             "top_k": self.top_k >= 1,
+            "upgrade_reach_m": not math.isnan(self.upgrade_reach_m) and self.upgrade_reach_m >= 0.0,
         }
         for field, ok in checks.items():
             if not ok:
@@ -84,6 +91,7 @@ class SitingParams:
             "must_start_pct": self.must_start_pct,
             "area_precontrol_kva": self.area_precontrol_kva,
             "top_k": self.top_k,
+            "upgrade_reach_m": _finite_or_none(self.upgrade_reach_m),
         }
 
 
@@ -284,7 +292,8 @@ def site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None, params:
     ``max_load_after_pct`` after connection; for each, the nearest access point it feeds (or the
     transformer itself) and the route from there to the meter box; ranks them by route length
     (then straight distance to the transformer, then asset id). When none qualifies, the result
-    is not feasible and names the nearest transformer as the upgrade candidate.
+    is not feasible and names the nearest transformer within ``upgrade_reach_m`` as the upgrade candidate
+    (none when no transformer stands that close: the meter box needs a new transformer).
 
     Parameters
     ----------
@@ -323,16 +332,19 @@ def site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None, params:
         candidates = _candidates(pin, index, roads, params, found)
         candidates.sort(key=lambda c: (c.route.length_m, c.straight_to_transformer_m, c.transformer_asset_id))
         return SitingResult(pin=pin, params=params, feasible=True, candidates=tuple(candidates))
-    nearest = index.nearest_any(pin.x_m, pin.y_m)
+    nearest = index.nearest_any(pin.x_m, pin.y_m, radius_m=params.upgrade_reach_m)
     radius = "any distance" if math.isinf(params.radius_m) else f"{params.radius_m:g} m"
     if nearest is None:
+        reason = ("No transformer is loaded in the source index." if len(index) == 0 else
+                  f"No transformer stands within {params.upgrade_reach_m:g} m of the meter box, the farthest an "
+                  "existing transformer can supply it over LV: a new transformer (新增配变) near the load is needed.")
         return SitingResult(
             pin=pin,
             params=params,
             feasible=False,
             candidates=(),
             reason_code=NO_FEASIBLE_SOURCE,
-            reason="No transformer is loaded in the source index.",
+            reason=reason,
         )
     upgrade = _candidates(pin, index, roads, params, [nearest])[0]
     reason = (

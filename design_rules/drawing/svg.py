@@ -20,7 +20,7 @@ from design_rules.drawing.layout import (
     property_line_of,
     route_label,
 )
-from design_rules.drawing.model import DrawingInput, PointM, PropertyLine
+from design_rules.drawing.model import DrawingInput, NewPole, PointM, PropertyLine
 
 # Page layout in px: map frame, legend column and title block (presentation only).
 _MARGIN_PX = 20.0
@@ -28,6 +28,8 @@ _LEGEND_WIDTH_PX = 250.0
 _TITLE_HEIGHT_PX = 150.0
 _TEXT_PX = 12.0
 _CALLOUT_WIDTH_PX = 190.0
+# More pole labels than this would cover the sheet: the first, the last and evenly spaced ones between.
+_MAX_POLE_LABELS = 40
 
 
 class _Frame:
@@ -198,14 +200,42 @@ def _text_box(x: float, y: float, content: str, anchor: str) -> Box:
 
 
 class _Placer:
-    """Greedy label placement: try candidate offsets, keep the first that hits nothing placed so far."""
+    """Greedy label placement: try candidate offsets, keep the first that hits nothing placed so far.
+
+    Placed boxes are kept in a uniform grid of ``_CELL_PX`` cells (indices clamped to the frame, so a box
+    beyond the edge lands in the edge cells and is still found), so a candidate is tested only against the
+    boxes of the cells it covers: a sheet with thousands of blocked points along long lines took seconds
+    when every candidate was compared with every box.
+    """
+
+    _CELL_PX = 32.0
 
     def __init__(self, frame: _Frame) -> None:
         self.frame = frame
         self.boxes: list[Box] = []
+        self._cells: dict[tuple[int, int], list[int]] = {}
+        self._max_i = max(int(frame.width // self._CELL_PX), 0)
+        self._max_j = max(int(frame.height // self._CELL_PX), 0)
+
+    def _cell_span(self, box: Box) -> tuple[range, range]:
+        f, c = self.frame, self._CELL_PX
+
+        def clamp(value: float, top: int) -> int:
+            return min(max(math.floor(value / c), 0), top)
+
+        return (range(clamp(box[0] - f.left, self._max_i), clamp(box[2] - f.left, self._max_i) + 1),
+                range(clamp(box[1] - f.top, self._max_j), clamp(box[3] - f.top, self._max_j) + 1))
+
+    def add(self, box: Box) -> None:
+        index = len(self.boxes)
+        self.boxes.append(box)
+        columns, rows = self._cell_span(box)
+        for i in columns:
+            for j in rows:
+                self._cells.setdefault((i, j), []).append(index)
 
     def block_point(self, x: float, y: float, half_px: float = 7.0) -> None:
-        self.boxes.append((x - half_px, y - half_px, x + half_px, y + half_px))
+        self.add((x - half_px, y - half_px, x + half_px, y + half_px))
 
     def block_polyline(self, points: Iterable[PointM]) -> None:
         for a, b in pairwise([self.frame.px(p) for p in points]):
@@ -216,7 +246,12 @@ class _Placer:
     def _hits(self, box: Box) -> int:
         f = self.frame
         outside = box[0] < f.left or box[2] > f.left + f.width or box[1] < f.top or box[3] > f.top + f.height
-        overlaps = sum(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in self.boxes)
+        columns, rows = self._cell_span(box)
+        near = {index for i in columns for j in rows for index in self._cells.get((i, j), ())}
+        overlaps = 0
+        for index in near:
+            b = self.boxes[index]
+            overlaps += box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
         return overlaps + (100 if outside else 0)
 
     def place(
@@ -233,7 +268,7 @@ class _Placer:
             (self._hits(_text_box(tx, ty, content, anchor)), index) for index, (tx, ty, anchor) in enumerate(options)
         ]
         tx, ty, anchor = options[min(scored)[1]]  # fewest hits, earliest candidate on ties
-        self.boxes.append(_text_box(tx, ty, content, anchor))
+        self.add(_text_box(tx, ty, content, anchor))
         _text(group, tx, ty, content, fill=fill, text_anchor=anchor)
 
 
@@ -256,6 +291,25 @@ _ALONG_HORIZONTAL = (
 _ALONG_VERTICAL = ((12, 4, "start"), (-12, 4, "end"), (12, -30, "start"), (12, 38, "start"), (-12, -30, "end"))
 
 
+def labelled_poles(poles: Iterable[NewPole], limit: int) -> list[NewPole]:
+    """The new poles that get a label: all of them up to ``limit``, else ``limit`` evenly spaced along the line.
+
+    The first and the last are always among them (a sheet numbers the poles of a long line every k-th, as a
+    drawing office does); poles without a label are skipped.
+
+    >>> poles = [NewPole(x_m=i, y_m=0, label=f"N{i}") for i in range(1, 101)]
+    >>> [p.label for p in labelled_poles(poles, 5)]
+    ['N1', 'N26', 'N51', 'N75', 'N100']
+    >>> len(labelled_poles(poles[:7], 40))
+    7
+    """
+    named = [pole for pole in poles if pole.label]
+    if len(named) <= limit:
+        return named
+    last = len(named) - 1
+    return [named[round(k * last / (limit - 1))] for k in range(limit)]
+
+
 def _svg_labels(
     group: ET.Element, d: DrawingInput, prop: PropertyLine, frame: _Frame, style: DrawingStyle, mark: PointM
 ) -> None:
@@ -270,7 +324,8 @@ def _svg_labels(
         + [(p.x_m, p.y_m) for p in d.new_poles]
     ):
         placer.block_point(*frame.px((x_m, y_m)))
-    placer.boxes.extend(_svg_customer_callouts(group, d, prop, frame, style, mark))
+    for box in _svg_customer_callouts(group, d, prop, frame, style, mark):
+        placer.add(box)
     for route in d.new_routes:
         (mx, my), (dx, dy) = longest_segment_mid(route.points_m)
         candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL
@@ -282,9 +337,8 @@ def _svg_labels(
     for access in d.access_points:
         text = f"{ACCESS_KIND_ZH[access.kind]} {access.label}".strip()
         placer.place(group, *frame.px((access.x_m, access.y_m)), text, black, _AROUND_POINT)
-    for pole in d.new_poles:
-        if pole.label:
-            placer.place(group, *frame.px((pole.x_m, pole.y_m)), f"新建电杆 {pole.label}", blue, _AROUND_POINT)
+    for pole in labelled_poles(d.new_poles, _MAX_POLE_LABELS):
+        placer.place(group, *frame.px((pole.x_m, pole.y_m)), f"新建电杆 {pole.label}", blue, _AROUND_POINT)
     for line in d.existing_lines:
         (mx, my), (dx, dy) = longest_segment_mid(line.points_m)
         candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL

@@ -212,6 +212,25 @@ def test_bad_requests_get_a_code_and_store_nothing(client: TestClient, planner_h
         assert response.json()["details"]["reasons"]
 
 
+@pytest.mark.parametrize("area", [{"area_type": "urban"}, {"area_type": "E", "urban_rural": "rural"}])
+def test_a_pin_beyond_lv_reach_of_every_transformer_is_not_feasible(
+        client: TestClient, planner_headers: dict[str, str], area: dict[str, str]) -> None:
+    """DOMAIN §1.1, R4.2: 150 km from the district (still in the service area) no LV design exists.
+
+    Found by schemathesis: 10 W at this pin was a "transformer upgrade" with a 189 km LV line, 4,203 new poles
+    and 14.6 M CNY, and its drawing took minutes. The supply radius (class E: the profile's case-by-case
+    limit) bounds the source search and the upgrade candidate alike.
+    """
+    body = _request(_sample("direct_meter"), lon=105.28, lat=28.16, kw=0.01, **area)
+    response = client.post("/api/v1/designs", json=body, headers=planner_headers)
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["code"] == "DESIGN_NOT_FEASIBLE"
+    assert "new transformer" in error["message"]
+    assert error["details"]["reasons"][0]["code"] == "NO_FEASIBLE_SOURCE"
+    assert error["details"]["radius_m"] == (1000.0 if area["area_type"] == "E" else 250.0)
+
+
 def test_roles_and_grid_areas_are_enforced(client: TestClient, demo_engine: Engine,
                                           designs: dict[str, dict[str, Any]]) -> None:
     """R5.1: customers cannot design; a project manager sees only designs in their grid areas."""

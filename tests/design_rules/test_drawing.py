@@ -10,6 +10,8 @@ from itertools import pairwise
 
 import ezdxf
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from design_rules.drawing import (
@@ -28,6 +30,7 @@ from design_rules.drawing import (
     render_geojson,
     render_svg,
 )
+from design_rules.drawing.svg import labelled_poles
 
 SVG_NS = {"svg": "http://www.w3.org/2000/svg"}
 BLUE, BLACK, RED = "#0000FF", "#000000", "#FF0000"
@@ -186,3 +189,27 @@ def test_minimal_sketch_with_only_the_meter_box_renders_everywhere() -> None:
     assert parse(render_svg(d)).find(".//svg:g[@id='property-line']", SVG_NS) is not None
     assert ezdxf.read(io.StringIO(render_dxf(d).decode("utf-8"))).modelspace().query("LWPOLYLINE")
     assert len(render_geojson(d, to_wgs84)["features"]) == 3
+
+
+def test_a_long_line_numbers_every_kth_pole_and_draws_them_all() -> None:
+    """A sheet with thousands of new poles stays readable (and renders in well under a second, not minutes).
+
+    Every pole keeps its symbol; at most 40 get a label, the first and the last among them.
+    """
+    poles = tuple(NewPole(x_m=i * 10.0, y_m=0, label=f"N{i}") for i in range(1, 4_001))
+    d = sketch().model_copy(update={"new_poles": poles})
+    root = parse(render_svg(d))
+    pole_labels = [t for t in texts(root) if t.startswith("新建电杆 ")]  # not the legend
+    assert len(pole_labels) == 40
+    assert pole_labels[0] == "新建电杆 N1" and pole_labels[-1] == "新建电杆 N4000"
+    assert len(root.findall(".//svg:g[@id='new-works']/svg:circle", SVG_NS)) == 4_000  # every pole's symbol
+
+
+@given(st.integers(min_value=0, max_value=300), st.integers(min_value=2, max_value=60))
+def test_labelled_poles_are_bounded_ordered_and_keep_the_ends(count: int, limit: int) -> None:
+    poles = [NewPole(x_m=i, y_m=0, label=f"N{i}") for i in range(count)]
+    chosen = labelled_poles(poles, limit)
+    assert len(chosen) == min(count, limit)
+    assert [p.x_m for p in chosen] == sorted({p.x_m for p in chosen})  # in line order, no repeats
+    if count:
+        assert chosen[0] is poles[0] and chosen[-1] is poles[-1]

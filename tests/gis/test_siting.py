@@ -122,6 +122,23 @@ def test_radius_excludes_far_sources() -> None:
     assert result.upgrade_candidate is not None
 
 
+def test_no_upgrade_candidate_beyond_lv_reach() -> None:
+    """DOMAIN §1.1: a transformer beyond the LV supply reach cannot serve the meter box, upgraded or not.
+
+    The nearest existing transformer is named for upgrade only within ``upgrade_reach_m``; farther away the
+    answer names none and says a new transformer is needed (a fuzzed pin 190 km from the district got a 189 km
+    LV line with 4,203 poles).
+    """
+    near = site(PIN, INDEX, ROADS, params(added_kva=150.0, upgrade_reach_m=1_000.0))
+    assert near.upgrade_candidate is not None
+    nearest_m = near.upgrade_candidate.straight_to_transformer_m
+    far = site(PIN, INDEX, ROADS, params(added_kva=150.0, upgrade_reach_m=nearest_m / 2))
+    check_invariants(far)
+    assert (far.feasible, far.reason_code, far.upgrade_candidate) == (False, NO_FEASIBLE_SOURCE, None)
+    assert "new transformer" in (far.reason or "")
+    assert far.params.to_dict()["upgrade_reach_m"] == nearest_m / 2
+
+
 def test_empty_index() -> None:
     empty = SourceIndex.build(TransformerSnapshot.from_lists([], [], [], [], [], [], []))
     result = site(PIN, empty, None, params())
