@@ -26,6 +26,7 @@ from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.models import ApiKey, User
 from app.platform.params import Id
+from app.platform.ratelimit import request_client_address
 from app.settings import Settings
 from gis.errors import InvalidInputError
 
@@ -115,7 +116,7 @@ async def create_token(request: Request, form: Annotated[OAuth2PasswordRequestFo
     Unknown users, wrong passwords and deactivated users get the same answer after the same work. Failed attempts
     are counted per account and per client address; too many lock them for a while (docs/auth.md).
     """
-    address = request.client.host if request.client is not None else "unknown"
+    address = request_client_address(request)  # behind a trusted proxy, the forwarded client (not the proxy)
     attempt = await start_sign_in(session, username=form.username, password=form.password, settings=settings,
                                   address=address)
     return _TokenAnswer(attempt, settings)

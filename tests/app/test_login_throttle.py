@@ -285,3 +285,27 @@ def test_at_most_the_configured_number_of_hashes_run_at_once(monkeypatch: pytest
 
     anyio.run(main)
     assert peak == 2 and loop_ticks == 20
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(throttle_engine: Engine, tmp_path: Path,
+                                                                  address: str) -> None:
+    """Issue 13 item 7 with SANLING_TRUSTED_PROXIES: every sign-in arrives from the proxy's address.
+
+    Counting the proxy would lock every user of the site out after 12 failures of one client; the client the
+    proxy forwards is counted instead.
+    """
+    user = make_user(throttle_engine, Role.CUSTOMER)
+    attacker, customer = {"X-Forwarded-For": "198.51.100.66"}, {"X-Forwarded-For": "198.51.100.77"}
+    with _client(throttle_engine, tmp_path, address, trusted_proxies=f"{address}/32") as proxy:
+        statuses = [proxy.post(TOKEN, data={"username": f"ghost-{i}", "password": "wrong"}, headers=attacker)
+                    .status_code for i in range(12)]
+        assert statuses == [401] * 12
+        _locked_out(proxy.post(TOKEN, data={"username": "ghost-13", "password": "wrong"}, headers=attacker))
+        answer = proxy.post(TOKEN, data={"username": user.username, "password": user.password}, headers=customer)
+        assert answer.status_code == 200, answer.text
+    # without the proxy trusted, the same header is the client's own claim and the peer is counted
+    with _client(throttle_engine, tmp_path, address + "2") as direct:
+        for i in range(12):
+            direct.post(TOKEN, data={"username": f"ghost-{i}", "password": "wrong"}, headers=attacker)
+        _locked_out(direct.post(TOKEN, data={"username": user.username, "password": user.password},
+                                headers=customer))
