@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,13 @@ def _load_spatialite(dbapi_connection: sqlite3.Connection, _record: Any) -> None
     # WAL + NORMAL: commits do not fsync; the database cannot be corrupted by a crash, and a power cut
     # loses at most the transactions since the last checkpoint (https://sqlite.org/pragma.html#pragma_synchronous).
     dbapi_connection.execute("PRAGMA synchronous = NORMAL")
-    dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+
+
+def _busy_timeout(lock_wait_s: float) -> Callable[[sqlite3.Connection, Any], None]:
+    """A ``connect`` listener setting SQLite's busy timeout (the driver's ``timeout`` argument is not kept)."""
+    def listener(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {max(1, round(lock_wait_s * 1000))}")
+    return listener
 
 
 def json_dumps(value: Any) -> str:
@@ -90,21 +96,34 @@ def read_only_connection(session: Session) -> Connection:
     return session.connection(execution_options={READ_ONLY_OPTION: True})
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url``; SQLite URLs get SpatiaLite loaded on every connection."""
+#: How long a unit of work waits for a lock another holds before it fails as busy (HTTP 503 ``DATABASE_BUSY``).
+DEFAULT_LOCK_WAIT_S = 30.0
+
+
+def create_db_engine(url: str, *, lock_wait_s: float = DEFAULT_LOCK_WAIT_S, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``; SQLite URLs get SpatiaLite loaded on every connection.
+
+    ``lock_wait_s`` bounds every lock wait on both databases: SQLite's busy timeout (the write lock) and
+    PostgreSQL's ``lock_timeout`` (row and table locks: a ``SELECT … FOR UPDATE`` behind an import's
+    ``LOCK TABLE``, or behind a transaction that hangs), so no request waits for ever; the wait that runs out is
+    :func:`is_database_busy`.
+    """
     sa_url = make_url(url)
     if sa_url.get_backend_name() == "sqlite":
         if sa_url.database and sa_url.database != ":memory:":
             Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("json_serializer", json_dumps)
-        engine = create_engine(sa_url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        engine = create_engine(sa_url, connect_args={"timeout": lock_wait_s, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _load_spatialite)
+        event.listen(engine, "connect", _busy_timeout(lock_wait_s))
         event.listen(engine, "begin", _begin)
         return engine
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
-    return create_engine(sa_url, **kwargs)
+    connect_args = {"options": f"-c lock_timeout={max(1, round(lock_wait_s * 1000))}ms",
+                    **kwargs.pop("connect_args", {})}
+    return create_engine(sa_url, connect_args=connect_args, **kwargs)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -170,3 +170,35 @@ def test_a_real_lock_timeout_on_either_backend_answers_503(backend: str, fresh_d
     assert not is_database_busy(other)
     with TestClient(busy_app(other), raise_server_exceptions=False) as client:
         assert client.get("/boom").status_code == 500
+
+
+def test_every_connection_bounds_its_lock_waits_by_default(backend: str, fresh_database) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: no request waits for ever behind a lock. PostgreSQL had no ``lock_timeout`` at all (a
+    ``SELECT … FOR UPDATE`` behind a hung transaction waited without end); now both databases bound every wait
+    by ``create_db_engine(lock_wait_s=…)`` (30 s by default), and the wait that runs out is DATABASE_BUSY."""
+    url = fresh_database(backend)
+    migrate.upgrade(url)
+    default = create_db_engine(url)
+    try:
+        with default.connect() as conn:
+            if backend == "postgis":
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar_one() == "30s"
+            else:
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
+    finally:
+        default.dispose()
+    engine = create_db_engine(url, lock_wait_s=0.2)
+    try:
+        with engine.connect() as holder, engine.connect() as waiter:
+            holder.begin()
+            holder.exec_driver_sql("UPDATE asset_generation SET generation = generation")
+            started = time.monotonic()
+            with pytest.raises(OperationalError) as raised:
+                waiter.begin()
+                waiter.exec_driver_sql("UPDATE asset_generation SET generation = generation")
+            waited_s = time.monotonic() - started
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert is_database_busy(raised.value)
+    assert 0.15 <= waited_s < 10, waited_s  # the bound, not for ever (and not at once)
