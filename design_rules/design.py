@@ -22,7 +22,8 @@ from shapely.geometry.base import BaseGeometry
 
 from design_rules.bom import Bom, build_bom
 from design_rules.calendar import WorkCalendar
-from design_rules.drawing import DrawingInput, MeterBox, NewPole, NewRoute, TitleBlock
+from design_rules.catalogue import TypicalDesigns, load_typical_designs
+from design_rules.drawing import DrawingInput, MeterBox, NewEquipment, NewPole, NewRoute, PointM, TitleBlock
 from design_rules.eligibility import EligibilityInput, EligibilityResult, check_eligibility
 from design_rules.job_class import JobDecision, SiteFacts, classify_job
 from design_rules.profiles import AreaType, Category, JobClass, Profile, StepCode, UrbanRural
@@ -214,20 +215,69 @@ def _size(lv_job_class: JobClass, facts: ApplicationFacts, candidate: SourceCand
     return size_conductor(facts.kw, power_factor, facts.phases, length_m, installation, budget)
 
 
-def _new_works(lv_job_class: JobClass, candidate: SourceCandidate, excavation: bool,
-               span_m: float) -> tuple[tuple[NewRoute, ...], tuple[NewPole, ...]]:
+#: The ``drawn_as`` kinds that are the new route itself (typical_designs.toml).
+_ROUTE_KINDS = ("service_drop", "service_cable", "overhead", "cable")
+
+
+def _branch_box_place(candidate: SourceCandidate) -> tuple[PointM, str]:
+    """A new branch box stands where the cable leaves the road for the customer (DOMAIN §4.3): the
+    route's last bend before the meter box, or the middle of a straight route."""
+    coords = list(candidate.route.line_local.coords)
+    if len(coords) >= 3:
+        x, y = coords[-2][:2]
+    else:
+        middle = candidate.route.line_local.interpolate(0.5, normalized=True)
+        x, y = middle.x, middle.y
+    return (float(x), float(y)), ""
+
+
+#: Where each new-equipment kind stands, and the asset its label names (issue 17 item 5).
+_EQUIPMENT_PLACES = {
+    "branch_box": _branch_box_place,
+    "pole_riser": lambda c: ((c.access_point.x_m, c.access_point.y_m), c.access_point.asset_id),
+    "transformer_uprate": lambda c: ((c.transformer_x_m, c.transformer_y_m), c.transformer_asset_id),
+}
+
+
+def drawn_kinds(bom: Bom, designs: TypicalDesigns | None = None) -> dict[str, str]:
+    """The drawn kind of every assembly the BOM charges for, with the first such assembly's name.
+
+    The typical designs' ``drawn_as`` column maps each assembly to a symbol (R4.4; issue 17 item 5);
+    ``none`` (no place on the sketch) is left out.
+    """
+    designs = designs or load_typical_designs()
+    kinds: dict[str, str] = {}
+    for assembly_id in bom.by_assembly:
+        assembly = designs.assemblies[assembly_id]
+        if assembly.drawn_as != "none":
+            kinds.setdefault(assembly.drawn_as, assembly.name_zh)
+    return kinds
+
+
+def _new_works(bom: Bom, candidate: SourceCandidate, excavation: bool, span_m: float
+               ) -> tuple[tuple[NewRoute, ...], tuple[NewPole, ...], tuple[NewEquipment, ...]]:
+    """The new items of the drawing: exactly what the BOM charges for, each at its place (R4.4).
+
+    The route is drawn as the kind its assembly is drawn as; new poles along an overhead route every
+    span and at bends; new equipment where :data:`_EQUIPMENT_PLACES` puts it.
+    """
+    kinds = drawn_kinds(bom)
     route = candidate.route
     points = tuple((float(x), float(y)) for x, y in route.line_local.coords)
-    if len(points) < 2 or route.length_m <= 0:
-        return (), ()
-    kind = {JobClass.DIRECT_METER: "service_drop", JobClass.OVERHEAD: "overhead",
-            JobClass.UNDERGROUND_CABLE: "cable"}[lv_job_class]
-    new_route = NewRoute(kind=kind, points_m=points, length_m=route.length_m, road_dug=excavation)
+    routed = len(points) >= 2 and route.length_m > 0
+    routes = tuple(NewRoute(kind=kind, points_m=points, length_m=route.length_m, road_dug=excavation)  # type: ignore[arg-type]
+                   for kind in _ROUTE_KINDS if kind in kinds and routed)
     poles: tuple[NewPole, ...] = ()
-    if lv_job_class == JobClass.OVERHEAD:
+    if "pole" in kinds and routed:
         poles = tuple(NewPole(x_m=x, y_m=y, label=f"N{i}")
                       for i, (x, y) in enumerate(pole_positions_m(route.line_local, span_m), start=1))
-    return (new_route,), poles
+    equipment = []
+    for kind, place in _EQUIPMENT_PLACES.items():
+        if kind in kinds:
+            (x, y), asset = place(candidate)
+            equipment.append(NewEquipment(kind=kind, x_m=x, y_m=y,  # type: ignore[arg-type]
+                                          label=f"{kinds[kind]} {asset}".strip()))
+    return routes, poles, tuple(equipment)
 
 
 def compose_design(
@@ -317,11 +367,11 @@ def compose_design(
     schedule = build_schedule(decision.job_class, accepted_at, profile, calendar,
                               excavation if _has_approval_step(profile, decision.job_class) else False,
                               facts.wanted_power_on)
-    new_routes, new_poles = _new_works(lv_job_class, candidate, excavation, span_m)
+    new_routes, new_poles, new_equipment = _new_works(bom, candidate, excavation, span_m)
     pin = siting.pin
     around = surroundings or {}
     drawing = DrawingInput(
-        title=TitleBlock(job_id=job_ref, customer=facts.customer_name, job_class=decision.job_class,
+        title=TitleBlock(job_id=job_ref, customer=_named_customer(facts), job_class=decision.job_class,
                          drawing_date=accepted_at.date(), total_cost_cny=bom.total_cny,
                          works_summary=tuple(_works_summary(lv_job_class, route.length_m, len(new_poles),
                                                             sizing, excavation))),
@@ -331,6 +381,7 @@ def compose_design(
         existing_lines=tuple(around.get("existing_lines", ())),
         new_routes=new_routes,
         new_poles=new_poles,
+        new_equipment=new_equipment,
     )
     warnings = [*schedule.warnings]
     if not feasible and siting.reason:
@@ -341,6 +392,13 @@ def compose_design(
         lv_job_class=lv_job_class, sizing=sizing, bom=bom, schedule=schedule, drawing=drawing,
         warnings=tuple(warnings),
     )
+
+
+def _named_customer(facts: ApplicationFacts) -> str | None:
+    """The customer's name for the title block; ``None`` when none was given (the default 客户 is a
+    placeholder, not a name: the title block then shows no customer row, the job id names the sheet)."""
+    name = facts.customer_name.strip()
+    return name if name and name != ApplicationFacts.model_fields["customer_name"].default else None
 
 
 def _has_approval_step(profile: Profile, job_class: JobClass) -> bool:

@@ -23,6 +23,7 @@ from design_rules.catalogue.base import (
 from design_rules.catalogue.conductors import Conductor, ConductorCatalogue, load_conductors
 from design_rules.catalogue.designs import (
     CONTEXT_KEYS,
+    DRAWN_KINDS,
     QUANTITY_DRIVERS,
     Assembly,
     AssemblyLine,
@@ -30,6 +31,7 @@ from design_rules.catalogue.designs import (
     DesignGeometry,
     DesignsMeta,
     DrawingStyle,
+    DrawnAs,
     MaterialSelector,
     RoadClassRule,
     TypicalDesigns,
@@ -51,6 +53,7 @@ from design_rules.catalogue.sizing_rules import (
 
 __all__ = [
     "CONTEXT_KEYS",
+    "DRAWN_KINDS",
     "JOB_CLASSES",
     "QUANTITY_DRIVERS",
     "Area",
@@ -66,6 +69,7 @@ __all__ = [
     "DesignGeometry",
     "DesignsMeta",
     "DrawingStyle",
+    "DrawnAs",
     "Installation",
     "InstallationMethod",
     "JobClass",

@@ -55,6 +55,31 @@ CONTEXT_KEYS: frozenset[str] = frozenset(
 
 _WhenTable = dict[str, tuple[str | bool | int, ...]]
 
+DrawnAs = Literal[
+    "meter_box",
+    "service_drop",
+    "service_cable",
+    "overhead",
+    "cable",
+    "pole",
+    "branch_box",
+    "pole_riser",
+    "transformer_uprate",
+    "none",
+]
+"""What an assembly is drawn as on the 工程建设简图 (R4.4; CQ-32 annex 3; issue 17 item 5).
+
+``meter_box``: the meter box on the outside wall; ``service_drop``, ``service_cable``, ``overhead``,
+``cable``: the new route of that kind; ``pole``: the new poles along it; ``branch_box``: a new cable
+branch box where the route leaves the road; ``pole_riser``: the cable riser and terminations at the
+access pole; ``transformer_uprate``: the source transformer marked for uprating; ``none``: no place on
+the sketch (a lump sum). :mod:`design_rules.design` places each kind; the renderers draw each with a
+legend entry.
+"""
+
+#: The drawn kinds that are a new item of their own (not ``none``).
+DRAWN_KINDS: frozenset[str] = frozenset(DrawnAs.__args__) - {"none"}  # type: ignore[attr-defined]
+
 
 def _check_context_keys(value: _WhenTable) -> _WhenTable:
     unknown = sorted(set(value) - CONTEXT_KEYS)
@@ -104,10 +129,11 @@ class AssemblyLine(FrozenModel):
 
 
 class Assembly(FrozenModel):
-    """A standard assembly (e.g. a pole set, a meter box set) and the condition under which it applies."""
+    """A standard assembly (e.g. a pole set, a meter box set), where the sketch draws it, and when it applies."""
 
     name_zh: str = Field(min_length=1)
     name_en: str = Field(min_length=1)
+    drawn_as: DrawnAs
     when: _WhenTable = Field(default_factory=dict)
     lines: tuple[AssemblyLine, ...] = Field(min_length=1)
     source: str = Field(min_length=1)

@@ -9,8 +9,10 @@ from design_rules.catalogue import TypicalDesigns, load_typical_designs
 from design_rules.drawing.layout import (
     ACCESS_KIND_ZH,
     BOUNDARY_LABEL,
+    EQUIPMENT_LEGEND_ZH,
     LINE_KIND_ZH,
     PROPERTY_LABEL,
+    equipment_label,
     property_line_of,
     route_label,
 )
@@ -24,8 +26,11 @@ def render_geojson(d: DrawingInput, to_wgs84: ToWgs84, *, designs: TypicalDesign
     """Render the sketch as a GeoJSON FeatureCollection (RFC 7946, lon/lat WGS-84).
 
     Every feature carries ``status`` (``existing`` or ``new``), ``kind`` and a Chinese ``label``;
-    new routes also carry ``length_m`` and ``road_dug``. The property red line is a polygon
-    (counter-clockwise exterior ring) with ``kind = "property_line"``.
+    new routes also carry ``length_m`` and ``road_dug``. Every new item the BOM charges for also
+    carries ``drawn_as`` (the typical designs' vocabulary: ``meter_box``, the route kind, ``pole``,
+    ``branch_box``, ``pole_riser``, ``transformer_uprate``) and ``legend`` (its legend text); new
+    equipment has ``kind = "new_<drawn_as>"``. The property red line is a polygon (counter-clockwise
+    exterior ring) with ``kind = "property_line"``.
 
     Parameters
     ----------
@@ -99,6 +104,8 @@ def render_geojson(d: DrawingInput, to_wgs84: ToWgs84, *, designs: TypicalDesign
                 linestring(route.points_m),
                 status="new",
                 kind=f"new_{route.kind}",
+                drawn_as=route.kind,
+                legend="新建线路",
                 label=route_label(route),
                 length_m=route.length_m,
                 road_dug=route.road_dug,
@@ -106,11 +113,19 @@ def render_geojson(d: DrawingInput, to_wgs84: ToWgs84, *, designs: TypicalDesign
             )
         )
     for pole in d.new_poles:
+        label = f"新建电杆 {pole.label}".strip()
         features.append(
-            feature(point((pole.x_m, pole.y_m)), status="new", kind="pole", label=f"新建电杆 {pole.label}".strip())
+            feature(point((pole.x_m, pole.y_m)), status="new", kind="pole", drawn_as="pole", legend="新建电杆",
+                    label=label)
+        )
+    for item in d.new_equipment:
+        features.append(
+            feature(point((item.x_m, item.y_m)), status="new", kind=f"new_{item.kind}", drawn_as=item.kind,
+                    legend=EQUIPMENT_LEGEND_ZH[item.kind], label=equipment_label(item))
         )
     box = (d.meter_box.x_m, d.meter_box.y_m)
-    features.append(feature(point(box), status="new", kind="meter_box", label=f"{d.meter_box.label}（外墙）"))
+    features.append(feature(point(box), status="new", kind="meter_box", drawn_as="meter_box", legend="计量箱（外墙）",
+                            label=f"{d.meter_box.label}（外墙）"))
     features.append(feature(point(box), status="new", kind="ownership_boundary", label=BOUNDARY_LABEL))
     return {"type": "FeatureCollection", "features": features}
 

@@ -11,11 +11,22 @@ from collections.abc import Iterable
 from itertools import pairwise
 
 from design_rules.catalogue import DrawingStyle, load_typical_designs
-from design_rules.drawing.model import DrawingInput, NewRoute, PointM, PropertyLine
+from design_rules.drawing.model import DrawingInput, NewEquipment, NewRoute, PointM, PropertyLine
 
-ROUTE_KIND_ZH = {"overhead": "新建架空线路", "cable": "新建电缆线路", "service_drop": "新建接户线"}
+ROUTE_KIND_ZH = {
+    "overhead": "新建架空线路",
+    "cable": "新建电缆线路",
+    "service_drop": "新建接户线",
+    "service_cable": "新建接户电缆（沿墙穿管）",
+}
 LINE_KIND_ZH = {"overhead": "既有低压架空线", "cable": "既有低压电缆"}
 ACCESS_KIND_ZH = {"pole": "既有电杆", "branch_box": "既有电缆分支箱"}
+#: Legend text of each new-equipment symbol (the symbol's own label is the BOM assembly's name).
+EQUIPMENT_LEGEND_ZH = {
+    "branch_box": "新建电缆分支箱",
+    "pole_riser": "电缆上杆及终端头",
+    "transformer_uprate": "配变增容改造（蓝圈）",
+}
 BOUNDARY_LABEL = "产权分界点（表箱出线端子）"
 PROPERTY_LABEL = "客户红线（客户产权范围）"
 
@@ -35,6 +46,11 @@ def route_label(route: NewRoute) -> str:
     parts.append(f"{route.length_m:.0f} m")
     parts.append("掘路" if route.road_dug else "不掘路")
     return " ".join(parts)
+
+
+def equipment_label(item: NewEquipment) -> str:
+    """Label of a new-equipment symbol: its own label (the BOM assembly's name), else the legend text."""
+    return item.label or EQUIPMENT_LEGEND_ZH[item.kind]
 
 
 def property_line_of(d: DrawingInput, style: DrawingStyle | None = None) -> PropertyLine:
@@ -78,6 +94,7 @@ def all_points(d: DrawingInput, prop: PropertyLine) -> list[PointM]:
     points += [(t.x_m, t.y_m) for t in d.transformers]
     points += [(a.x_m, a.y_m) for a in d.access_points]
     points += [(p.x_m, p.y_m) for p in d.new_poles]
+    points += [(e.x_m, e.y_m) for e in d.new_equipment]
     for line in (*d.existing_lines, *d.new_routes):
         points += list(line.points_m)
     return points

@@ -47,7 +47,7 @@ class ExistingLine(_Model):
 class NewRoute(_Model):
     """The new line of this job, with its length and whether a road is dug (掘路)."""
 
-    kind: Literal["overhead", "cable", "service_drop"]
+    kind: Literal["overhead", "cable", "service_drop", "service_cable"]
     points_m: tuple[PointM, ...] = Field(min_length=2)
     length_m: float = Field(gt=0)
     road_dug: bool
@@ -57,6 +57,21 @@ class NewRoute(_Model):
 class NewPole(_Model):
     """A new pole of this job."""
 
+    x_m: float
+    y_m: float
+    label: str = ""
+
+
+class NewEquipment(_Model):
+    """A new item of this job drawn as a symbol at its place (R4.4; issue 17 item 5).
+
+    ``branch_box``: a new LV cable branch box (低压电缆分支箱) where the cable leaves the road for the
+    customer; ``pole_riser``: the cable riser and terminations (电缆上杆) at the access pole;
+    ``transformer_uprate``: the source transformer marked for uprating (配变增容改造). ``label`` is the
+    BOM assembly's name, so the sheet and the bill use the same words.
+    """
+
+    kind: Literal["branch_box", "pole_riser", "transformer_uprate"]
     x_m: float
     y_m: float
     label: str = ""
@@ -95,10 +110,14 @@ class PropertyLine(_Model):
 
 
 class TitleBlock(_Model):
-    """Title block: job, customer, job class, date (passed in), works quantities and funding."""
+    """Title block: job, customer, job class, date (passed in), works quantities and funding.
+
+    ``customer`` is ``None`` when the application names no customer: the title block then has no
+    customer row rather than a placeholder (the job id identifies the sheet; issue 17 item 5).
+    """
 
     job_id: str = Field(min_length=1)
-    customer: str = Field(min_length=1)
+    customer: str | None = Field(default=None, min_length=1)
     job_class: JobClass
     drawing_date: date
     total_cost_cny: Decimal | None = Field(default=None, ge=0)
@@ -109,7 +128,9 @@ class DrawingInput(_Model):
     """Everything the sketch shows, in local metres (R4.4; CQ-32 annex 3).
 
     ``property_line`` defaults to a rectangle of the data's default size with the meter box in the
-    middle of the side that faces the incoming route, i.e. on the outside wall.
+    middle of the side that faces the incoming route, i.e. on the outside wall. The new items (meter
+    box, ``new_routes``, ``new_poles``, ``new_equipment``) are those the BOM charges for, each at its
+    place; :meth:`new_item_kinds` names them in the vocabulary of the catalogue's ``drawn_as``.
     """
 
     title: TitleBlock
@@ -119,4 +140,23 @@ class DrawingInput(_Model):
     existing_lines: tuple[ExistingLine, ...] = ()
     new_routes: tuple[NewRoute, ...] = ()
     new_poles: tuple[NewPole, ...] = ()
+    new_equipment: tuple[NewEquipment, ...] = ()
     property_line: PropertyLine | None = None
+
+    def new_item_kinds(self) -> frozenset[str]:
+        """The kinds of new items drawn, as the typical designs' ``drawn_as`` names them.
+
+        Examples
+        --------
+        >>> d = DrawingInput(
+        ...     title=TitleBlock(job_id="J1", job_class="underground_cable", drawing_date=date(2024, 5, 6)),
+        ...     meter_box=MeterBox(x_m=30, y_m=0),
+        ...     new_routes=(NewRoute(kind="cable", points_m=((0, 0), (30, 0)), length_m=30, road_dug=True),),
+        ...     new_equipment=(NewEquipment(kind="branch_box", x_m=15, y_m=0),))
+        >>> sorted(d.new_item_kinds())
+        ['branch_box', 'cable', 'meter_box']
+        """
+        kinds = {"meter_box", *(route.kind for route in self.new_routes), *(e.kind for e in self.new_equipment)}
+        if self.new_poles:
+            kinds.add("pole")
+        return frozenset(kinds)

@@ -12,9 +12,11 @@ from design_rules.catalogue import DrawingStyle, TypicalDesigns, load_typical_de
 from design_rules.drawing.layout import (
     ACCESS_KIND_ZH,
     BOUNDARY_LABEL,
+    EQUIPMENT_LEGEND_ZH,
     LINE_KIND_ZH,
     PROPERTY_LABEL,
     all_points,
+    equipment_label,
     inward_unit,
     longest_segment_mid,
     property_line_of,
@@ -83,6 +85,11 @@ def _svg_symbols(group: ET.Element, kind: str, x: float, y: float, colour: str) 
         _sub(group, "rect", x=x - 7, y=y - 5, width=14, height=10, fill="white", stroke=colour, stroke_width=1.5)
     elif kind == "meter_box":
         _sub(group, "rect", x=x - 6, y=y - 5, width=12, height=10, fill=colour, stroke=colour, stroke_width=1.5)
+    elif kind == "pole_riser":  # cable terminal (终端头): a triangle hanging from the pole
+        _sub(group, "polygon", points=f"{x},{y + 3} {x - 6},{y + 13} {x + 6},{y + 13}", fill="white", stroke=colour,
+             stroke_width=1.5)
+    elif kind == "transformer_uprate":  # a ring around the transformer symbol
+        _sub(group, "circle", cx=x, cy=y, r=13, fill="none", stroke=colour, stroke_width=2)
 
 
 def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str:
@@ -170,6 +177,8 @@ def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str
             element.set("stroke-dasharray", "10 4")
     for pole in d.new_poles:
         _svg_symbols(new, "pole", *frame.px((pole.x_m, pole.y_m)), blue)
+    for item in d.new_equipment:
+        _svg_symbols(_sub(new, "g", class_=f"new-{item.kind}"), item.kind, *frame.px((item.x_m, item.y_m)), blue)
     box_x, box_y = frame.px((d.meter_box.x_m, d.meter_box.y_m))
     _svg_symbols(new, "meter_box", box_x, box_y, blue)
 
@@ -279,6 +288,10 @@ _AROUND_POINT = (
     (0, 26, "middle"),
     (-10, -8, "end"),
     (-10, 18, "end"),
+    (16, -24, "start"),
+    (16, 34, "start"),
+    (-16, -24, "end"),
+    (-16, 34, "end"),
 )
 _ALONG_HORIZONTAL = (
     (0, -10, "middle"),
@@ -322,6 +335,7 @@ def _svg_labels(
         [(t.x_m, t.y_m) for t in d.transformers]
         + [(a.x_m, a.y_m) for a in d.access_points]
         + [(p.x_m, p.y_m) for p in d.new_poles]
+        + [(e.x_m, e.y_m) for e in d.new_equipment]
     ):
         placer.block_point(*frame.px((x_m, y_m)))
     for box in _svg_customer_callouts(group, d, prop, frame, style, mark):
@@ -330,6 +344,8 @@ def _svg_labels(
         (mx, my), (dx, dy) = longest_segment_mid(route.points_m)
         candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL
         placer.place(group, *frame.px((mx, my)), route_label(route), blue, candidates)
+    for item in d.new_equipment:
+        placer.place(group, *frame.px((item.x_m, item.y_m)), equipment_label(item), blue, _AROUND_POINT)
     for transformer in d.transformers:
         kva = f" {transformer.rated_kva:g} kVA" if transformer.rated_kva else ""
         text = f"既有配变 {transformer.label}{kva}"
@@ -405,8 +421,6 @@ def _svg_scale_bar(svg: ET.Element, frame: _Frame, colour: str) -> None:
 def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -> None:
     black, blue, red = style.existing_colour, style.new_colour, style.property_colour
     group = _sub(svg, "g", id="legend")
-    _sub(group, "rect", x=left, y=top, width=_LEGEND_WIDTH_PX, height=300, fill="none", stroke=black)
-    _text(group, left + 10, top + 22, "图例", font_weight="bold", fill=black)
     entries: list[tuple[str, str, str]] = [
         ("transformer", black, "既有配变（黑）"),
         ("pole", black, "既有电杆"),
@@ -414,12 +428,17 @@ def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -
         ("line", black, "既有低压线路"),
         ("route", blue, "新建线路（蓝，注长度、掘路）"),
         ("pole", blue, "新建电杆"),
+        *((kind, blue, text) for kind, text in EQUIPMENT_LEGEND_ZH.items()),
         ("meter_box", blue, "计量箱（外墙）"),
         ("boundary", blue, "产权分界点"),
         ("property", red, "客户红线（红色虚框）"),
     ]
+    step = 27
+    height = 48 + len(entries) * step - 8
+    _sub(group, "rect", x=left, y=top, width=_LEGEND_WIDTH_PX, height=height, fill="none", stroke=black)
+    _text(group, left + 10, top + 22, "图例", font_weight="bold", fill=black)
     for index, (kind, colour, text) in enumerate(entries):
-        y = top + 48 + index * 27
+        y = top + 48 + index * step
         x = left + 24
         if kind in ("line", "route"):
             _sub(
@@ -430,6 +449,10 @@ def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -
             element.set("stroke-dasharray", style.property_dasharray)
         elif kind == "boundary":
             _sub(group, "circle", cx=x, cy=y, r=3.5, fill=colour, stroke=colour)
+        elif kind in ("pole_riser", "transformer_uprate"):  # drawn as at their place: on a pole, round a transformer
+            under = "pole" if kind == "pole_riser" else "transformer"
+            _svg_symbols(group, under, x, y - (4 if kind == "pole_riser" else 0), black)
+            _svg_symbols(group, kind, x, y - (4 if kind == "pole_riser" else 0), colour)
         else:
             _svg_symbols(group, kind, x, y, colour)
         _text(group, x + 24, y + 4, text, fill=colour)
@@ -447,7 +470,7 @@ def _svg_title_block(
     job_class_zh = design.name_zh if design else title.job_class
     rows = [
         f"工单号：{title.job_id}",
-        f"客户：{title.customer}",
+        *([f"客户：{title.customer}"] if title.customer else []),  # no placeholder when none is named
         f"工程类别：{job_class_zh}",
         f"日期：{title.drawing_date.isoformat()}",
     ]
