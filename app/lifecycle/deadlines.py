@@ -65,7 +65,11 @@ def _recipients(session: Session, application: Application, step_code: str, stat
 
 
 def watch_deadlines(session: Session, settings: Settings, *, now: datetime | None = None) -> WatchReport:
-    """Update the deadline status of every open step of open applications and notify (flushes, never commits)."""
+    """Update the deadline status of every open step of open applications and notify (flushes, never commits).
+
+    Race-safe against the transitions (issue 13): a step is marked and chased only under its application's
+    row lock, re-read (see :func:`_lock_or_skip`); the locks are held until the caller commits.
+    """
     now = now or datetime.now(UTC)
     today = china_date(now)
     calendar = work_calendar()
@@ -75,10 +79,23 @@ def watch_deadlines(session: Session, settings: Settings, *, now: datetime | Non
         .where(Application.status.in_([s.value for s in OPEN_STATUSES]), ApplicationStep.completed_at.is_(None),
                ApplicationStep.deadline <= today + HORIZON)
         .order_by(ApplicationStep.deadline, ApplicationStep.application_id, ApplicationStep.seq)).all()
+    locked: dict[int, bool] = {}
     for step, application in rows:
-        report.checked += 1
         status = deadline_status(step.deadline, today, calendar,
                                  at_risk_working_days=settings.deadline_at_risk_working_days)
+        if status is not DeadlineStatus.ON_TIME or status.value != step.deadline_status:
+            # About to write or notify: take the application's row lock first, as every transition does, and
+            # re-read under it. One that a transition holds right now is skipped (the next run sees it), so
+            # the watch never waits; a step completed, or an application cancelled, since the read above is
+            # neither marked nor chased.
+            if application.id not in locked:
+                locked[application.id] = _lock_or_skip(session, application)
+            if not locked[application.id]:
+                continue
+            session.refresh(step)
+            if application.status not in OPEN_STATUSES or step.completed_at is not None:
+                continue
+        report.checked += 1
         if status is DeadlineStatus.AT_RISK:
             report.at_risk += 1
         elif status is DeadlineStatus.OVERDUE:
@@ -96,6 +113,17 @@ def watch_deadlines(session: Session, settings: Settings, *, now: datetime | Non
         report.notifications += _notify(session, application, step, status, today)
     session.flush()
     return report
+
+
+def _lock_or_skip(session: Session, application: Application) -> bool:
+    """Lock ``application`` (``FOR UPDATE SKIP LOCKED``) and re-read it; False when a transition holds it.
+
+    SQLite renders no FOR UPDATE: the watch's transaction holds the database's write lock since its
+    ``BEGIN IMMEDIATE``, so no transition runs meanwhile and the re-read is what is stored.
+    """
+    row = session.scalar(select(Application).where(Application.id == application.id)
+                         .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+    return row is not None
 
 
 def _notify(session: Session, application: Application, step: ApplicationStep, status: DeadlineStatus,

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -543,3 +544,71 @@ def test_a_release_from_a_stale_read_is_refused(service: Service) -> None:
         stale.rollback()
     reserved_after, _ = _transformer_reserved(service, asset_id)
     assert reserved_after == pytest.approx(reserved_before - kva)
+
+
+def test_the_deadline_watch_neither_waits_for_nor_chases_a_transition(service: Service, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """R5.4 and issue 13: the deadline watch marks and chases a step only under its application's row lock.
+
+    (1) While a transition holds the application's lock the watch skips it at once (it does not wait, and it
+    does not mark a step that the transition may be completing); (2) a step completed between the watch's read
+    and its write is neither marked at risk nor chased — before, the watch marked and notified from its read.
+    """
+    if service.backend != "postgis":
+        pytest.skip("SQLite: the watch holds the write lock from its BEGIN IMMEDIATE; nothing interleaves")
+    from app.lifecycle import deadlines
+    from app.platform.models import Notification
+
+    application = _submit(service)
+    with service.engine.connect() as conn:
+        deadline = conn.execute(select(ApplicationStep.deadline).where(
+            ApplicationStep.application_id == application["id"],
+            ApplicationStep.step_code == "site_survey")).scalar_one()
+    on_the_day = datetime.combine(deadline, datetime.min.time(), tzinfo=UTC).replace(hour=2)  # 10:00 in China
+    settings = settings_for_tests(service.engine.url.render_as_string(hide_password=False), data_dir=tmp_path)
+    factory = make_session_factory(service.engine)
+
+    def watch() -> deadlines.WatchReport:
+        with factory() as session:
+            report = deadlines.watch_deadlines(session, settings, now=on_the_day)
+            session.commit()
+        return report
+
+    def marked() -> tuple[str, int]:
+        with service.engine.connect() as conn:
+            status = conn.execute(select(ApplicationStep.deadline_status).where(
+                ApplicationStep.application_id == application["id"],
+                ApplicationStep.step_code == "site_survey")).scalar_one()
+            chased = conn.execute(select(func.count()).select_from(Notification).where(
+                Notification.entity_id == str(application["id"]),
+                Notification.dedupe_key.like("deadline_%:site_survey:%"))).scalar_one()
+        return str(status), int(chased)
+
+    with service.engine.connect() as holder:
+        holder.begin()
+        holder.execute(select(Application.id).where(Application.id == application["id"]).with_for_update())
+        started = time.monotonic()
+        skipped = watch()
+        waited_s = time.monotonic() - started
+        holder.rollback()
+    assert waited_s < 10, waited_s  # did not wait for the lock (lock_timeout is 30 s)
+    assert all(app_id != application["id"] for app_id, _, _ in skipped.changed_steps), skipped.changed_steps
+    assert marked() == ("on_time", 0)
+
+    real_status = deadlines.deadline_status
+    completed: list[int] = []
+
+    def complete_the_survey_first(*args: Any, **kwargs: Any) -> Any:
+        if not completed:  # the PM's report lands after the watch read the open steps
+            data, files = report_multipart(photos=1)
+            answer = service.post(f"/api/v1/terminal/jobs/{application['id']}/steps/site_survey",
+                                  _pm(service, application), data=data, files=files)
+            completed.append(answer.status_code)
+        return real_status(*args, **kwargs)
+
+    monkeypatch.setattr(deadlines, "deadline_status", complete_the_survey_first)
+    report = watch()
+    assert completed == [200]
+    # the survey is done: not marked, not chased (the later steps it leads to are watched as usual)
+    assert (application["id"], "site_survey", "at_risk") not in report.changed_steps, report.changed_steps
+    assert marked() == ("on_time", 0)
