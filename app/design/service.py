@@ -53,7 +53,8 @@ from gis.crs import pin_to_local
 from gis.errors import NotFoundError, SanlingError
 from gis.siting import site
 
-#: Existing equipment within this distance of the meter box is drawn (工程建设简图 context).
+#: Existing equipment within this distance of the meter box is drawn (工程建设简图 context); the frame grows to
+#: hold the source transformer and its lines, which are drawn whole (issue 17 item 5).
 DRAWING_CONTEXT_M = 150.0
 #: Nearest feasible transformers routed and ranked per design: the chosen source and two alternatives for
 #: the surveyor (``GET /api/v1/sources`` takes ``top_k`` up to 20 for a planner's wider look).
@@ -142,27 +143,45 @@ def _stretches_local(request: DesignRequest, engine: SitingEngine, half_width_m:
 
 
 def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer_asset_id: str) -> dict[str, Any]:
-    """Existing transformers, access points and lines near the meter box, for the drawing."""
+    """Existing transformers, access points and lines for the drawing (R4.4; issue 17 item 5).
+
+    The source transformer's lines are drawn whole, to their real ends: they include the line that
+    feeds the access point and its path back to the transformer. The frame is the box of
+    ``DRAWING_CONTEXT_M`` around the meter box grown to hold the source transformer and its lines; the
+    other transformers and access points in it are drawn, and other lines are clipped to it.
+    """
     data = snapshot.data
     r = DRAWING_CONTEXT_M
-    here = shapely.Point(x_m, y_m)
-    near_t = set(snapshot.transformer_tree.query(here, predicate="dwithin", distance=r).tolist())
-    if transformer_asset_id in snapshot.transformer_position:
-        near_t.add(snapshot.transformer_position[transformer_asset_id])
+    x0, y0, x1, y1 = x_m - r, y_m - r, x_m + r, y_m + r
+    source_t = snapshot.transformer_position.get(transformer_asset_id)
+    source_lines = np.flatnonzero(data.line_transformer_asset_id == transformer_asset_id) if source_t is not None \
+        else np.empty(0, dtype=np.intp)
+    if source_t is not None:
+        tx, ty = float(data.transformer_x_m[source_t]), float(data.transformer_y_m[source_t])
+        x0, y0, x1, y1 = min(x0, tx), min(y0, ty), max(x1, tx), max(y1, ty)
+    if len(source_lines):
+        lx0, ly0, lx1, ly1 = shapely.total_bounds(snapshot.line_tree.geometries[source_lines]).tolist()
+        x0, y0, x1, y1 = min(x0, lx0), min(y0, ly0), max(x1, lx1), max(y1, ly1)
+    box = shapely.box(x0, y0, x1, y1)
+    near_t = set(snapshot.transformer_tree.query(box, predicate="intersects").tolist())
+    if source_t is not None:
+        near_t.add(source_t)
     transformers = [ExistingTransformer(label=str(data.transformer_asset_id[i]), x_m=float(data.transformer_x_m[i]),
                                         y_m=float(data.transformer_y_m[i]), rated_kva=float(data.rated_kva[i]))
                     for i in sorted(near_t)]
-    near_a = sorted(snapshot.access_tree.query(here, predicate="dwithin", distance=r).tolist())
+    near_a = sorted(snapshot.access_tree.query(box, predicate="intersects").tolist())
     access_points = [ExistingAccessPoint(kind=str(data.access_kind[i]), x_m=float(data.access_x_m[i]),
                                          y_m=float(data.access_y_m[i]), label=str(data.access_asset_id[i]))
                      for i in near_a if data.access_kind[i] in ("pole", "branch_box")]
-    box = shapely.box(x_m - r, y_m - r, x_m + r, y_m + r)
-    # all lines clipped in one vectorised call, then their parts' vertices split back per part
-    hits = np.sort(snapshot.line_tree.query(box, predicate="intersects"))
-    parts, part_line = shapely.get_parts(shapely.intersection(snapshot.line_tree.geometries[hits], box),
-                                         return_index=True)
+    # the source's lines whole, the others clipped to the frame in one vectorised call; then the parts'
+    # vertices are split back per part
+    hits = np.setdiff1d(snapshot.line_tree.query(box, predicate="intersects"), source_lines)
+    clipped = shapely.intersection(snapshot.line_tree.geometries[hits], box)
+    geometries = np.concatenate([snapshot.line_tree.geometries[source_lines], clipped])
+    owners = np.concatenate([source_lines, hits])
+    parts, part_line = shapely.get_parts(geometries, return_index=True)
     drawn = (shapely.get_type_id(parts) == shapely.GeometryType.LINESTRING) & (shapely.get_num_coordinates(parts) >= 2)
-    parts, part_line = parts[drawn], hits[part_line[drawn]].tolist()
+    parts, part_line = parts[drawn], owners[part_line[drawn]].tolist()
     vertices, vertex_part = shapely.get_coordinates(parts, return_index=True)
     points_by_part = np.split(vertices, np.flatnonzero(np.diff(vertex_part)) + 1) if len(parts) else []
     lines = [ExistingLine(kind=str(data.line_kind[i]), label=str(data.line_asset_id[i]),
