@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -32,6 +33,9 @@ _TEXT_PX = 12.0
 _CALLOUT_WIDTH_PX = 190.0
 # More pole labels than this would cover the sheet: the first, the last and evenly spaced ones between.
 _MAX_POLE_LABELS = 40
+# Existing access points and lines labelled at most, the nearest to the meter box first: a frame grown to a
+# source transformer's whole network holds hundreds, and their labels piled into a few cells of the placer.
+_MAX_EXISTING_LABELS = 40
 
 
 class _Frame:
@@ -350,13 +354,16 @@ def _svg_labels(
         kva = f" {transformer.rated_kva:g} kVA" if transformer.rated_kva else ""
         text = f"既有配变 {transformer.label}{kva}"
         placer.place(group, *frame.px((transformer.x_m, transformer.y_m)), text, black, _AROUND_POINT)
-    for access in d.access_points:
+    meter_at = (d.meter_box.x_m, d.meter_box.y_m)
+    for access in heapq.nsmallest(_MAX_EXISTING_LABELS, d.access_points,
+                                  key=lambda a: math.dist((a.x_m, a.y_m), meter_at)):
         text = f"{ACCESS_KIND_ZH[access.kind]} {access.label}".strip()
         placer.place(group, *frame.px((access.x_m, access.y_m)), text, black, _AROUND_POINT)
     for pole in labelled_poles(d.new_poles, _MAX_POLE_LABELS):
         placer.place(group, *frame.px((pole.x_m, pole.y_m)), f"新建电杆 {pole.label}", blue, _AROUND_POINT)
-    for line in d.existing_lines:
-        (mx, my), (dx, dy) = longest_segment_mid(line.points_m)
+    middles = [(line, *longest_segment_mid(line.points_m)) for line in d.existing_lines]
+    for line, (mx, my), (dx, dy) in heapq.nsmallest(_MAX_EXISTING_LABELS, middles,
+                                                    key=lambda m: math.dist(m[1], meter_at)):
         candidates = _ALONG_HORIZONTAL if abs(dx) >= abs(dy) else _ALONG_VERTICAL
         text = f"{LINE_KIND_ZH[line.kind]} {line.label}".strip()
         placer.place(group, *frame.px((mx, my)), text, black, candidates)

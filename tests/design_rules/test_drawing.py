@@ -21,6 +21,7 @@ from design_rules.drawing import (
     ExistingLine,
     ExistingTransformer,
     MeterBox,
+    NewEquipment,
     NewPole,
     NewRoute,
     PropertyLine,
@@ -30,6 +31,7 @@ from design_rules.drawing import (
     render_geojson,
     render_svg,
 )
+from design_rules.drawing.layout import EQUIPMENT_LEGEND_ZH
 from design_rules.drawing.svg import labelled_poles
 
 SVG_NS = {"svg": "http://www.w3.org/2000/svg"}
@@ -213,3 +215,115 @@ def test_labelled_poles_are_bounded_ordered_and_keep_the_ends(count: int, limit:
     assert [p.x_m for p in chosen] == sorted({p.x_m for p in chosen})  # in line order, no repeats
     if count:
         assert chosen[0] is poles[0] and chosen[-1] is poles[-1]
+
+
+# --- issue 17 item 5: every item the BOM charges for at its place; no placeholder; DXF extents -----------------
+
+EQUIPMENT = (
+    NewEquipment(kind="branch_box", x_m=0, y_m=60, label="低压电缆分支箱"),
+    NewEquipment(kind="pole_riser", x_m=0, y_m=0, label="电缆上杆 P12"),
+    NewEquipment(kind="transformer_uprate", x_m=-30, y_m=-10, label="配变增容改造 人民路1号"),
+)
+
+
+def with_equipment() -> DrawingInput:
+    return sketch().model_copy(update={"new_equipment": EQUIPMENT})
+
+
+def test_new_equipment_is_drawn_in_blue_at_its_place_with_label_and_legend_in_svg() -> None:
+    """R4.4, CQ-32 annex 3 (new works blue), issue 17 item 5: the new branch box, the riser at the access pole
+    and the transformer to uprate each get a blue symbol at their place, their BOM name and a legend entry."""
+    frame_d = with_equipment()
+    root = parse(render_svg(frame_d))
+    new_works = root.find(".//svg:g[@id='new-works']", SVG_NS)
+    assert new_works is not None and new_works.get("stroke") == BLUE
+    for item in EQUIPMENT:
+        group = new_works.find(f"svg:g[@class='new-{item.kind}']", SVG_NS)
+        assert group is not None and len(group), item.kind
+    labels = texts(root)
+    assert {"低压电缆分支箱", "电缆上杆 P12", "配变增容改造 人民路1号"} <= set(labels)
+    legend = [t.text for t in root.findall(".//svg:g[@id='legend']/svg:text", SVG_NS)]
+    assert set(EQUIPMENT_LEGEND_ZH.values()) <= set(legend)
+    assert frame_d.new_item_kinds() == {"meter_box", "cable", "pole", "branch_box", "pole_riser",
+                                        "transformer_uprate"}
+
+
+def test_branch_box_sits_where_the_model_puts_it_in_svg() -> None:
+    """The symbol stands at the item's place: the branch box's rectangle is centred on its point."""
+    root = parse(render_svg(with_equipment()))
+    box_at = root.find(".//svg:g[@class='new-branch_box']/svg:rect", SVG_NS)
+    assert box_at is not None
+    centre = (float(box_at.get("x")) + 7, float(box_at.get("y")) + 5)
+    route = root.find(".//svg:g[@id='new-works']/svg:polyline", SVG_NS)
+    assert route is not None
+    corner = tuple(float(v) for v in route.get("points").split()[1].split(","))  # (0, 60): the route's bend
+    assert centre == pytest.approx(corner, abs=0.02)
+
+
+def test_new_equipment_is_a_new_feature_in_geojson_with_drawn_as_and_legend() -> None:
+    """Issue 17 item 5: the web map gets the same new items, each tagged with the catalogue's drawn_as."""
+    features = render_geojson(with_equipment(), to_wgs84)["features"]
+    new = [f["properties"] for f in features if f["properties"]["status"] == "new"]
+    assert {p["drawn_as"] for p in new if "drawn_as" in p} == with_equipment().new_item_kinds()
+    riser = next(p for p in new if p.get("drawn_as") == "pole_riser")
+    assert riser["kind"] == "new_pole_riser" and riser["label"] == "电缆上杆 P12" and riser["legend"]
+    box = next(f for f in features if f["properties"].get("drawn_as") == "branch_box")
+    assert box["geometry"]["coordinates"] == [round(c, 8) for c in to_wgs84(0, 60)]
+
+
+def test_new_equipment_is_on_the_new_works_layer_in_dxf_with_label_and_legend() -> None:
+    """Issue 17 item 5: CAD users see the same items on NEW_WORKS, named, and the legend lists each symbol."""
+    doc = ezdxf.read(io.StringIO(render_dxf(with_equipment()).decode("utf-8")))
+    msp = doc.modelspace()
+    plain = ezdxf.read(io.StringIO(render_dxf(sketch()).decode("utf-8"))).modelspace()
+    assert len(msp.query("*[layer=='NEW_WORKS']")) > len(plain.query("*[layer=='NEW_WORKS']"))
+    label_texts = {e.dxf.text for e in msp.query("TEXT")}
+    assert {"低压电缆分支箱", "电缆上杆 P12", "配变增容改造 人民路1号"} <= label_texts
+    legend = {e.dxf.text for e in msp.query("TEXT[layer=='LEGEND']")}
+    assert set(EQUIPMENT_LEGEND_ZH.values()) <= legend and "图例" in legend
+
+
+def test_dxf_extents_are_set_to_the_drawing_extents() -> None:
+    """Issue 17 item 5: $EXTMIN/$EXTMAX were left at ezdxf's ±1e20 defaults; they now hold every entity."""
+    doc = ezdxf.read(io.StringIO(render_dxf(with_equipment()).decode("utf-8")))
+    (x0, y0, _), (x1, y1, _) = doc.header["$EXTMIN"], doc.header["$EXTMAX"]
+    assert -1e6 < x0 < x1 < 1e6 and -1e6 < y0 < y1 < 1e6
+    for entity in doc.modelspace().query("LWPOLYLINE CIRCLE"):
+        points = ([entity.dxf.center] if entity.dxftype() == "CIRCLE" else list(entity.vertices()))
+        for x, y, *_ in points:
+            assert x0 - 1e-6 <= x <= x1 + 1e-6 and y0 - 1e-6 <= y <= y1 + 1e-6
+    assert x0 <= -30 and x1 >= 140 and y0 <= -10 and y1 >= 60  # the transformer and the meter box
+
+
+def test_no_customer_row_when_no_customer_is_named() -> None:
+    """Issue 17 item 5: the title block showed "客户：客户" when no name was given; now it has no customer row
+    (the job id names the sheet) in the SVG and the DXF, and a named customer still shows."""
+    unnamed = sketch().model_copy(update={"title": sketch().title.model_copy(update={"customer": None})})
+    svg_rows = texts(parse(render_svg(unnamed)))
+    assert "工单号：CQ-2024-000123" in svg_rows and not any(t.startswith("客户：") for t in svg_rows)
+    dxf_rows = [e.dxf.text for e in ezdxf.read(io.StringIO(render_dxf(unnamed).decode())).modelspace().query("TEXT")]
+    assert not any("客户：" in t for t in dxf_rows) and any(t.startswith("工程类别：") for t in dxf_rows)
+    assert any("客户：重庆某某餐饮店" in t for t in
+               (e.dxf.text for e in ezdxf.read(io.StringIO(render_dxf(sketch()).decode())).modelspace().query("TEXT")))
+
+
+def test_a_frame_with_a_whole_network_labels_the_nearest_existing_items_and_renders_at_once() -> None:
+    """Issue 17 item 5: the frame now holds the source transformer's whole network; 2,000 existing poles and
+    lines took seconds when every label was placed (they piled into a few cells of the placer). Every one keeps
+    its symbol; the 40 nearest the meter box get a label, the access point of the job among them."""
+    import time
+
+    poles = tuple(NewPole(x_m=i * 10.0, y_m=0, label=f"N{i}") for i in range(1, 4_001))
+    points = tuple(ExistingAccessPoint(kind="pole", x_m=i * 10.0, y_m=-20, label=f"P{i}") for i in range(1, 2_001))
+    lines = tuple(ExistingLine(kind="overhead", points_m=((i * 10.0, -20), (i * 10.0 + 10, -20)), label=f"L{i}")
+                  for i in range(1, 2_001))
+    d = with_equipment().model_copy(update={"new_poles": poles, "access_points": (*sketch().access_points, *points),
+                                            "existing_lines": lines})
+    started = time.perf_counter()
+    root = parse(render_svg(d))
+    render_dxf(d)
+    assert time.perf_counter() - started < 10  # about 1 s here; minutes were the bug this guards against
+    labels = texts(root)
+    assert len([t for t in labels if t.startswith("既有电杆 ")]) == 40 and "既有电杆 P12" in labels
+    assert len([t for t in labels if t.startswith("既有低压架空线 ")]) == 40
+    assert len(root.findall(".//svg:g[@id='existing']/svg:circle", SVG_NS)) == 2_001 + 2  # every pole, the transformer
