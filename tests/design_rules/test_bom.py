@@ -203,3 +203,30 @@ def test_to_dict_is_json_ready() -> None:
     data = json.loads(json.dumps(bom.to_dict(), ensure_ascii=False))
     assert data["total_cny"] == pytest.approx(sum(line["amount_cny"] for line in data["lines"]))
     assert data["drivers"]["poles"] == 4
+
+
+# --- issue 17 item 5: every assembly says where the drawing shows it --------------------------------------------
+
+
+def test_every_assembly_says_where_the_drawing_shows_it() -> None:
+    """R4.4, issue 17 item 5: each assembly of the typical designs carries drawn_as (a mandatory column), so a
+    new assembly cannot be charged without a decision on where the sketch shows it."""
+    from design_rules.catalogue import DRAWN_KINDS
+
+    drawn = {assembly_id: a.drawn_as for assembly_id, a in load_typical_designs().assemblies.items()}
+    assert set(drawn.values()) <= DRAWN_KINDS | {"none"}
+    assert drawn["cable_branch_box"] == "branch_box" and drawn["pole_riser"] == "pole_riser"
+    assert drawn["overhead_poles"] == "pole" and drawn["transformer_uprate"] == "transformer_uprate"
+
+
+@pytest.mark.parametrize(("access_kind", "expected"), [
+    ("pole", {"meter_box", "cable", "branch_box", "pole_riser"}),
+    ("branch_box", {"meter_box", "cable", "branch_box"}),
+])
+def test_drawn_kinds_of_a_cable_bom_follow_its_assemblies(access_kind: str, expected: set[str]) -> None:
+    """Issue 17 item 5: the 9,200 CNY branch box and, from a pole, the riser are among the kinds to draw."""
+    from design_rules.design import drawn_kinds
+
+    bom = build_bom("underground_cable", cable(), 150, [], False, "urban", access_kind=access_kind)  # type: ignore[arg-type]
+    assert set(drawn_kinds(bom)) == expected
+    assert drawn_kinds(bom)["branch_box"] == "低压电缆分支箱"
