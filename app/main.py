@@ -31,7 +31,7 @@ from app.api import (
     terminal,
     tiles,
 )
-from app.identity.auth import Role, check_credentials
+from app.identity.auth import Role, authenticate_before_body, check_credentials
 from app.network.import_jobs import ImportJobRunner
 from app.network.siting import SitingEngine
 from app.planning.capacity import SnapshotCache
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # bodies: credentials, length and type before anything reads them (inside the request-id middleware)
     import_limits = imports.get_import_limits()
     install_body_limits(app, settings, check_credentials=partial(check_credentials, settings=settings),
+                        verify_credentials=authenticate_before_body,
                         status_for=app.state.error_table.status_for, import_max_bytes=import_limits.max_upload_bytes,
                         import_suffixes=import_limits.suffixes, import_roles=(Role.GIS_ADMIN,),
                         max_photos=terminal.MAX_PHOTOS)

@@ -19,6 +19,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from app.identity.api_keys import (
     API_KEY_PREFIX_LENGTH,
@@ -46,7 +47,7 @@ from app.identity.roles import (
 from app.identity.throttle import ThrottlePolicy, charge, forgive
 from app.identity.tokens import JWT_ALGORITHM, decode_access_token, issue_access_token
 from app.platform.db import read_only_connection
-from app.platform.deps import SessionDep, get_request_settings
+from app.platform.deps import SessionDep, app_session, get_request_settings
 from app.platform.models import User
 from app.settings import Settings
 
@@ -68,7 +69,9 @@ __all__ = [
     "TokenExpiredError",
     "UnauthenticatedError",
     "api_key_prefix",
+    "authenticate",
     "authenticate_api_key",
+    "authenticate_before_body",
     "authenticate_password",
     "can_access_grid_area",
     "check_credentials",
@@ -232,8 +235,15 @@ def get_current_user(
     CredentialsInvalidError, TokenExpiredError
         Credentials presented but not valid (401).
     """
-    settings = get_request_settings(request)
-    credential = bearer or api_key
+    return authenticate(session, bearer or api_key, get_request_settings(request))
+
+
+def authenticate(session: Session, credential: str | None, settings: Settings) -> AuthenticatedUser:
+    """The caller a credential names: an API key (``sl_…``) or an access token, fully checked.
+
+    The key row (unrevoked, unexpired, owner active) or the user row (active, token version) is read on
+    ``session``; the read-only unit of work is ended before returning.
+    """
     if not credential:
         raise UnauthenticatedError()
     if credential.startswith("sl_"):
@@ -300,6 +310,30 @@ def check_credentials(authorization: str | None, api_key: str | None, roles: tup
     role = decode_access_token(credential, settings)["role"]
     if roles and role not in roles and role != Role.ADMIN:
         raise ForbiddenError(required_roles=sorted(roles), role=str(role))
+
+
+async def authenticate_before_body(scope: Scope, authorization: str | None, api_key: str | None,
+                                   roles: tuple[str, ...] = ()) -> None:
+    """The full check of a request's credentials before its body is read (``app.platform.body_limits``).
+
+    :func:`check_credentials` has passed (no database): this reads the key or user row as the route's
+    dependency will (:func:`authenticate`, in a worker thread, on a session of the app's own factory), so a
+    made-up API key of the right shape, a revoked key, or a token of a deactivated user is refused before one
+    byte of a 1 GiB upload is received; with ``roles``, an API key's owner must hold one of them or be an admin.
+    A key already verified in this process costs one indexed read (argon2 only for a key not seen before, in
+    the bounded hash slots).
+    """
+    scheme, bearer = get_authorization_scheme_param(authorization)  # as check_credentials reads it
+    credential = (bearer if scheme.lower() == "bearer" else "") or api_key
+    app = scope["app"]
+
+    def check() -> AuthenticatedUser:
+        with app_session(app) as session:
+            return authenticate(session, credential, app.state.settings)
+
+    user = await run_in_threadpool(check)
+    if roles and user.role not in roles and user.role is not Role.ADMIN:
+        raise ForbiddenError(required_roles=sorted(roles), role=str(user.role))
 
 
 def require_roles(*roles: Role) -> Callable[[AuthenticatedUser], AuthenticatedUser]:

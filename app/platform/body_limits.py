@@ -5,8 +5,8 @@ the route's dependencies, authentication included. :class:`BodyLimitMiddleware` 
 of the routers that, for every request carrying a body and before the first byte of it is read:
 
 1. asks for credentials on every route that is not public (``check_credentials``: presence and a cheap validity
-   check, no database; the route's own dependency still does the full check), else 401; a route class limited
-   to some roles (imports) refuses a token of another role, 403;
+   check, no database; then ``verify_credentials``: the key or user row, as the route's dependency reads it),
+   else 401; a route class limited to some roles (imports) refuses a token or key of another role, 403;
 2. refuses a ``Content-Length`` that cannot be read (411) or that is above the route class's cap (413);
 3. refuses a ``Content-Type`` the route class does not take (415);
 4. counts the bytes as the route reads them, so a body without ``Content-Length`` (chunked) stops at the cap (413),
@@ -20,7 +20,7 @@ Sanling's, and ``create_app`` installs the middleware with :func:`install_body_l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -233,6 +233,8 @@ class _FilePartCheck:
 CredentialCheck = Callable[[str | None, str | None, tuple[str, ...]], None]
 """``check(authorization, x_api_key, roles)``: return when the credential looks valid (and, when ``roles`` is not
 empty, carries one of them), else raise its ``SanlingError`` (401, or 403 for another role)."""
+CredentialVerify = Callable[[Scope, str | None, str | None, tuple[str, ...]], Awaitable[None]]
+"""``await verify(scope, authorization, x_api_key, roles)``: the full check (database rows) after the cheap one."""
 
 
 class BodyLimitMiddleware:
@@ -248,6 +250,9 @@ class BodyLimitMiddleware:
         Every other ``POST``, ``PUT`` or ``PATCH`` route under ``guarded_prefix``.
     check_credentials : CredentialCheck
         The cheap check of the ``Authorization`` and ``X-API-Key`` headers on non-public routes.
+    verify_credentials : CredentialVerify, optional
+        The full check that follows it, still before the body (an API key's or user's row: a made-up key of
+        the right shape, a revoked key, a deactivated user's token, a key of a role the route refuses).
     status_for : callable, optional
         The HTTP status of an error ``check_credentials`` raises (default 401).
     guarded_prefix : str
@@ -261,7 +266,8 @@ class BodyLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, routes: Sequence[BodyRoute], default: BodyRule,
-                 check_credentials: CredentialCheck, status_for: Callable[[SanlingError], int] | None = None,
+                 check_credentials: CredentialCheck, verify_credentials: CredentialVerify | None = None,
+                 status_for: Callable[[SanlingError], int] | None = None,
                  guarded_prefix: str = "/api/", public_prefixes: tuple[str, ...] = ("/api/v1/public/",),
                  router: Any = None) -> None:
         self.app = app
@@ -270,6 +276,7 @@ class BodyLimitMiddleware:
         self.outside = BodyRule("other", default.max_bytes, (), public=True)
         self.public_default = BodyRule(default.name, default.max_bytes, default.content_types, public=True)
         self.check_credentials = check_credentials
+        self.verify_credentials = verify_credentials
         self.status_for = status_for or (lambda _exc: 401)
         self.guarded_prefix = guarded_prefix
         self.public_prefixes = public_prefixes
@@ -331,6 +338,8 @@ class BodyLimitMiddleware:
         if not rule.public:
             try:
                 self.check_credentials(authorization, api_key, rule.roles)
+                if self.verify_credentials is not None:
+                    await self.verify_credentials(scope, authorization, api_key, rule.roles)
             except SanlingError as exc:
                 await self._answer(send, exc, self.status_for(exc))
                 return
@@ -408,6 +417,7 @@ class BodyLimitMiddleware:
 
 
 def install_body_limits(app: Any, settings: Settings, *, check_credentials: CredentialCheck,
+                        verify_credentials: CredentialVerify | None = None,
                         status_for: Callable[[SanlingError], int] | None = None, import_max_bytes: int,
                         import_suffixes: Sequence[str], import_roles: Sequence[str] = (), max_photos: int) -> None:
     """Add :class:`BodyLimitMiddleware` with Sanling's route classes (:func:`body_routes`) to ``app``.
@@ -419,4 +429,5 @@ def install_body_limits(app: Any, settings: Settings, *, check_credentials: Cred
                        routes=body_routes(settings, import_max_bytes=import_max_bytes, import_suffixes=import_suffixes,
                                           import_roles=import_roles, max_photos=max_photos),
                        default=BodyRule("json", settings.json_body_max_bytes),
-                       check_credentials=check_credentials, status_for=status_for, router=app.router)
+                       check_credentials=check_credentials, verify_credentials=verify_credentials,
+                       status_for=status_for, router=app.router)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, Request
@@ -30,6 +31,25 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@contextmanager
+def app_session(app: Any) -> Iterator[Session]:
+    """A session like the one :func:`get_session` gives a route, for code that runs before routing (middleware).
+
+    Honours ``app.dependency_overrides[get_session]`` (a generator taking no arguments, as the tests' sessions
+    on one connection are), so a check before routing reads what the route will read; closed on exit.
+    """
+    override = app.dependency_overrides.get(get_session)
+    if override is None:
+        with app.state.session_factory() as session:
+            yield session
+        return
+    sessions = override()
+    try:
+        yield next(sessions)
+    finally:
+        sessions.close()
 
 
 def get_request_settings(request: Request) -> Settings:

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
 from app.identity.auth import Role
 from app.main import create_app
 from app.platform import migrate
 from app.platform.body_limits import BodyLimitMiddleware, BodyRule
 from app.platform.db import create_db_engine
+from app.platform.models import User
 from app.serving import reuseport_supported
 from tests.app.auth_helpers import (
     TEST_JWT_SECRET,
@@ -59,6 +60,8 @@ class Server:
     watched: tuple[Path, ...]
     gis_admin_token: str
     customer_token: str
+    pm_api_key: str
+    database_url: str
 
     def pids(self) -> list[int]:
         """The supervisor and every process below it (the worker)."""
@@ -259,6 +262,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     engine = create_db_engine(url)
     gis_admin = make_user(engine, Role.GIS_ADMIN)
     customer = make_user(engine, Role.CUSTOMER)
+    pm_api_key = make_api_key(engine, make_user(engine, Role.PROJECT_MANAGER))
     engine.dispose()
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
@@ -279,7 +283,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 assert time.time() < deadline, "server did not come up"
                 time.sleep(0.2)
         yield Server("127.0.0.1", port, process, (data_dir, tmp_dir), _token(base, gis_admin.username,
-                     gis_admin.password), _token(base, customer.username, customer.password))
+                     gis_admin.password), _token(base, customer.username, customer.password), pm_api_key, url)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -332,6 +336,44 @@ def test_a_forged_token_does_not_open_the_door(server: Server) -> None:
                                                       "Content-Length": str(length),
                                                       "Authorization": "Bearer not.a.token"}, body)
     _assert_refused(outcome, 401, "CREDENTIALS_INVALID", "1 GiB multipart with a forged token")
+
+
+def test_a_made_up_api_key_of_the_right_shape_does_not_open_the_door(server: Server) -> None:
+    """Issue 13 item 6: an API key was only shape-checked before the body, so ``sl_<8 hex>_<anything>`` got a
+    1 GiB import spooled; now its row is read (and its secret verified) before the first byte."""
+    _warm_up(server)
+    length, body = _multipart("b0undary", {"layer": "transformers"}, "file", "transformers.gpkg", GIB)
+    outcome = _fire(server, "/api/v1/imports", {"Content-Type": "multipart/form-data; boundary=b0undary",
+                                                "Content-Length": str(length),
+                                                "X-API-Key": "sl_0badc0de_not-a-secret-anyone-issued"}, body)
+    _assert_refused(outcome, 401, "CREDENTIALS_INVALID", "1 GiB import with a made-up API key")
+
+
+def test_a_real_api_key_of_a_role_that_may_not_import_is_refused_before_it_is_read(server: Server) -> None:
+    """An API key's role needs its row: a project manager's terminal key gets 403 before any of a 1 GiB import."""
+    _warm_up(server)
+    length, body = _multipart("b0undary", {"layer": "transformers"}, "file", "transformers.gpkg", GIB)
+    outcome = _fire(server, "/api/v1/imports", {"Content-Type": "multipart/form-data; boundary=b0undary",
+                                                "Content-Length": str(length), "X-API-Key": server.pm_api_key}, body)
+    _assert_refused(outcome, 403, "FORBIDDEN", "1 GiB import with a project manager's API key")
+
+
+def test_a_deactivated_users_token_is_refused_before_the_body(server: Server) -> None:
+    """A token whose signature still verifies but whose user was deactivated: 401 before the body is read."""
+    _warm_up(server)
+    engine = create_db_engine(server.database_url)
+    try:
+        user = make_user(engine, Role.CUSTOMER)
+        token = _token(f"http://{server.host}:{server.port}", user.username, user.password)
+        with engine.begin() as conn:
+            conn.execute(update(User).where(User.id == user.id).values(is_active=False))
+    finally:
+        engine.dispose()
+    length, body = _multipart("b0undary", {"application": "{}"}, "identity_document", "id.pdf", GIB)
+    outcome = _fire(server, "/api/v1/applications", {"Content-Type": "multipart/form-data; boundary=b0undary",
+                                                      "Content-Length": str(length),
+                                                      "Authorization": f"Bearer {token}"}, body)
+    _assert_refused(outcome, 401, "CREDENTIALS_INVALID", "1 GiB multipart with a deactivated user's token")
 
 
 def test_an_unauthenticated_100_mb_json_body_is_refused_before_it_is_read(server: Server) -> None:
