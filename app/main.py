@@ -21,6 +21,7 @@ from app.api import (
     auth,
     capacity,
     designs,
+    docs_pages,
     features,
     health,
     imports,
@@ -122,7 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     configure_logging(settings.log_level, json_logs=settings.log_json)
     app = FastAPI(title="Sanling", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
-                  generate_unique_id_function=_operation_id, dependencies=request_slots(settings.request_concurrency))
+                  generate_unique_id_function=_operation_id, dependencies=request_slots(settings.request_concurrency),
+                  docs_url=None, redoc_url=None)  # /docs and /redoc from vendored files: app/api/docs_pages.py
     app.state.settings = settings
     app.state.siting_engine = SitingEngine.from_settings(settings)
     app.state.map_snapshots = SnapshotCache[MapSnapshot]()  # planner map and capacity lists, per asset generation
@@ -158,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(public.router)
     app.include_router(map_page.router)
+    app.include_router(docs_pages.router)
     app.mount("/static", StaticFiles(directory=map_page.STATIC_DIR), name="static")
     install_contract(app, settings)  # the OpenAPI says what the server does (app/platform/params.py)
     return app
