@@ -1,4 +1,10 @@
-"""The ``sanling`` command line: a thin adapter over the same functions the API uses."""
+"""The ``sanling`` command line: a thin adapter over the same functions the API uses.
+
+Every command but ``db upgrade`` works on a database that exists and is migrated to this code's schema, and checks
+that first, reading without creating or changing anything: otherwise it exits 2 naming the database and saying
+what to run (``sanling db upgrade``), never with a traceback and never leaving an empty database file behind
+(issue 17 item 3). The settings resolve the data folder once, from the project folder (``app/settings.py``).
+"""
 
 from __future__ import annotations
 
@@ -18,26 +24,166 @@ from gis.errors import SanlingError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from app.settings import Settings
     from gis.importing import Issue
 
+#: What a command on a database that is missing or behind the code tells its user to run.
+UPGRADE = "run `sanling db upgrade`"
 
-def _settings():  # type: ignore[no-untyped-def]
+
+class DatabaseNotReadyError(SanlingError):
+    """The configured database cannot be used as it is; the message says what to do."""
+
+    code = "DATABASE_NOT_READY"
+    default_message = f"The database is not ready: {UPGRADE}."
+
+
+class DatabaseMissingError(DatabaseNotReadyError):
+    """The SQLite file of the settings does not exist (it is created by ``sanling db upgrade`` only)."""
+
+    code = "DATABASE_MISSING"
+
+
+class DatabaseNotMigratedError(DatabaseNotReadyError):
+    """The database has no schema, or one of another revision than this code's."""
+
+    code = "DATABASE_NOT_MIGRATED"
+
+
+class DatabaseUnreachableError(DatabaseNotReadyError):
+    """The database server cannot be reached, or the file is no SQLite database."""
+
+    code = "DATABASE_UNREACHABLE"
+
+
+class MigrationFailedError(SanlingError):
+    """Alembic refused the migration or found the schema differing from the models (``db check``)."""
+
+    code = "MIGRATION_FAILED"
+    default_message = "The migration failed."
+
+
+def _settings() -> Settings:
     from app.settings import get_settings
 
     return get_settings()
 
 
-def cmd_db(args: argparse.Namespace) -> int:
-    """Migrate the configured database."""
+def _database_name(url: str) -> str:
+    """The database as a user can find it: the SQLite file, or the URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        return str(sa_url.database or ":memory:")
+    return sa_url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [orig.__class__.__name__])[0]
+
+
+def schema_revisions(url: str) -> set[str]:
+    """The Alembic revisions the database at ``url`` is at (empty: no schema), read without creating anything.
+
+    A SQLite file is opened read-only (a missing one is :class:`DatabaseMissingError`, not a new empty file);
+    PostgreSQL never creates a database on connect.
+    """
+    import sqlite3
+
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    sa_url = make_url(url)
+    name = _database_name(url)
+    if sa_url.get_backend_name() == "sqlite":
+        if not sa_url.database or sa_url.database == ":memory:":
+            return set()
+        path = Path(sa_url.database).resolve()
+        if not path.is_file():
+            raise DatabaseMissingError(f"There is no database at {path}: {UPGRADE} to create it.", database=str(path))
+        try:
+            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            try:
+                return {row[0] for row in conn.execute("SELECT version_num FROM alembic_version")}
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return set()
+            raise DatabaseUnreachableError(f"Cannot read the database {path}: {exc}.", database=str(path)) from None
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseUnreachableError(f"{path} is not a SQLite database ({exc}).", database=str(path)) from None
+    engine = create_engine(sa_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return set()
+            return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except SQLAlchemyError as exc:
+        raise DatabaseUnreachableError(f"Cannot reach the database {name}: {_first_line(exc)}.",
+                                       database=name) from None
+    finally:
+        engine.dispose()
+
+
+def require_database(settings: Settings, *, migrated: bool = True) -> set[str]:
+    """Raise unless the settings' database exists and (``migrated``) is at this code's schema; return its revisions.
+
+    Without ``migrated`` a database with any schema passes (``db downgrade``).
+    """
+    from alembic.script import ScriptDirectory
+
     from app.platform import migrate
 
-    url = _settings().effective_database_url
-    if args.action == "upgrade":
-        migrate.upgrade(url, args.revision or "heads")
-    elif args.action == "downgrade":
-        migrate.downgrade(url, args.revision or "-1")
-    else:
-        migrate.check(url)
+    url = settings.effective_database_url
+    name = _database_name(url)
+    revisions = schema_revisions(url)
+    if not revisions:
+        raise DatabaseNotMigratedError(f"The database {name} has no schema yet: {UPGRADE}.", database=name)
+    if not migrated:
+        return revisions
+    script = ScriptDirectory.from_config(migrate.alembic_config(url))
+    heads = set(script.get_heads())
+    if revisions == heads:
+        return revisions
+    known = {revision.revision for revision in script.walk_revisions()}
+    have, need = ", ".join(sorted(revisions)), ", ".join(sorted(heads))
+    if revisions - known:
+        raise DatabaseNotMigratedError(
+            f"The database {name} is at revision {have}, which this Sanling does not know (a newer one migrated "
+            f"it): run that version, or its `sanling db downgrade --revision {need}`.", database=name, revision=have)
+    raise DatabaseNotMigratedError(f"The database {name} is at revision {have}, this Sanling needs {need}: {UPGRADE}.",
+                                   database=name, revision=have, needed=need)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Migrate the configured database, or check it (``db check`` first names the data folder and database)."""
+    from alembic.util import AutogenerateDiffsDetected, CommandError
+
+    from app.platform import migrate
+
+    settings = _settings()
+    url = settings.effective_database_url
+    try:
+        if args.action == "upgrade":
+            migrate.upgrade(url, args.revision or "heads")
+        elif args.action == "downgrade":
+            require_database(settings, migrated=False)
+            migrate.downgrade(url, args.revision or "-1")
+        else:
+            print(f"data dir: {settings.data_dir}")
+            print(f"database: {_database_name(url)}")
+            revisions = require_database(settings)
+            print(f"schema: {', '.join(sorted(revisions))} (the newest)")
+            migrate.check(url)
+    except AutogenerateDiffsDetected as exc:
+        raise MigrationFailedError(f"The schema differs from the models: {_first_line(exc)}") from None
+    except CommandError as exc:
+        raise MigrationFailedError(f"db {args.action}: {_first_line(exc)}") from None
     print(f"db {args.action}: done")
     return 0
 
@@ -55,6 +201,7 @@ def cmd_load_demo(args: argparse.Namespace) -> int:
         print("error DEMO_USERS_REFUSED: demo accounts are never created when SANLING_ENV=production",
               file=sys.stderr)
         return 2
+    require_database(settings)
     engine = create_db_engine(settings.effective_database_url)
     with engine.begin() as conn:
         counts = load_demo(conn, service_area_wgs84=settings.service_area_wgs84)
@@ -87,6 +234,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from gis.importing import FieldMapping, ImportProgress, ImportRejectedError, ImportReport
 
     settings = _settings()
+    require_database(settings)
     mapping = FieldMapping.from_file(Path(args.mapping)) if args.mapping else FieldMapping()
     mapping = mapping.merged(FieldMapping.from_pairs(args.map or []))
     report_prefix = Path(args.report) if args.report else None
@@ -143,7 +291,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API with uvicorn."""
     import uvicorn
 
-    from app.serving import reuseport_supported, serve_workers, uvicorn_proxy_options
+    from app.serving import check_port_free, reuseport_supported, serve_workers, uvicorn_proxy_options
 
     # The service runs the periodic jobs (docs/lifecycle-infra.md) and loads the network before taking
     # connections unless told otherwise; set before the settings are first read, and inherited by the workers.
@@ -154,6 +302,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
+    check_port_free(host, port)
+    require_database(settings)  # the workers would otherwise create an empty SQLite file and fail each request
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = settings.data_dir.resolve() / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -175,7 +325,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _session() -> Iterator[Session]:
     from app.platform.db import create_db_engine, make_session_factory
 
-    engine = create_db_engine(_settings().effective_database_url)
+    settings = _settings()
+    require_database(settings)
+    engine = create_db_engine(settings.effective_database_url)
     try:
         with make_session_factory(engine)() as session:
             yield session
@@ -282,6 +434,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     settings = _settings()
     registry = service_jobs()
+    require_database(settings)
     engine = create_db_engine(settings.effective_database_url)
     factory = make_session_factory(engine)
     try:
@@ -387,12 +540,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sanling`` console script."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except SanlingError as exc:
         print(f"error {exc.code}: {exc.message}"
               + (f" {json.dumps(exc.details, ensure_ascii=False, default=str)}" if exc.details else ""),
+              file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:  # checked above, but the database may change under the command
+        print(f"error DATABASE_ERROR: {_first_line(exc)} (`sanling db check` names the database and its schema)",
               file=sys.stderr)
         return 2
 

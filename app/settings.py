@@ -19,6 +19,10 @@ from design_rules.siting_policy import FactorOverrides
 from gis.errors import SanlingError
 
 _SUPPORTED_SCHEMES = ("sqlite", "postgresql")
+#: The project folder (the checkout holding app/, migrations/, fixtures/): a relative SANLING_DATA_DIR (the default
+#: ``var`` too), a relative SQLite path and the ``.env`` file are taken from it, never from the working directory,
+#: so ``sanling`` finds the same data from any folder (issue 17 item 3).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # HS256 keys shorter than the hash output (32 bytes) weaken the signature (RFC 7518 §3.2).
 _MIN_JWT_SECRET_CHARS = 32
 JWT_SECRET_FILE = "jwt_secret"
@@ -27,16 +31,17 @@ JWT_SECRET_FILE = "jwt_secret"
 class Settings(BaseSettings):
     """Everything a deployment may change. See README "Settings" for the table of variables."""
 
-    model_config = SettingsConfigDict(env_prefix="SANLING_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SANLING_", env_file=PROJECT_ROOT / ".env", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path("var"),
-        description="Folder for the embedded database, uploaded documents and job files.",
+        default=Path("var"), validate_default=True,
+        description="Folder for the embedded database, uploaded documents and job files; a relative one is in the "
+        "project folder (default: PROJECT/var), whatever the working directory.",
     )
     database_url: str = Field(
         default="",
         description="SQLAlchemy URL. Empty: SQLite + SpatiaLite at DATA_DIR/sanling.sqlite. "
-        "PostgreSQL + PostGIS: postgresql://user:pass@host:port/db.",
+        "PostgreSQL + PostGIS: postgresql://user:pass@host:port/db. A relative SQLite path is in the project folder.",
     )
     projected_crs: str = Field(
         default="EPSG:4545",
@@ -198,7 +203,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported database scheme {scheme!r}; use sqlite:/// or postgresql://")
         if value.startswith(("postgresql://", "postgres://")):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if scheme == "sqlite":
+            value = _sqlite_from_project(value)
         return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _resolve_data_dir(cls, value: Path) -> Path:
+        # resolved once, when the settings are read: every user of data_dir sees the same absolute folder
+        return (PROJECT_ROOT / value.expanduser()).resolve()
 
     @field_validator("projected_crs")
     @classmethod
@@ -305,6 +318,23 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """``trusted_proxies`` as networks (a single address is a /32 or /128)."""
         return parse_trusted_proxies(self.trusted_proxies)
+
+
+def _sqlite_from_project(url: str) -> str:
+    """A SQLite URL whose relative file path is taken from the project folder (absolute, in-memory: unchanged).
+
+    >>> _sqlite_from_project("sqlite:///var/x.sqlite") == f"sqlite:///{PROJECT_ROOT / 'var' / 'x.sqlite'}"
+    True
+    >>> _sqlite_from_project("sqlite:////srv/x.sqlite"), _sqlite_from_project("sqlite://")
+    ('sqlite:////srv/x.sqlite', 'sqlite://')
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, _, query = url[len(prefix):].partition("?")
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
+        return url
+    return f"{prefix}{(PROJECT_ROOT / path).resolve()}" + (f"?{query}" if query else "")
 
 
 @lru_cache(maxsize=8)
