@@ -26,10 +26,10 @@ from app.lifecycle.states import Actor, ApplicationForm, ApplicationStatus, load
 from app.network.deps import SitingEngineDep
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
-from app.platform.forms import parse_json_field
+from app.platform.forms import JsonPart, parse_json_field
 from app.platform.idempotency import IdempotencyDep
 from app.platform.models import Application, AssignmentQueueItem
-from app.platform.params import Id, Offset
+from app.platform.params import JSON_INTEGER, Id, Line, Offset, Text
 from app.platform.uploads import StoredFile, store_upload
 from app.settings import Settings
 from design_rules.profiles import DocumentKind
@@ -80,7 +80,8 @@ def create_application(
     user: CustomerUser, session: SessionDep, settings: SettingsDep, engine: SitingEngineDep, idem: IdempotencyDep,
     application: Annotated[str, Form(description="The application as JSON (`ApplicationForm`: identity, address, "
                                                  "meter-box pin with its crs, kW, phases, category, industry, "
-                                                 "urban/rural, contract_version and contract_sha256).")],
+                                                 "urban/rural, contract_version and contract_sha256)."),
+                           JsonPart(ApplicationForm)],
     identity_document: Annotated[UploadFile, File(description="ID card or business licence (PDF/JPEG/PNG).")],
     property_document: Annotated[UploadFile | None, File(
         description="Proof of the address's property rights; may follow later (容缺受理).")] = None,
@@ -176,7 +177,7 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 @router.post("/{application_id}/cancel", responses={**_AUTH, **_NOT_FOUND, **_IDEMPOTENCY})
@@ -218,9 +219,9 @@ class AssignRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"grid_area_code": "CQ-YB-01"}]})
 
-    grid_area_code: str = Field(min_length=1, max_length=64)
-    customer_manager_user_id: int | None = None
-    project_manager_user_id: int | None = None
+    grid_area_code: Line = Field(min_length=1, max_length=64)
+    customer_manager_user_id: Annotated[Id, JSON_INTEGER] | None = None
+    project_manager_user_id: Annotated[Id, JSON_INTEGER] | None = None
 
 
 @admin_router.post("/{application_id}/assign", responses={

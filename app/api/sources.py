@@ -11,8 +11,8 @@ from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.network.deps import SitingEngineDep
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
-from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, Line
-from design_rules.profiles import AreaType, get_profile, profile_ids
+from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, ProfileId
+from design_rules.profiles import AreaType, get_profile
 from design_rules.siting_policy import effective_factors, requested_kva, resolve_area_type, siting_params
 from gis.crs import pin_to_local
 from gis.siting import site
@@ -124,12 +124,6 @@ class SourcesResponse(BaseModel):
     network_generation: int = Field(description="asset_generation the answer was computed from.")
 
 
-def _declare_profiles(schema: dict[str, Any]) -> None:
-    # Declared when the OpenAPI is generated (the profiles are data files); checked by get_profile, whose 422
-    # names the known profiles.
-    schema["enum"] = list(profile_ids())
-
-
 def _with_names(candidate: dict[str, Any] | None, names: dict[str, str]) -> dict[str, Any] | None:
     if candidate is not None:
         candidate["transformer_name"] = names.get(candidate["transformer_asset_id"])
@@ -156,9 +150,9 @@ def list_sources(
                                               "(Amap/Tencent), BD-09 (Baidu) or CGCS2000.")] = "wgs84",
     area_type: Annotated[AreaTypeName | None, Query(
         description="Supply-radius class; default: the grid area's, else the deployment's.")] = None,
-    profile: Annotated[Line | None, Query(max_length=64, description="Policy profile id; default: the deployment's. "
-                                          "Unknown ids answer 422 `PROFILE_UNKNOWN`.", examples=["chongqing-2019"],
-                                          json_schema_extra=_declare_profiles)] = None,
+    profile: Annotated[ProfileId | None, Query(
+        description="Policy profile id; default: the deployment's. Unknown ids answer 422 `PROFILE_UNKNOWN`.",
+        examples=["chongqing-2019"])] = None,
     top_k: Annotated[int, Query(ge=1, le=20, description="Nearest feasible transformers to route and rank.")] = 5,
 ) -> dict[str, Any]:
     """Find the transformers with spare capacity for a meter box (R2.2–R2.4).

@@ -26,10 +26,10 @@ from app.lifecycle.states import Actor, ApplicationStatus, GpsFix, SurveyAdjustm
 from app.network.deps import SitingEngineDep
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
-from app.platform.forms import parse_json_field
+from app.platform.forms import JsonPart, parse_json_field
 from app.platform.idempotency import IdempotencyDep
 from app.platform.models import Application
-from app.platform.params import Id
+from app.platform.params import Id, Line, Text
 from app.platform.uploads import StoredFile, store_upload
 from design_rules.deadline_watch import DeadlineStatus
 from design_rules.profiles import StepCode
@@ -176,9 +176,10 @@ class StageReport(BaseModel):
         "client_time": "2026-12-07T10:31:00+08:00", "note": "表箱已安装"}]})
 
     gps: GpsFix = Field(description="The device's GPS fix when reporting.")
-    client_time: str | None = Field(default=None, max_length=64,
-                                    description="The device's clock, kept as a note; never used as the time.")
-    note: str | None = Field(default=None, max_length=1000)
+    client_time: Line | None = Field(default=None, max_length=64,
+                                     description="The device's clock as it reads it (ISO 8601 by convention), kept "
+                                                 "verbatim as a note; never used as the time.")
+    note: Text | None = Field(default=None, max_length=1000)
 
 
 def _photos(photos: list[UploadFile] | None, user_settings: Any) -> list[StoredFile]:
@@ -195,7 +196,7 @@ def report_step(
     job_id: JobId, step_code: StepCode, user: ProjectManager, session: SessionDep, settings: SettingsDep,
     idem: IdempotencyDep,
     report: Annotated[str, Form(description="`StageReport` as JSON: `gps` {lon_wgs84, lat_wgs84, accuracy_m}, "
-                                            "optional `client_time` and `note`.")],
+                                            "optional `client_time` and `note`."), JsonPart(StageReport)],
     photos: Annotated[list[UploadFile] | None, File(description="Site photos (JPEG/PNG/PDF); required for "
                                                                 "construction and meter_and_energise.")] = None,
 ) -> JSONResponse:

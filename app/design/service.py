@@ -39,6 +39,7 @@ from app.platform.params import (
     SERVICE_AREA_NOTE,
     IsoDate,
     Line,
+    ProfileId,
     Stretch,
     check_geometry,
 )
@@ -47,7 +48,7 @@ from design_rules.bom import Bom
 from design_rules.calendar import WorkCalendar
 from design_rules.design import ApplicationFacts, ConnectionDesign, compose_design
 from design_rules.drawing import DrawingInput, ExistingAccessPoint, ExistingLine, ExistingTransformer
-from design_rules.profiles import AreaType, get_profile
+from design_rules.profiles import AreaType, UrbanRural, get_profile
 from design_rules.siting_policy import effective_factors, resolve_area_type, siting_params
 from gis.crs import pin_to_local
 from gis.errors import NotFoundError, SanlingError
@@ -90,12 +91,22 @@ class IfMatchRequiredError(SanlingError):
 ERROR_STATUSES: ErrorStatuses = ((DesignVersionConflictError, 412), (IfMatchRequiredError, 428))
 
 
+#: A supply-area class (A+ … E) can be urban or rural: sent with one, the request names ``urban_rural`` too
+#: (``compose_design`` answers 422 ``INVALID_INPUT`` naming it). Declared so the OpenAPI says so; an area class
+#: taken from the grid area (``area_type`` omitted) is the data's, which no schema knows.
+AREA_CLASS_NEEDS_URBAN_RURAL = {
+    "if": {"required": ["area_type"], "properties": {"area_type": {
+        "enum": [a.value for a in AreaType if a not in (AreaType.URBAN, AreaType.RURAL)]}}},
+    "then": {"required": ["urban_rural"], "properties": {"urban_rural": {"enum": [u.value for u in UrbanRural]}}},
+}
+
+
 class DesignRequest(ApplicationFacts):
     """A design request: the meter-box pin, the application, and survey adjustments if any."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [{
         "lon": 106.4883433, "lat": 29.499325, "crs": "wgs84", "kw": 10, "phases": 1,
-        "category": "small_enterprise", "customer_name": "山城小面馆"}]})
+        "category": "small_enterprise", "customer_name": "山城小面馆"}], **AREA_CLASS_NEEDS_URBAN_RURAL})
 
     lon: float = Field(description="Longitude of the meter box (表箱) in `crs`. " + SERVICE_AREA_NOTE,
                        json_schema_extra=SERVICE_AREA_LON)
@@ -106,8 +117,7 @@ class DesignRequest(ApplicationFacts):
     wanted_power_on: IsoDate | None = Field(default=None, description="客户预计送电时间 (ISO 8601 date), if named.")
     area_type: AreaType | None = Field(
         default=None, description="Supply-radius class; default: the grid area's, else the deployment's.")
-    profile: Line | None = Field(default=None, max_length=64,
-                                 description="Policy profile id; default: the deployment's.")
+    profile: ProfileId | None = Field(default=None, description="Policy profile id; default: the deployment's.")
     transformer_asset_id: Line | None = Field(
         default=None, max_length=64, description="Survey adjustment: use this feasible candidate instead of the best.")
     no_overhead_stretches: list[Stretch] = Field(

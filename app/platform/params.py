@@ -36,7 +36,9 @@ from pydantic_core import CoreSchema
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
+from app.platform.forms import declare_multipart
 from app.settings import Settings
+from design_rules.profiles import profile_ids
 
 # --- integers ---------------------------------------------------------------------------------------------------
 
@@ -126,6 +128,23 @@ Line = Annotated[str, AfterValidator(_check_line), _DeclaredPattern(LINE_PATTERN
 
 Text = Annotated[str, AfterValidator(_check_text), _DeclaredPattern(TEXT_PATTERN)]
 """Free text (notes, reasons): no control character except tab, line feed and carriage return."""
+
+class _ProfileIds:
+    """Declares the installed policy profiles as the field's ``enum``, read when the OpenAPI is generated (the
+    profiles are data files); the check itself is ``design_rules.profiles.get_profile`` (422 ``PROFILE_UNKNOWN``
+    naming the known ids)."""
+
+    __slots__ = ()
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["enum"] = list(profile_ids())
+        return schema
+
+
+ProfileId = Annotated[Line, Field(max_length=64), _ProfileIds()]
+"""A policy profile id (query or body): one of the installed profiles, declared as an ``enum``; ``ProfileId |
+None`` keeps ``null`` allowed beside it."""
 
 # --- dates ------------------------------------------------------------------------------------------------------
 
@@ -374,7 +393,8 @@ class AllowAllMethods:
 
 def install_contract(app: FastAPI, settings: Settings) -> None:
     """Make ``app``'s OpenAPI say what it does: the service area's bounds, the 400 of unreadable bodies, the 401
-    of every operation that needs credentials, and 405 answers whose ``Allow`` names every method of the path.
+    of every operation that needs credentials, how multipart parts are sent (JSON parts, optional files:
+    ``app.platform.forms.declare_multipart``), and 405 answers whose ``Allow`` names every method of the path.
     Call once in ``create_app``."""
     generate = app.openapi
 
@@ -384,6 +404,7 @@ def install_contract(app: FastAPI, settings: Settings) -> None:
             declare_service_area(document, settings.service_area_wgs84)
             declare_unreadable_body(document)
             declare_unauthenticated(document)
+            declare_multipart(document)
             app.openapi_schema = document
         return app.openapi_schema
 
