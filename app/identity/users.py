@@ -28,7 +28,7 @@ from app.identity.passwords import hash_password
 from app.identity.roles import GRID_SCOPED_ROLES, AuthenticatedUser, Role
 from app.platform.errors import ErrorStatuses
 from app.platform.models import ApiKey, GridArea, User
-from app.platform.params import Id
+from app.platform.params import JSON_INTEGER, Id, Line
 from gis.errors import InvalidInputError, NotFoundError, SanlingError
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.@-]{2,63}$")
@@ -53,7 +53,16 @@ ERROR_STATUSES: ErrorStatuses = (
     (UsernameTakenError, 409),
 )
 
-GridAreaCode = Annotated[str, Field(min_length=1, max_length=64)]
+GridAreaCode = Annotated[Line, Field(min_length=1, max_length=64)]
+
+#: The JSON Schema of the rule ``_check_scope`` enforces: grid areas only for the roles they scope. Declared on
+#: the input models so a client (and a fuzzer) knows it; a role left out of a PATCH keeps the stored one, which
+#: the server checks (``update_user``) and no schema can.
+GRID_SCOPE_RULE = {
+    "if": {"required": ["role"], "properties": {"role": {
+        "enum": sorted(str(role) for role in Role if role not in GRID_SCOPED_ROLES)}}},
+    "then": {"properties": {"grid_area_codes": {"maxItems": 0}}},
+}
 
 
 class _Declared:
@@ -103,16 +112,17 @@ def _check_scope(role: Role | None, codes: list[str] | None) -> None:
 class UserCreate(BaseModel):
     """A new user (POST /api/v1/users, ``sanling user create``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=GRID_SCOPE_RULE)
 
     username: str = Field(description="Login name; stored in lower case.", examples=["pm.wanzhou"],
                           json_schema_extra={"pattern": USERNAME_INPUT_PATTERN})
     password: Password = Field(description=f"{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.")
     role: Role = Field(description="One of the roles in docs/auth.md.", examples=["project_manager"])
-    full_name: str | None = Field(default=None, max_length=200, examples=["张工"])
+    full_name: Line | None = Field(default=None, max_length=200, examples=["张工"])
     grid_area_codes: list[GridAreaCode] = Field(
         default_factory=list, max_length=200,
-        description="Grid areas of a customer manager or project manager (must exist).", examples=[["WZ-01"]])
+        description="Grid areas of a customer manager or project manager (must exist); none for the other "
+                    "roles.", examples=[["WZ-01"]])
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{4,30}$", examples=["13800000000"])
 
     _username_before = field_validator("username", mode="before")(_normalise_username)
@@ -129,12 +139,14 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     """Changes to a user (PATCH /api/v1/users/{id}); omitted fields stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=GRID_SCOPE_RULE)
 
     password: Password | None = Field(default=None, description="A new password.")
     role: Role | None = None
-    full_name: str | None = Field(default=None, max_length=200)
-    grid_area_codes: list[GridAreaCode] | None = Field(default=None, max_length=200)
+    full_name: Line | None = Field(default=None, max_length=200)
+    grid_area_codes: list[GridAreaCode] | None = Field(
+        default=None, max_length=200, description="Replaces the list; only for a customer manager or project "
+        "manager (the role sent, else the stored one).")
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{4,30}$")
     is_active: bool | None = Field(default=None, strict=True,
                                    description="False deactivates: tokens and API keys stop working.")
@@ -148,11 +160,12 @@ class ApiKeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, description="What the key is for (stored without the spaces "
+    name: Line = Field(min_length=1, max_length=100, description="What the key is for (stored without the spaces "
                       "around it).", examples=["PM tablet 3"], json_schema_extra={"pattern": KEY_NAME_PATTERN})
-    expires_days: int | None = Field(default=None, ge=1, le=MAX_API_KEY_DAYS, strict=True,
-                                     description="Days until the key expires; omitted: never.", examples=[365])
-    user_id: Id | None = Field(default=None, strict=True, description="Owner (admins only); omitted: yourself.")
+    expires_days: Annotated[int, Field(ge=1, le=MAX_API_KEY_DAYS), JSON_INTEGER] | None = Field(
+        default=None, description="Days until the key expires; omitted: never.", examples=[365])
+    user_id: Annotated[Id, JSON_INTEGER] | None = Field(default=None,
+                                                        description="Owner (admins only); omitted: yourself.")
 
     @field_validator("name")
     @classmethod
