@@ -1,8 +1,4 @@
-"""Every input gets a coded 4xx and the OpenAPI says so (issue 13 items 9, 10 and 13), on SpatiaLite and PostGIS.
-
-Tests marked ``xfail`` need a change in a file another engineer owns (the reason names it); once the change
-lands they pass and show as XPASS in the ``-ra`` summary, and the marker is removed.
-"""
+"""Every input gets a coded 4xx and the OpenAPI says so (issue 13 items 9, 10 and 13), on SpatiaLite and PostGIS."""
 
 from __future__ import annotations
 
@@ -31,7 +27,6 @@ from tests.app.auth_helpers import auth_headers, make_user, override_session, se
 from tests.app.lifecycle_helpers import application_form, apply, make_teams, sample
 
 BIG = 2**63
-ROUTERS = "needs the bounded types of app/platform/params.py in {}"
 
 
 # --- tiny files, valid in structure --------------------------------------------------------------------------------
@@ -194,8 +189,9 @@ def test_openapi_bounds_every_integer_of_these_routers(client: TestClient) -> No
     assert unbounded == set()
 
 
-@pytest.mark.xfail(reason=ROUTERS.format("applications.py (AssignRequest's user ids as params.Id)"))
 def test_openapi_bounds_every_integer(client: TestClient) -> None:
+    """Before: AssignRequest's user ids and the API key's ``expires_days`` had no declared bound (``ge``/``le``
+    leaked into the schema as unknown keywords), the JSON parts of the multipart forms no schema at all."""
     assert _unbounded(client.get("/openapi.json").json()) == set()
 
 
@@ -228,8 +224,6 @@ def test_control_characters_in_path_text_are_refused_elsewhere(client: TestClien
     _refused(client.get(url, headers=admin))
 
 
-@pytest.mark.xfail(reason="needs params.Line for UserCreate.full_name and ApiKeyCreate.name in "
-                                       "app/identity/users.py")
 def test_control_characters_in_user_and_key_names_are_refused(writing_client: TestClient,
                                                               db_conn: Connection) -> None:
     """PostgreSQL: 500 ``DataError``; SQLite stored the NUL (201)."""
@@ -452,13 +446,123 @@ def test_openapi_declares_what_these_routers_enforce(client: TestClient) -> None
     assert form["lon"]["x-service-area"] == "lon" and form["contract_sha256"]["pattern"] == "^[0-9A-Fa-f]{64}$"
 
 
-@pytest.mark.xfail(reason=ROUTERS.format("applications.py (the `application` form field's schema)"))
-def test_openapi_declares_the_application_form(client: TestClient) -> None:
-    """The multipart ``application`` field is JSON: its OpenAPI says so (``encoding``) and gives its schema."""
-    operation = client.get("/openapi.json").json()["paths"]["/api/v1/applications"]["post"]
-    media = operation["requestBody"]["content"]["multipart/form-data"]
-    assert media["encoding"]["application"]["contentType"] == "application/json"
-    assert "ApplicationForm" in json.dumps(media)
+@pytest.mark.parametrize(("path", "part", "model", "file"), [
+    ("/api/v1/applications", "application", "ApplicationForm", "property_document"),
+    ("/api/v1/terminal/jobs/{job_id}/steps/{step_code}", "report", "StageReport", "photos"),
+])
+def test_openapi_declares_the_json_parts_of_multipart_forms(client: TestClient, path: str, part: str, model: str,
+                                                            file: str) -> None:
+    """The multipart ``application`` and ``report`` fields are JSON documents: the OpenAPI says so (``encoding``)
+    and gives their schema. Before: a plain string, so every schema-valid string but JSON of the form was a 422;
+    and an optional file was declared nullable (``anyOf [file, null]``), the ``null`` sent as text a 422."""
+    document = client.get("/openapi.json").json()
+    media = document["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert media["encoding"] == {part: {"contentType": "application/json"}}
+    body = document["components"]["schemas"][media["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert body["properties"][part]["$ref"] == f"#/components/schemas/{model}"
+    assert document["components"]["schemas"][model]["additionalProperties"] is False
+    assert "null" not in json.dumps(body["properties"][file])
+
+
+def test_a_form_sent_as_its_declared_json_part_is_accepted(writing_client: TestClient, db_conn: Connection) -> None:
+    """What the OpenAPI now declares is what the server takes: the form as an ``application/json`` part."""
+    customer = auth_headers(writing_client, make_user(db_conn, Role.CUSTOMER))
+    form = json.dumps(application_form(sample("overhead")), ensure_ascii=False).encode()
+    response = writing_client.post("/api/v1/applications", headers=customer, files=[
+        ("application", (None, form, "application/json")),
+        ("identity_document", ("id.pdf", minimal_pdf(), "application/pdf"))])
+    assert response.status_code == 201, response.text
+
+
+def test_stage_reports_assignments_and_cancels_refuse_control_characters() -> None:
+    """Before: the report's ``client_time`` and ``note``, an assignment's grid area code and a cancel's reason
+    were plain strings (a NUL: 500 ``DataError`` on PostGIS, stored on SpatiaLite)."""
+    from app.api.applications import AssignRequest, CancelRequest
+    from app.api.terminal import StageReport
+
+    report = {"gps": GPS, "client_time": "2026-12-07T10:31:00+08:00", "note": "表箱已安装\n第二行"}
+    assert parse_json_field(json.dumps(report), StageReport, "report").note == "表箱已安装\n第二行"
+    for field, bad in (("client_time", "2026-12-07\x00"), ("client_time", "10:31\n"), ("note", "a\x00b")):
+        with pytest.raises(InvalidInputError) as caught:
+            parse_json_field(json.dumps({**report, field: bad}), StageReport, "report")
+        assert caught.value.details["field"] == f"report.{field}"
+    for model, data in ((AssignRequest, {"grid_area_code": "CQ-YB-01\x00"}), (CancelRequest, {"reason": "a\x1bb"})):
+        with pytest.raises(ValueError, match="control characters"):
+            model.model_validate(data)
+    assert CancelRequest.model_validate({"reason": "客户改期\r\n下月再报"}).reason
+
+
+def test_user_ids_in_bodies_are_json_integers() -> None:
+    """JSON Schema's ``integer`` takes 23.0 (strict ints refused it: a schema-valid 422) but not ``true`` or
+    ``"23"`` (lax ints took them)."""
+    from app.api.applications import AssignRequest
+    from app.identity.users import ApiKeyCreate
+
+    assert ApiKeyCreate.model_validate({"name": "平板 3", "expires_days": 30.0, "user_id": 23.0}).user_id == 23
+    assigned = AssignRequest.model_validate({"grid_area_code": "CQ-YB-01", "customer_manager_user_id": 7.0,
+                                             "project_manager_user_id": 8})
+    assert (assigned.customer_manager_user_id, assigned.project_manager_user_id) == (7, 8)
+    for model, data in ((ApiKeyCreate, {"name": "k", "user_id": True}), (ApiKeyCreate, {"name": "k", "user_id": "5"}),
+                        (ApiKeyCreate, {"name": "k", "expires_days": 1.5}),
+                        (AssignRequest, {"grid_area_code": "A", "project_manager_user_id": True}),
+                        (AssignRequest, {"grid_area_code": "A", "project_manager_user_id": MAX_ID + 1})):
+        with pytest.raises(ValueError):
+            model.model_validate(data)
+
+
+def test_api_key_for_a_user_id_sent_as_an_integral_number(writing_client: TestClient, db_conn: Connection) -> None:
+    """Before: 422 ``REQUEST_INVALID`` for ``"user_id": 23.0`` and ``"expires_days": 30.0``, JSON integers."""
+    admin_user = make_user(db_conn, Role.ADMIN)
+    admin = auth_headers(writing_client, admin_user)
+    owner = make_user(db_conn, Role.PLANNER)
+    answer = writing_client.post("/api/v1/auth/api-keys", headers=admin,
+                                 json={"name": "平板 3", "expires_days": 30.0, "user_id": float(owner.id)})
+    assert answer.status_code == 201, answer.text
+    _refused(writing_client.post("/api/v1/auth/api-keys", headers=admin, json={"name": "k", "expires_days": True}),
+             "body.expires_days")
+
+
+def _valid(schema: dict[str, Any], document: dict[str, Any], value: dict[str, Any]) -> bool:
+    """Whether ``value`` is valid for ``schema`` of the OpenAPI ``document`` (the validator schemathesis uses)."""
+    import jsonschema_rs
+
+    components = document["components"]["schemas"]
+    return bool(jsonschema_rs.Draft202012Validator({**schema, "components": {"schemas": components}})
+                .is_valid(value))
+
+
+def test_openapi_declares_rules_across_two_fields(client: TestClient, admin: dict[str, str],
+                                                  planner: dict[str, str]) -> None:
+    """Grid areas only for customer and project managers; a supply-area class (A+ … E) with ``urban_rural``.
+    Before: both schema-valid and refused (422 ``REQUEST_INVALID``, 422 ``INVALID_INPUT``)."""
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    user = {"username": "scope.check", "password": "x" * 12, "role": "planner", "grid_area_codes": ["CQ-YB-01"]}
+    assert not _valid(schemas["UserCreate"], document, user)
+    assert _valid(schemas["UserCreate"], document, {**user, "role": "project_manager"})
+    assert _valid(schemas["UserUpdate"], document, {"grid_area_codes": ["CQ-YB-01"]})  # the stored role decides
+    assert not _valid(schemas["UserUpdate"], document, {"role": "gis_admin", "grid_area_codes": ["CQ-YB-01"]})
+    _refused(client.post("/api/v1/users", headers=admin, json=user), "body")
+
+    design = {"lon": 106.4883433, "lat": 29.499325, "kw": 10, "phases": 1, "area_type": "D"}
+    assert not _valid(schemas["DesignRequest"], document, design)
+    assert not _valid(schemas["DesignRequest"], document, {**design, "urban_rural": None})
+    assert _valid(schemas["DesignRequest"], document, {**design, "urban_rural": "urban"})
+    assert _valid(schemas["DesignRequest"], document, {**design, "area_type": "urban"})
+    _refused(client.post("/api/v1/designs", headers=planner, json=design), code="INVALID_INPUT")
+    assert client.post("/api/v1/designs", headers=planner, json={**design, "urban_rural": "urban"}).status_code == 201
+
+
+def test_openapi_declares_the_installed_profiles_of_a_design(client: TestClient, planner: dict[str, str]) -> None:
+    """Before: ``profile`` was any short line, so a schema-valid request answered 422 ``PROFILE_UNKNOWN``."""
+    document = client.get("/openapi.json").json()
+    profile = document["components"]["schemas"]["DesignRequest"]["properties"]["profile"]
+    declared = next(option["enum"] for option in profile["anyOf"] if option.get("type") == "string")
+    assert "chongqing-2019" in declared and {"type": "null"} in profile["anyOf"]
+    query = _parameter(document, "get", "/api/v1/sources", "profile")["schema"]["anyOf"]
+    assert next(option["enum"] for option in query if option.get("type") == "string") == declared  # one source
+    body = {"lon": 106.4883433, "lat": 29.499325, "kw": 10, "phases": 1, "profile": "atlantis-2020"}
+    _refused(client.post("/api/v1/designs", headers=planner, json=body), code="PROFILE_UNKNOWN")
 
 
 class Thing(BaseModel):

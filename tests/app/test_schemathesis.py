@@ -7,13 +7,15 @@ What runs
 (no ``max-time``, so the engine does not cycle) with ``MAX_EXAMPLES`` examples per operation and a fixed seed,
 every built-in check enabled, once with an admin's bearer token and once with no credentials. Each run gets
 its own freshly migrated database with the demo district (the admin's run creates users, keys, designs,
-applications and imports, which must not leak into the shared demo database). A run takes 20–35 s on the
-2-CPU test machine (~4 600 cases and ~65 000 checks each, all four runs ~110 s); the counts (cases, checks by
-name, server errors, failures, excused and pending failures by reason) are printed and written to
-``tests/artifacts/schemathesis-<backend>-<who>.json``. ``SANLING_SCHEMATHESIS_SEED`` and
-``SANLING_SCHEMATHESIS_EXAMPLES`` explore further (60 examples: ~70 s per database).
+applications and imports, which must not leak into the shared demo database). A run takes ~45 s on
+SpatiaLite and 45–85 s on PostGIS on the 2-CPU test machine shared with other work (~5 600 cases and ~80 000
+checks each, all four runs ~4 minutes); the counts (cases, checks by name, server errors, failures, excused
+failures by reason) are printed and written to ``tests/artifacts/schemathesis-<backend>-<who>.json``.
+``SANLING_SCHEMATHESIS_SEED`` and ``SANLING_SCHEMATHESIS_EXAMPLES`` explore further (the time grows with the
+examples).
 
-Neither identity can create an application (only customers apply), so the terminal's and the applications'
+No run creates an application: the anonymous one is refused, and the admin's (admins pass every role check)
+sends documents that are no PDF, JPEG or PNG (415, excused below), so the terminal's and the applications'
 operations are fuzzed against ids that do not exist; their flows are tested in tests/app/test_inputs.py,
 test_applications_rules.py and test_lifecycle_e2e.py.
 
@@ -23,10 +25,10 @@ no limit set (latency is measured by benchmarks/, not by a fuzzer on a shared CP
 
 What fails the test
 -------------------
-Any failure of any check that is not excused below, and any error of the engine itself. Failures that wait
-for a change in a file this test's author does not own are listed in ``PENDING`` with the file; when only
-those occur the test is marked xfail naming them, so the suite stays green while the list says what is left.
-Remove an entry when its change lands.
+Any failure of any check that is not excused below, and any error of the engine itself. Nothing is pending:
+the constraints that were enforced but not declared (the multipart ``application`` and ``report`` JSON parts,
+the users' and API keys' integers and texts, the design request's profile and supply-area class) are declared
+now, and a new one is a failure here.
 
 What is excused, and why (no check is switched off)
 ---------------------------------------------------
@@ -40,7 +42,8 @@ the schema cannot know or on several fields at once, which JSON Schema cannot sa
 * ``DESIGN_VERSION_CONFLICT`` (412), ``IF_MATCH_REQUIRED`` (428) — ``If-Match`` must name the latest version;
 * ``ASSIGNMENT_INVALID``, ``DOCUMENT_MISSING``, ``PHOTO_REQUIRED`` — the application's state and team;
 * ``INVALID_INPUT`` on ``POST``/``PATCH /api/v1/users`` — grid areas must exist; an admin may not demote or
-  deactivate themselves;
+  deactivate themselves; a PATCH without ``role`` keeps the stored one, which decides whether grid areas
+  apply (with ``role`` the rule is declared: ``if``/``then`` in ``UserCreate`` and ``UserUpdate``);
 * ``UPLOAD_TYPE_UNSUPPORTED`` (415) — a file's content must be a PDF/JPEG/PNG (or a GIS file for imports),
   which no schema of a binary string can express;
 * ``BBOX_INVALID`` when the bbox matches its declared pattern — min ≤ max between two items;
@@ -49,6 +52,9 @@ the schema cannot know or on several fields at once, which JSON Schema cannot sa
 * ``OUT_OF_SERVICE_AREA`` for a ``gcj02``/``bd09`` pin — the declared bounds are WGS-84 and a GCJ-02 or BD-09
   pin is checked after conversion, so near the edge it may fall outside (documented on the parameter);
 * ``IDEMPOTENCY_KEY_REUSED`` — the same key was sent before with another body.
+
+Rules across two fields that JSON Schema can say are declared rather than excused (``if``/``then``): grid
+areas only for customer and project managers, a supply-area class (A+ … E) sent with ``urban_rural``.
 
 Every other 4xx for schema-valid data means the schema does not declare a constraint the server enforces:
 that is a failure. No other check is excused.
@@ -82,7 +88,7 @@ from tests.app.auth_helpers import DEFAULT_PASSWORD, settings_for_tests
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
-#: Examples per operation and phase; 4 runs (2 databases × 2 identities) stay within ~3 minutes in total.
+#: Examples per operation and phase; 4 runs (2 databases × 2 identities) stay within ~4 minutes in total.
 MAX_EXAMPLES = int(os.environ.get("SANLING_SCHEMATHESIS_EXAMPLES", "40"))
 SEED = int(os.environ.get("SANLING_SCHEMATHESIS_SEED", "20261207"))
 #: The admin's id is far from the bounds the coverage phase tries (1, 2, 2^31 − 1), so a generated
@@ -96,58 +102,15 @@ STATE_DEPENDENT = {
     "IDEMPOTENCY_KEY_REUSED",
 }
 
-#: Paths of the routers whose failures are never "pending": they are this test's author's to fix.
-OWN_PATHS = ("/api/v1/audit", "/api/v1/notifications", "/api/v1/public", "/api/v1/sources", "/api/v1/features",
-             "/api/v1/capacity", "/tiles", "/healthz", "/metrics", "/map")
-
-
-@dataclass(frozen=True)
-class Pending:
-    """Failures that wait for a change in ``owner``: ``where`` is an operation, ``"*"`` any, ``"others"`` any
-    outside :data:`OWN_PATHS`; ``code`` ``"*"`` any."""
-
-    where: str
-    check: str
-    status: int
-    code: str
-    owner: str
-
-    def matches(self, operation: str, check: str, status: int, code: str | None) -> bool:
-        path = operation.split(" ", 1)[1]
-        where = (self.where == "*" or self.where == operation
-                 or (self.where == "others" and not path.startswith(OWN_PATHS)))
-        return where and self.check == check and self.status == status and self.code in ("*", code)
-
-
-PENDING = [
-    # item 13: constraints enforced but not declared, in files of other engineers
-    Pending("POST /api/v1/users", "positive_data_acceptance", 422, "REQUEST_INVALID",
-            "app/identity/users.py: grid_area_codes only for customer/project managers (declare it with if/then "
-            "on role, or excuse it here as a rule across two fields)"),
-    Pending("POST /api/v1/auth/api-keys", "positive_data_acceptance", 422, "REQUEST_INVALID",
-            "app/identity/users.py: strict ints refuse 23.0, a JSON integer (use params.JSON_INTEGER)"),
-    Pending("POST /api/v1/applications", "positive_data_acceptance", 422, "*",
-            "app/api/applications.py: the `application` field's schema and encoding"),
-    Pending("POST /api/v1/terminal/jobs/{job_id}/steps/{step_code}", "positive_data_acceptance", 422, "*",
-            "app/api/terminal.py: the `report` field's schema and encoding"),
-    Pending("*", "positive_data_acceptance", 422, "IDEMPOTENCY_KEY_INVALID",
-            "app/platform/idempotency.py: declare the Idempotency-Key header's pattern and length"),
-    *(Pending(operation, check, status, "*", "app/design/service.py: DesignRequest (bounds, profile enum, IsoDate, "
-                                             "text types)")
-      for operation in ("POST /api/v1/designs", "POST /api/v1/designs/{design_id}/versions")
-      for check, status in (("positive_data_acceptance", 422), ("negative_data_rejection", 201))),
-]
-
 
 @dataclass
 class Tally:
-    """What a run did: cases sent, checks run, failures kept, failures excused or pending by reason."""
+    """What a run did: cases sent, checks run, failures kept, failures excused by reason."""
 
     cases: int = 0
     checks: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     excused: collections.Counter[str] = field(default_factory=collections.Counter)
-    pending: collections.Counter[str] = field(default_factory=collections.Counter)
     engine_errors: list[str] = field(default_factory=list)
     server_errors: int = 0
     by_check: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -193,25 +156,22 @@ def _near_the_edge(case: Any, response: Any) -> bool:
     return inside_as_sent and min_lon - 0.02 <= lon <= max_lon + 0.02 and min_lat - 0.02 <= lat <= max_lat + 0.02
 
 
-def classify(check: str, status: int, code: str | None, case: Any, response: Any) -> tuple[str, str] | None:
-    """``("excused" | "pending", reason)`` for a failure this test accepts, else None (a real failure)."""
+def classify(check: str, status: int, code: str | None, case: Any, response: Any) -> str | None:
+    """The reason a failure is excused, else None (a real failure)."""
     operation = case.operation.label
     if check == "positive_data_acceptance":
         if code in STATE_DEPENDENT or (code == "INVALID_INPUT" and operation.split(" ")[1].startswith(
                 "/api/v1/users")):
-            return "excused", f"state-dependent {code}"
+            return f"state-dependent {code}"
         if code == "REQUEST_INVALID" and "is an invalid geometry" in _message(response):
-            return "excused", "an invalid GeoJSON geometry (a ring crossing itself)"
+            return "an invalid GeoJSON geometry (a ring crossing itself)"
         if code == "BBOX_INVALID" and isinstance(case.query, dict):
             from app.api.features import _BBOX
 
             if _BBOX.fullmatch(str(case.query.get("bbox", ""))):
-                return "excused", "BBOX_INVALID: min > max between items"
+                return "BBOX_INVALID: min > max between items"
         if code == "OUT_OF_SERVICE_AREA" and _crs(case) in ("gcj02", "bd09") and _near_the_edge(case, response):
-            return "excused", "OUT_OF_SERVICE_AREA: a GCJ-02/BD-09 pin near the edge"
-    for pending in PENDING:
-        if pending.matches(operation, check, status, code):
-            return "pending", pending.owner
+            return "OUT_OF_SERVICE_AREA: a GCJ-02/BD-09 pin near the edge"
     return None
 
 
@@ -247,17 +207,15 @@ def _run(app: FastAPI, headers: dict[str, str]) -> Tally:
     @schema.hook
     def filter_failure(context: Any, failure: Exception, case: Any, response: Any) -> bool:
         check, status, code = _check_name(failure), response.status_code, _code(response)
-        verdict = classify(check, status, code, case, response)
-        if verdict is None:
+        reason = classify(check, status, code, case, response)
+        if reason is None:
             tally.failures.append({"operation": case.operation.label, "check": check, "status": status,
                                    "code": code, "title": getattr(failure, "title", ""),
                                    "request": f"{case.method} {response.request.url}",
                                    "body": repr(case.body)[:300],
                                    "answer": response.content[:300].decode(errors="replace")})
             return True
-        kind, reason = verdict
-        counter = tally.excused if kind == "excused" else tally.pending
-        counter[f"{case.operation.label} · {check} {status} {code}: {reason}"] += 1
+        tally.excused[f"{case.operation.label} · {check} {status} {code}: {reason}"] += 1
         return False
 
     for event in from_schema(schema).execute():
@@ -277,13 +235,12 @@ def _report(backend: str, who: str, tally: Tally) -> dict[str, Any]:
     summary = {"backend": backend, "who": who, "max_examples": MAX_EXAMPLES, "seed": SEED, "cases": tally.cases,
                "checks": tally.checks, "checks_by_name": dict(tally.by_check), "server_errors": tally.server_errors,
                "failures": tally.failures,
-               "excused": dict(tally.excused), "pending": dict(tally.pending), "engine_errors": tally.engine_errors}
+               "excused": dict(tally.excused), "engine_errors": tally.engine_errors}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / f"schemathesis-{backend}-{who}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
                                                                   encoding="utf-8")
     print(f"\nschemathesis {backend} {who}: {tally.cases} cases, {tally.checks} checks, {len(tally.failures)} "
-          f"failures, {tally.server_errors} server errors, {sum(tally.excused.values())} excused, "
-          f"{sum(tally.pending.values())} pending")
+          f"failures, {tally.server_errors} server errors, {sum(tally.excused.values())} excused")
     return summary
 
 
@@ -300,5 +257,3 @@ def test_schemathesis_finds_nothing(fuzzed_app: FastAPI, backend: str, who: str)
     assert not tally.engine_errors, tally.engine_errors
     assert not tally.failures, json.dumps(summary["failures"][:20], indent=1, ensure_ascii=False)
     assert tally.cases > 1000, summary  # the run reached the operations
-    if tally.pending:
-        pytest.xfail("failures that wait for changes in other files: " + "; ".join(sorted(tally.pending)))
