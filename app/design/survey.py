@@ -56,13 +56,14 @@ def assets_near(snapshot: NetworkSnapshot, engine: SitingEngine, x_m: float, y_m
     circle = shapely.Point(x_m, y_m).buffer(radius_m, quad_segs=8)
     features: list[dict[str, Any]] = []
     near = np.flatnonzero(np.hypot(data.transformer_x_m - x_m, data.transformer_y_m - y_m) <= radius_m)
+    # loads from the index, which bookings and load readings keep current in place (``data`` is as first read)
+    loads = snapshot.index.transformers
     for i in near:
-        rated = float(data.rated_kva[i])
+        rated, peak, reserved = float(data.rated_kva[i]), float(loads.peak_kva[i]), float(loads.reserved_kva[i])
         features.append(_feature(shapely.Point(data.transformer_x_m[i], data.transformer_y_m[i]), engine, {
             "layer": "transformers", "asset_id": str(data.transformer_asset_id[i]),
-            "name": str(data.transformer_name[i]), "rated_kva": rated, "peak_kva": float(data.peak_kva[i]),
-            "reserved_kva": round(float(data.reserved_kva[i]), 3),
-            "load_rate_pct": round((float(data.peak_kva[i]) + float(data.reserved_kva[i])) / rated * 100.0, 1)}))
+            "name": str(data.transformer_name[i]), "rated_kva": rated, "peak_kva": peak,
+            "reserved_kva": round(reserved, 3), "load_rate_pct": round((peak + reserved) / rated * 100.0, 1)}))
     for i in np.flatnonzero(np.hypot(data.access_x_m - x_m, data.access_y_m - y_m) <= radius_m):
         features.append(_feature(shapely.Point(data.access_x_m[i], data.access_y_m[i]), engine, {
             "layer": "access_points", "asset_id": str(data.access_asset_id[i]), "kind": str(data.access_kind[i]),

@@ -1,10 +1,10 @@
-"""The generation counters that tell every worker what changed in the network, and the capacity-change log.
+"""The generation counters that tell every worker what changed in the network, and the load-change log.
 
 ``asset_generations`` holds ``generation`` (moves on every change of assets or loads: capacity and map
 snapshots are rebuilt) and ``network_generation`` (moves when the network layers themselves change: the
-siting snapshot is rebuilt), plus ``capacity_seq``, the last entry of ``capacity_changes`` — bookings and
-releases that workers apply to their snapshot without re-reading the network. Written by importers and
-bookings, read by the siting engine, designs, capacity and map snapshots.
+siting snapshot is rebuilt), plus ``capacity_seq``, the last entry of ``capacity_changes`` — bookings,
+releases and load readings that workers apply to their snapshot without re-reading the network. Written by
+importers and bookings, read by the siting engine, designs, capacity and map snapshots.
 """
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from sqlalchemy import Connection, func, insert, select, update
 from app.platform import models
 
 
-def bump_generation(conn: Connection) -> None:
-    """Advance the asset generation so every worker rebuilds its index (same transaction)."""
+def bump_generation(conn: Connection, *, network: bool = True) -> None:
+    """Advance the asset generation (same transaction): the derived views of every worker are read again.
+
+    ``network`` (an asset layer changed): the network generation moves too, so every worker rebuilds its
+    siting snapshot; without it (readings that moved no peak) only the capacity and map views are re-read.
+    """
     row = models.AssetGeneration
-    conn.execute(update(row).where(row.id == 1).values(generation=row.generation + 1,
-                                                       network_generation=row.network_generation + 1))
+    values = {"generation": row.generation + 1}
+    if network:
+        values["network_generation"] = row.network_generation + 1
+    conn.execute(update(row).where(row.id == 1).values(values))
 
 
 class NetworkVersion(NamedTuple):
@@ -42,32 +48,57 @@ def network_version(conn: Connection) -> NetworkVersion:
     return NetworkVersion(int(found[0]), int(found[1]), int(found[2]))
 
 
-def record_capacity_changes(conn: Connection, reserved_kva_by_transformer: Mapping[str, float]) -> None:
-    """Log transformers' new ``reserved_kva`` (bookings) and advance the counters, in the caller's transaction.
+class LoadChange(NamedTuple):
+    """One logged change of a transformer's load: its new ``reserved_kva`` or ``peak_kva`` (``None``: unchanged)."""
 
-    The UPDATE of the one counter row takes its row lock until commit, so on PostgreSQL bookings
+    seq: int
+    transformer_asset_id: str
+    reserved_kva: float | None
+    peak_kva: float | None
+
+
+def record_capacity_changes(conn: Connection, reserved_kva_by_transformer: Mapping[str, float]) -> None:
+    """Log transformers' new ``reserved_kva`` (bookings) and advance the counters, in the caller's transaction."""
+    _record(conn, {asset_id: (float(kva), None) for asset_id, kva in reserved_kva_by_transformer.items()})
+
+
+def record_peak_changes(conn: Connection, peak_kva_by_transformer: Mapping[str, float]) -> None:
+    """Log transformers' new ``peak_kva`` (load readings) and advance the counters, in the caller's transaction.
+
+    A load reading changes no asset: ``network_generation`` stays, so workers apply the new peaks to the
+    snapshot they hold instead of re-reading the network (issue 12).
+    """
+    _record(conn, {asset_id: (None, float(kva)) for asset_id, kva in peak_kva_by_transformer.items()})
+
+
+def _record(conn: Connection, changes: Mapping[str, tuple[float | None, float | None]]) -> None:
+    """Append ``changes`` (asset id → (reserved_kva, peak_kva)) to the log with the next ``seq`` numbers.
+
+    The UPDATE of the one counter row takes its row lock until commit, so on PostgreSQL changes
     commit in ``seq`` order and a reader that sees ``capacity_seq = n`` sees every change up to ``n``.
     Call it as the last statement before commit, to hold that lock briefly.
     """
-    if not reserved_kva_by_transformer:
+    if not changes:
         return
     row = models.AssetGeneration
     last = int(conn.execute(
         update(row).where(row.id == 1)
-        .values(generation=row.generation + 1, capacity_seq=row.capacity_seq + len(reserved_kva_by_transformer))
+        .values(generation=row.generation + 1, capacity_seq=row.capacity_seq + len(changes))
         .returning(row.capacity_seq)).scalar_one())
-    first = last - len(reserved_kva_by_transformer) + 1
+    first = last - len(changes) + 1
     conn.execute(insert(models.CapacityChange), [
-        {"seq": first + i, "transformer_asset_id": asset_id, "reserved_kva": float(kva)}
-        for i, (asset_id, kva) in enumerate(sorted(reserved_kva_by_transformer.items()))])
+        {"seq": first + i, "transformer_asset_id": asset_id, "reserved_kva": reserved, "peak_kva": peak}
+        for i, (asset_id, (reserved, peak)) in enumerate(sorted(changes.items()))])
 
 
-def capacity_changes_since(conn: Connection, capacity_seq: int) -> list[tuple[int, str, float]]:
-    """``(seq, transformer_asset_id, reserved_kva)`` logged after ``capacity_seq``, in order."""
+def capacity_changes_since(conn: Connection, capacity_seq: int) -> list[LoadChange]:
+    """The load changes (bookings, releases, readings) logged after ``capacity_seq``, in order."""
     change = models.CapacityChange
-    return [(int(seq), str(asset_id), float(kva)) for seq, asset_id, kva in conn.execute(
-        select(change.seq, change.transformer_asset_id, change.reserved_kva)
-        .where(change.seq > capacity_seq).order_by(change.seq))]
+    return [LoadChange(int(seq), str(asset_id), None if reserved is None else float(reserved),
+                       None if peak is None else float(peak))
+            for seq, asset_id, reserved, peak in conn.execute(
+                select(change.seq, change.transformer_asset_id, change.reserved_kva, change.peak_kva)
+                .where(change.seq > capacity_seq).order_by(change.seq))]
 
 
 def asset_counts(conn: Connection) -> dict[str, int]:

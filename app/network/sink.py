@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Table, text
 
-from app.network.generations import bump_generation
+from app.network.generations import bump_generation, record_peak_changes
 from app.platform import models
 from gis.importing import (
     WriteCounts,
@@ -259,18 +259,27 @@ class DatabaseSink:
         notes: list[str] = []
         moved = 0
         if not dry_run:
-            if self.spec.name == "load_readings" and self.staged:
-                moved = self._update_transformer_peaks()
-                if moved:
-                    notes.append(f"peak_kva/peak_at of {moved} transformers moved to their latest reading")
-            if self.spec.name == "transformers":
+            changed = bool(counts.inserted or counts.updated or counts.deleted)
+            if self.spec.name == "load_readings":
+                # Readings change no asset: the new peaks go to the load-change log, which every worker applies to
+                # the network it holds (no re-read of the network; issue 12). The generation moves either way, so
+                # the capacity and map views read the readings again.
+                peaks = self._update_transformer_peaks() if self.staged else {}
+                if peaks:
+                    notes.append(f"peak_kva/peak_at of {len(peaks)} transformers moved to their latest reading")
+            elif self.spec.name == "transformers":
                 synced = self._sync_reserved_kva()
                 if synced:
                     moved += synced  # a change of the network like any other: the generation moves
                     notes.append(f"reserved_kva of {synced} transformers set to the sum of their open bookings")
             if counts.deleted:
                 notes.extend(self._orphan_notes())
-            if counts.inserted or counts.updated or counts.deleted or moved:
+            if self.spec.name == "load_readings":
+                if peaks:
+                    record_peak_changes(self.conn, peaks)
+                elif changed:
+                    bump_generation(self.conn, network=False)
+            elif changed or moved:
                 bump_generation(self.conn)
         self._drop_stage()
         return WriteCounts(counts.inserted, counts.updated, counts.unchanged, counts.deleted, counts.strategy,
@@ -497,8 +506,9 @@ class DatabaseSink:
                 conn.exec_driver_sql(f"ALTER INDEX {_q(index_name + _NEW_SUFFIX)} RENAME TO {_q(index_name)}")
 
     # -- after the write ----------------------------------------------------------------------------------
-    def _update_transformer_peaks(self) -> int:
-        """Move ``peak_kva``/``peak_at`` of the transformers in the file to their latest reading."""
+    def _update_transformer_peaks(self) -> dict[str, float]:
+        """Move ``peak_kva``/``peak_at`` of the transformers in the file to their latest reading; the moved ones'
+        new ``peak_kva`` by asset id (a peak that stays with only ``peak_at`` moving is returned too: harmless)."""
         stage = self.stage_sql
         result = self.conn.exec_driver_sql(
             "UPDATE transformers SET peak_kva = latest.peak_kva, peak_at = latest.read_at FROM ("
@@ -509,8 +519,8 @@ class DatabaseSink:
             " ON m.transformer_asset_id = r.transformer_asset_id AND m.read_at = r.read_at) AS latest "
             "WHERE transformers.asset_id = latest.transformer_asset_id AND ("
             "transformers.peak_kva IS DISTINCT FROM latest.peak_kva OR transformers.peak_at IS DISTINCT FROM "
-            "latest.read_at)")
-        return int(result.rowcount or 0)
+            "latest.read_at) RETURNING transformers.asset_id, transformers.peak_kva")
+        return {str(asset_id): float(peak or 0.0) for asset_id, peak in result}
 
     def _sync_reserved_kva(self) -> int:
         """Set ``reserved_kva`` of each transformer the file names to the sum of its open bookings; count the moves.

@@ -2,10 +2,11 @@
 
 Every worker holds one :class:`SitingEngine` (on ``app.state``). Each request first reads the
 one-row ``asset_generation`` counters (a primary-key lookup, ~0.1 ms); every committed change moves
-them in the same transaction. When the network generation (assets, load readings) differs from the
-snapshot's, the worker re-reads the network (streamed, projected in bulk) and rebuilds the source
-index and the road graph before it answers. When only capacity bookings were logged since, it reads
-those few rows and swaps in an index with the new reservations (milliseconds at any network size).
+them in the same transaction. When the network generation (assets) differs from the snapshot's, the
+worker re-reads the network (streamed, projected in bulk) and rebuilds the source index and the road
+graph before it answers. When only load changes were logged since — bookings, releases, load readings —
+it reads those rows and swaps in an index with the new reservations and peaks (milliseconds at any
+network size).
 So no worker answers from data older than the last commit it can see (docs/siting.md, "Consistency").
 Updates are serialised per worker by a lock; concurrent requests wait for the new snapshot instead of
 building their own.
@@ -25,7 +26,7 @@ from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
-from app.network.generations import NetworkVersion, capacity_changes_since, network_version
+from app.network.generations import LoadChange, NetworkVersion, capacity_changes_since, network_version
 from app.network.reading import NetworkData, read_network
 from app.settings import Settings
 from gis.crs import Projector
@@ -120,15 +121,21 @@ class NetworkSnapshot:
             build_s=time.perf_counter() - started,
         )
 
-    def with_bookings(self, changes: list[tuple[int, str, float]], version: NetworkVersion) -> NetworkSnapshot:
-        """This snapshot with logged capacity bookings applied (``(seq, transformer_asset_id, reserved_kva)``)."""
+    def with_changes(self, changes: list[LoadChange], version: NetworkVersion) -> NetworkSnapshot:
+        """This snapshot with logged load changes applied in ``seq`` order: bookings and releases (new
+        ``reserved_kva``) and load readings (new ``peak_kva``), in place of a re-read of the network."""
         reserved = np.array(self.index.transformers.reserved_kva, dtype=np.float64)
-        for _, asset_id, reserved_kva in changes:
-            pos = self.transformer_position.get(asset_id)
-            if pos is not None:  # a booking on a transformer not in service is not a source anyway
-                reserved[pos] = reserved_kva
-        return dataclasses.replace(self, index=self.index.with_reserved_kva(reserved), generation=version.generation,
-                                   capacity_seq=version.capacity_seq)
+        peak = np.array(self.index.transformers.peak_kva, dtype=np.float64)
+        for change in changes:
+            pos = self.transformer_position.get(change.transformer_asset_id)
+            if pos is None:  # a change on a transformer not in service: not a source anyway
+                continue
+            if change.reserved_kva is not None:
+                reserved[pos] = change.reserved_kva
+            if change.peak_kva is not None:
+                peak[pos] = change.peak_kva
+        return dataclasses.replace(self, index=self.index.with_loads(peak_kva=peak, reserved_kva=reserved),
+                                   generation=version.generation, capacity_seq=version.capacity_seq)
 
     def grid_area_at(self, x_m: float, y_m: float) -> GridAreaHit | None:
         """The grid area containing the point (the lowest code when areas overlap), or ``None``."""
@@ -176,9 +183,9 @@ class SitingEngine:
             started = time.perf_counter()
             if current is not None and current.network_generation == version.network_generation:
                 changes = capacity_changes_since(conn, current.capacity_seq)
-                snapshot = current.with_bookings(changes, version)
-                log.debug("siting snapshot: bookings applied", extra={
-                    "generation": version.generation, "bookings": len(changes),
+                snapshot = current.with_changes(changes, version)
+                log.debug("siting snapshot: load changes applied", extra={
+                    "generation": version.generation, "changes": len(changes),
                     "apply_s": round(time.perf_counter() - started, 4)})
             else:
                 snapshot = NetworkSnapshot.build(read_network(conn, self.projector), version)

@@ -134,10 +134,10 @@ class AssetGeneration(Base):
     """One-row counters, moved in the same transaction as the change they count.
 
     ``generation`` moves with every change of assets, load readings or capacity bookings (caches of
-    any derived data key on it); ``network_generation`` only with asset and load changes;
-    ``capacity_seq`` is the last ``capacity_changes.seq``. A worker whose snapshot is of the same
-    network generation applies the bookings logged since its ``capacity_seq`` in place instead of
-    rebuilding the network (docs/siting.md, "Consistency").
+    any derived data key on it); ``network_generation`` only with asset changes; ``capacity_seq`` is the
+    last ``capacity_changes.seq``. A worker whose snapshot is of the same network generation applies the
+    bookings and load readings logged since its ``capacity_seq`` in place instead of rebuilding the
+    network (docs/siting.md, "Consistency").
     """
 
     __tablename__ = "asset_generation"
@@ -150,13 +150,15 @@ class AssetGeneration(Base):
 
 
 class CapacityChange(Base):
-    """One booking change (容量预留): a transformer's new ``reserved_kva``, in commit order (``seq``)."""
+    """One change of a transformer's load, in commit order (``seq``): its new ``reserved_kva`` (a booking,
+    容量预留, or a release) or its new ``peak_kva`` (a load reading, 负荷); the other figure is NULL (unchanged)."""
 
     __tablename__ = "capacity_changes"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     transformer_asset_id: Mapped[str] = mapped_column(String(64))
-    reserved_kva: Mapped[float] = mapped_column(Float)
+    reserved_kva: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_kva: Mapped[float | None] = mapped_column(Float, nullable=True)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -182,19 +182,38 @@ class TransformerSnapshot:
         >>> float(t.with_reserved_kva([12.5]).reserved_kva[0]), float(t.reserved_kva[0])
         (12.5, 0.0)
         """
-        reserved = _readonly(reserved_kva, np.float64)
-        if len(reserved) != len(self):
-            raise InvalidInputError("transformers: reserved_kva has the wrong length.", field="reserved_kva")
-        _check_finite("transformers", self.asset_id, {"reserved_kva": reserved})
-        rows = np.flatnonzero(reserved < 0)
-        if rows.size:
-            raise InvalidInputError("transformers: reserved_kva out of range.", field="reserved_kva",
-                                    asset_id=str(self.asset_id[rows[0]]))
+        return self.with_loads(reserved_kva=reserved_kva)
+
+    def with_loads(self, *, peak_kva: npt.ArrayLike | None = None,
+                   reserved_kva: npt.ArrayLike | None = None) -> TransformerSnapshot:
+        """The same transformers with other measured peaks (load readings) and/or reservations (bookings).
+
+        Every other column is shared; only the new columns are checked (same length, finite, ≥ 0).
+
+        Examples
+        --------
+        >>> t = TransformerSnapshot.from_lists(["T1"], [0.0], [0.0], [100.0], [50.0], [0.0], ["G"])
+        >>> moved = t.with_loads(peak_kva=[70.0], reserved_kva=[5.0])
+        >>> float(moved.peak_kva[0]), float(moved.reserved_kva[0]), float(t.peak_kva[0])
+        (70.0, 5.0, 50.0)
+        """
+        columns = {name: self._checked_load(name, values) for name, values in
+                   (("peak_kva", peak_kva), ("reserved_kva", reserved_kva)) if values is not None}
         copy = object.__new__(TransformerSnapshot)
-        for name in ("asset_id", "x_m", "y_m", "rated_kva", "peak_kva", "grid_area_code"):
-            object.__setattr__(copy, name, getattr(self, name))
-        object.__setattr__(copy, "reserved_kva", reserved)
+        for name in ("asset_id", "x_m", "y_m", "rated_kva", "peak_kva", "reserved_kva", "grid_area_code"):
+            object.__setattr__(copy, name, columns.get(name, getattr(self, name)))
         return copy
+
+    def _checked_load(self, name: str, values: npt.ArrayLike) -> FloatArray:
+        column = _readonly(values, np.float64)
+        if len(column) != len(self):
+            raise InvalidInputError(f"transformers: {name} has the wrong length.", field=name)
+        _check_finite("transformers", self.asset_id, {name: column})
+        rows = np.flatnonzero(column < 0)
+        if rows.size:
+            raise InvalidInputError(f"transformers: {name} out of range.", field=name,
+                                    asset_id=str(self.asset_id[rows[0]]))
+        return column
 
 
 @dataclass(frozen=True, eq=False)

@@ -91,11 +91,12 @@ def test_one_area_type_vocabulary() -> None:
 
 def test_a_booking_keeps_the_snapshot_trees_the_survey_uses(client, demo_engine) -> None:  # type: ignore[no-untyped-def]
     """Survey trees live on the snapshot: a booking's new snapshot shares them (no rebuild, no id() reuse)."""
-    from app.network.generations import network_version
+    from app.network.generations import LoadChange, network_version
 
     engine = client.app.state.siting_engine
     with demo_engine.connect() as conn:
         snapshot = engine.snapshot(conn)
-        booked = snapshot.with_bookings([(snapshot.capacity_seq + 1, "none", 1.0)], network_version(conn))
+        booked = snapshot.with_changes([LoadChange(snapshot.capacity_seq + 1, "none", 1.0, None)],
+                                       network_version(conn))
     assert booked is not snapshot
     assert booked.road_tree is snapshot.road_tree and booked.zone_tree is snapshot.zone_tree
