@@ -7,12 +7,18 @@ Layout (local metres of the deployment CRS, centred on the demo district near lo
 blocks of ``BLOCK_M`` on a side between street centre lines; every 5th street is an arterial; one
 transformer per block near its centre, two poles on the block's edge towards the south street and an
 overhead line transformer → pole → pole; 100 grid areas, urban.
+
+``poles_per_transformer`` above 2 gives the density of a real LV network (issue 12: a thin city hid a
+20-second stall that 20 poles per transformer show): the poles stand evenly along the block's four edges,
+6 m inside the street centre lines, with one overhead LV segment per pair of consecutive poles and one from
+the transformer to the first pole, and the streets are noded (one road segment per block side).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -32,9 +38,12 @@ def _grid(n_transformers: int, projector: Projector) -> tuple[int, float, float]
     return side, cx - side * BLOCK_M / 2, cy - side * BLOCK_M / 2
 
 
-def city_layers(n_transformers: int, out_dir: Path, *, seed: int = 7,
-                projector: Projector | None = None) -> list[tuple[str, Path]]:
+def city_layers(n_transformers: int, out_dir: Path, *, seed: int = 7, projector: Projector | None = None,
+                poles_per_transformer: int = 2) -> list[tuple[str, Path]]:
     """Write the city's layers and return ``(layer, file)`` in import order."""
+    if poles_per_transformer < 2:
+        raise ValueError("poles_per_transformer must be at least 2")
+    dense = poles_per_transformer > 2
     projector = projector or Projector("EPSG:4545")
     rng = np.random.default_rng(seed)
     side, x0, y0 = _grid(n_transformers, projector)
@@ -60,10 +69,20 @@ def city_layers(n_transformers: int, out_dir: Path, *, seed: int = 7,
     files.append(write("grid_areas", {"code": area_codes, "name": [f"网格 {c}" for c in area_codes],
                                       "area_type": ["urban"] * len(area_codes)},
                        np.array(area_boxes)))
-    # roads: side+1 streets each way
+    # roads: side+1 streets each way, city-long lines, or (dense) one segment per block side
     lines, ids, classes = [], [], []
     for k in range(side + 1):
         road_class = "arterial" if k % 5 == 0 else "branch"
+        if dense:
+            for m in range(side):
+                lines.append(shapely.LineString([(x0 + k * BLOCK_M, y0 + m * BLOCK_M),
+                                                  (x0 + k * BLOCK_M, y0 + (m + 1) * BLOCK_M)]))
+                ids.append(f"R-NS-{k:04d}-{m:04d}")
+                lines.append(shapely.LineString([(x0 + m * BLOCK_M, y0 + k * BLOCK_M),
+                                                  (x0 + (m + 1) * BLOCK_M, y0 + k * BLOCK_M)]))
+                ids.append(f"R-EW-{k:04d}-{m:04d}")
+                classes += [road_class, road_class]
+            continue
         lines.append(shapely.LineString([(x0 + k * BLOCK_M, y0), (x0 + k * BLOCK_M, y0 + side * BLOCK_M)]))
         ids.append(f"R-NS-{k:04d}")
         classes.append(road_class)
@@ -86,6 +105,9 @@ def city_layers(n_transformers: int, out_dir: Path, *, seed: int = 7,
         "asset_id": t_ids, "name": [f"合成配变 {i}" for i in block], "rated_kva": rated,
         "peak_kva": np.round(rated * load, 1), "grid_area_code": np.array(area_codes)[area_index],
         "status": ["in_service"] * n_transformers}, shapely.points(tx, ty)))
+    if dense:
+        files += _dense_lv(out_dir, write, t_ids, tx, ty, x0 + bx * BLOCK_M, y0 + by * BLOCK_M, poles_per_transformer)
+        return files
     # two poles on the south edge of the block, and an overhead line transformer → poles
     south = y0 + by * BLOCK_M + 6.0
     p1x, p2x = x0 + bx * BLOCK_M + 30.0, x0 + bx * BLOCK_M + 90.0
@@ -99,6 +121,36 @@ def city_layers(n_transformers: int, out_dir: Path, *, seed: int = 7,
         "asset_id": [f"L-{i:06d}" for i in block], "transformer_asset_id": t_ids,
         "kind": ["overhead"] * n_transformers, "conductor_type": ["JKLYJ-1kV-120"] * n_transformers},
         shapely.linestrings(coords)))
+    return files
+
+
+def _dense_lv(out_dir: Path, write: Any, t_ids: np.ndarray, tx: np.ndarray, ty: np.ndarray, block_x0: np.ndarray,
+              block_y0: np.ndarray, poles: int) -> list[tuple[str, Path]]:
+    """``poles`` poles per block evenly round its edges (6 m inside the streets), chained by LV segments."""
+    inset = 6.0
+    edge = BLOCK_M - 2 * inset
+    along = (np.arange(poles) + 0.5) * (4 * edge / poles)  # distance along the perimeter from the SW corner
+    side_no, offset = np.divmod(along, edge)
+    dx = np.select([side_no == 0, side_no == 1, side_no == 2], [offset, edge, edge - offset], 0.0)
+    dy = np.select([side_no == 0, side_no == 1, side_no == 2], [0.0, offset, edge], edge - offset)
+    px = (block_x0[:, None] + inset + dx[None, :]).ravel()
+    py = (block_y0[:, None] + inset + dy[None, :]).ravel()
+    n = len(t_ids)
+    owner = np.repeat(t_ids, poles)
+    pole_ids = np.array([f"P-{t}-{k:02d}" for t in t_ids for k in range(poles)])
+    points = shapely.points(px, py)
+    files = [write("access_points", {"asset_id": pole_ids, "transformer_asset_id": owner,
+                                     "kind": ["pole"] * (n * poles)}, points)]
+    xy = np.column_stack([px, py]).reshape(n, poles, 2)
+    feeders = shapely.linestrings(np.stack([np.column_stack([tx, ty]), xy[:, 0, :]], axis=1))
+    spans = shapely.linestrings(np.stack([xy[:, :-1, :], xy[:, 1:, :]], axis=2).reshape(-1, 2, 2))
+    span_owner = np.repeat(t_ids, poles - 1)
+    line_ids = np.concatenate([[f"L-{t}-00" for t in t_ids],
+                               [f"L-{t}-{k:02d}" for t in t_ids for k in range(1, poles)]])
+    files.append(write("lv_lines", {
+        "asset_id": line_ids, "transformer_asset_id": np.concatenate([t_ids, span_owner]),
+        "kind": ["overhead"] * len(line_ids), "conductor_type": ["JKLYJ-1kV-120"] * len(line_ids)},
+        np.concatenate([feeders, spans])))
     return files
 
 
