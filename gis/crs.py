@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,6 +20,9 @@ from gis.errors import InvalidInputError
 
 __all__ = [
     "CHINA_BOX_WGS84",
+    "CRS_ALIASES",
+    "CRS_EPSG",
+    "CRS_NAMES",
     "CoordinateInvalidError",
     "CoordinateSystem",
     "CrsUnsupportedError",
@@ -28,6 +32,7 @@ __all__ = [
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "cached_transformer",
+    "crs_refusal",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "out_of_china",
@@ -73,18 +78,77 @@ class CoordinateSystem(StrEnum):
     CGCS2000 = "cgcs2000"
 
 
-# Aliases accepted by parse_crs, compared after lower-casing and removing "-", "_" and spaces.
-_CRS_ALIASES: dict[str, CoordinateSystem] = {
-    "wgs84": CoordinateSystem.WGS84,
-    "epsg:4326": CoordinateSystem.WGS84,
-    "4326": CoordinateSystem.WGS84,
-    "gcj02": CoordinateSystem.GCJ02,
-    "bd09": CoordinateSystem.BD09,
-    "bd09ll": CoordinateSystem.BD09,
-    "cgcs2000": CoordinateSystem.CGCS2000,
-    "epsg:4490": CoordinateSystem.CGCS2000,
-    "4490": CoordinateSystem.CGCS2000,
+#: The EPSG code of each pin system that has one. GCJ-02 and BD-09 are obfuscations without an EPSG code (or any
+#: PROJ definition); CGCS2000 is its geographic CRS EPSG:4490, not one of its Gauss-Krüger zones (EPSG:4513–4554).
+CRS_EPSG: dict[CoordinateSystem, str | None] = {
+    CoordinateSystem.WGS84: "EPSG:4326",
+    CoordinateSystem.GCJ02: None,
+    CoordinateSystem.BD09: None,
+    CoordinateSystem.CGCS2000: "EPSG:4490",
 }
+
+#: Other names of the pin systems, as an import's ``--crs`` writes them (issue 20 item 5) and as Baidu names
+#: its own (``bd09ll``: BD-09 lon/lat). Stored and answered as the member's value (``EPSG:4326`` → ``wgs84``).
+CRS_ALIASES: dict[str, CoordinateSystem] = {
+    **{code: system for system, code in CRS_EPSG.items() if code is not None},
+    "bd09ll": CoordinateSystem.BD09,
+}
+
+#: The pin CRS vocabulary, one source of truth: what ``crs`` of a design, a sources query, an application and a
+#: survey adjustment accepts (the OpenAPI enum), in this order. Matched case-insensitively, ``-`` and ``_``
+#: ignored (``epsg:4326``, ``GCJ-02``, ``WGS_84``); anything else is refused with this list.
+CRS_NAMES: tuple[str, ...] = (*(m.value for m in CoordinateSystem), *(a for a in CRS_ALIASES if a.startswith("EPSG:")))
+
+#: Every spelling parse_crs knows, by its key (lower case, without ``-`` and ``_``).
+_CRS_BY_KEY: dict[str, CoordinateSystem] = {
+    **{m.value: m for m in CoordinateSystem},
+    **{alias.lower(): system for alias, system in CRS_ALIASES.items()},
+}
+
+
+def _crs_key(value: str) -> str:
+    return value.lower().replace("-", "").replace("_", "")
+
+
+#: ``EPSG:<digits>``, the only form whose refusal looks the code up (to say "projected" rather than "unknown").
+_EPSG_CODE = re.compile(r"epsg:(\d{1,6})")
+
+
+@lru_cache(maxsize=64)
+def _epsg_kind(code: int) -> str | None:
+    """``"projected"``/``"geographic"``/… and the name of an EPSG code PROJ knows, else ``None``."""
+    try:
+        known = pyproj.CRS.from_epsg(code)
+    except pyproj.exceptions.CRSError:
+        return None
+    kind = "projected" if known.is_projected else "geographic" if known.is_geographic else known.type_name
+    return f"{kind} CRS ({known.name})"
+
+
+def crs_refusal(value: object) -> str:
+    """The message refusing a pin CRS: why, and the accepted values (issue 20 item 5).
+
+    A projected CRS is refused on purpose: a pin is a lon/lat in degrees as a phone map gives it, and the
+    request's ``lon``/``lat`` declare degree bounds (the service area). An import may be in a Gauss-Krüger zone
+    (``--crs EPSG:4545``): it is reprojected in bulk and every row is checked against the service area, while a
+    single x/y in the wrong zone would land hundreds of kilometres away, inside the bounds of nothing.
+
+    Examples
+    --------
+    >>> crs_refusal("utm")
+    "Unsupported coordinate system 'utm'; use one of wgs84, gcj02, bd09, cgcs2000, EPSG:4326, EPSG:4490 \
+(case-insensitive; EPSG:4326 is wgs84, EPSG:4490 cgcs2000)."
+    >>> crs_refusal("EPSG:4545").split(";")[0]
+    "'EPSG:4545' is a projected CRS (CGCS2000 / 3-degree Gauss-Kruger CM 108E), not a pin's lon/lat"
+    """
+    shown = value if isinstance(value, str) else type(value).__name__
+    text = repr(shown[:40] + "…" if len(shown) > 40 else shown)
+    match = _EPSG_CODE.fullmatch(shown.strip().lower()) if isinstance(value, str) else None
+    kind = _epsg_kind(int(match.group(1))) if match else None
+    why = f"{text} is a {kind}, not a pin's lon/lat" if kind else f"Unsupported coordinate system {text}"
+    return (f"{why}; use one of {', '.join(CRS_NAMES)} (case-insensitive; EPSG:4326 is wgs84, EPSG:4490 "
+            "cgcs2000).")
+
 
 #: The crude rectangle inside which GCJ-02 applies its offset: (min_lon, min_lat, max_lon, max_lat).
 CHINA_BOX_WGS84: tuple[float, float, float, float] = (72.004, 0.8293, 137.8347, 55.8271)
@@ -100,13 +164,13 @@ _INVERSE_MAX_ITER = 30
 
 
 def parse_crs(value: str | CoordinateSystem) -> CoordinateSystem:
-    """Normalise a coordinate-system name to a :class:`CoordinateSystem`.
+    """Normalise a pin CRS of the vocabulary :data:`CRS_NAMES` to a :class:`CoordinateSystem`.
 
     Parameters
     ----------
     value
-        ``"wgs84"``, ``"gcj02"``, ``"bd09"``, ``"cgcs2000"`` or an alias such as ``"EPSG:4326"``,
-        ``"EPSG:4490"``, ``"GCJ-02"``, ``"BD-09"`` (case-insensitive).
+        ``"wgs84"``, ``"gcj02"``, ``"bd09"``, ``"cgcs2000"``, ``"EPSG:4326"`` (= wgs84), ``"EPSG:4490"``
+        (= cgcs2000) or ``"bd09ll"``; case-insensitive, ``-`` and ``_`` ignored (``"GCJ-02"``, ``"epsg:4490"``).
 
     Returns
     -------
@@ -116,27 +180,23 @@ def parse_crs(value: str | CoordinateSystem) -> CoordinateSystem:
     Raises
     ------
     CrsUnsupportedError
-        For any other value; ``details`` names the field ``crs``.
+        For any other value (a projected CRS too, see :func:`crs_refusal`); ``details`` names the field
+        ``crs`` and lists the ``allowed`` values.
 
     Examples
     --------
     >>> parse_crs("GCJ-02")
     <CoordinateSystem.GCJ02: 'gcj02'>
-    >>> parse_crs("EPSG:4490").value
+    >>> parse_crs("epsg:4490").value
     'cgcs2000'
     """
     if isinstance(value, CoordinateSystem):
         return value
     if isinstance(value, str):
-        key = value.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
-        if key in _CRS_ALIASES:
-            return _CRS_ALIASES[key]
-    raise CrsUnsupportedError(
-        f"Unsupported coordinate system {value!r}; use one of {', '.join(m.value for m in CoordinateSystem)}.",
-        field="crs",
-        value=str(value),
-        allowed=[m.value for m in CoordinateSystem],
-    )
+        system = _CRS_BY_KEY.get(_crs_key(value))
+        if system is not None:
+            return system
+    raise CrsUnsupportedError(crs_refusal(value), field="crs", value=str(value)[:100], allowed=list(CRS_NAMES))
 
 
 def out_of_china(lon: float, lat: float) -> bool:

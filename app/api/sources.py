@@ -11,7 +11,14 @@ from app.identity.auth import AuthenticatedUser, Role, require_roles
 from app.network.deps import SitingEngineDep
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
-from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE, ProfileId
+from app.platform.params import (
+    PIN_CRS_NOTE,
+    SERVICE_AREA_LAT,
+    SERVICE_AREA_LON,
+    SERVICE_AREA_NOTE,
+    PinCrs,
+    ProfileId,
+)
 from design_rules.profiles import AreaType, get_profile
 from design_rules.siting_policy import effective_factors, requested_kva, resolve_area_type, siting_params
 from gis.crs import pin_to_local
@@ -23,7 +30,6 @@ router = APIRouter(prefix="/api/v1", tags=["sources"])
 StaffUser = Annotated[AuthenticatedUser, Depends(require_roles(
     Role.CUSTOMER_MANAGER, Role.PROJECT_MANAGER, Role.PLANNER, Role.GIS_ADMIN))]
 
-CrsName = Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
 AreaTypeName = AreaType
 
 
@@ -146,8 +152,7 @@ def list_sources(
     lat: Annotated[float, Query(description="Latitude of the meter box in `crs`. " + SERVICE_AREA_NOTE,
                                 examples=[29.499325], json_schema_extra=SERVICE_AREA_LAT)],
     kw: Annotated[float, Query(gt=0, le=10_000, description="Requested capacity, kW.", examples=[25])],
-    crs: Annotated[CrsName, Query(description="System the pin was captured in: WGS-84 (GPS), GCJ-02 "
-                                              "(Amap/Tencent), BD-09 (Baidu) or CGCS2000.")] = "wgs84",
+    crs: Annotated[PinCrs, Query(description=PIN_CRS_NOTE)] = "wgs84",
     area_type: Annotated[AreaTypeName | None, Query(
         description="Supply-radius class; default: the grid area's, else the deployment's.")] = None,
     profile: Annotated[ProfileId | None, Query(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import shapely
@@ -34,11 +34,13 @@ from app.platform.db import read_only_connection
 from app.platform.errors import ErrorStatuses
 from app.platform.models import Design
 from app.platform.params import (
+    PIN_CRS_NOTE,
     SERVICE_AREA_LAT,
     SERVICE_AREA_LON,
     SERVICE_AREA_NOTE,
     IsoDate,
     Line,
+    PinCrs,
     ProfileId,
     Stretch,
     check_geometry,
@@ -112,7 +114,7 @@ class DesignRequest(ApplicationFacts):
                        json_schema_extra=SERVICE_AREA_LON)
     lat: float = Field(description="Latitude of the meter box in `crs`. " + SERVICE_AREA_NOTE,
                        json_schema_extra=SERVICE_AREA_LAT)
-    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+    crs: PinCrs = Field(default="wgs84", description=PIN_CRS_NOTE)
     customer_name: Line = Field(default="客户", min_length=1, max_length=200)
     wanted_power_on: IsoDate | None = Field(default=None, description="客户预计送电时间 (ISO 8601 date), if named.")
     area_type: AreaType | None = Field(

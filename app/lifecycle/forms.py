@@ -9,11 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.design.service import DesignRequest
 from app.platform.params import (
     JSON_INTEGER,
+    PIN_CRS_NOTE,
     SERVICE_AREA_LAT,
     SERVICE_AREA_LON,
     SERVICE_AREA_NOTE,
     IsoDate,
     Line,
+    PinCrs,
     Stretch,
     check_geometry,
 )
@@ -40,7 +42,7 @@ class ApplicationForm(BaseModel):
                        + SERVICE_AREA_NOTE, json_schema_extra=SERVICE_AREA_LON)
     lat: float = Field(strict=True, description="Meter-box latitude in `crs`. " + SERVICE_AREA_NOTE,
                        json_schema_extra=SERVICE_AREA_LAT)
-    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+    crs: PinCrs = Field(default="wgs84", description=PIN_CRS_NOTE)
     kw: float = Field(strict=True, gt=0, le=10_000, description="Requested capacity, kW.")
     phases: Annotated[Literal[1, 3], JSON_INTEGER] = 3
     category: Category = Category.SMALL_ENTERPRISE
@@ -79,7 +81,7 @@ class MeterBoxPin(BaseModel):
                        json_schema_extra=SERVICE_AREA_LON)
     lat: float = Field(strict=True, description="Latitude in `crs`. " + SERVICE_AREA_NOTE,
                        json_schema_extra=SERVICE_AREA_LAT)
-    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"] = "wgs84"
+    crs: PinCrs = Field(default="wgs84", description=PIN_CRS_NOTE)
 
 
 class SurveyAdjustment(BaseModel):

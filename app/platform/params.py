@@ -20,6 +20,10 @@ OpenAPI of each app.
 'Value error, must be an ISO 8601 date string YYYY-MM-DD'
 >>> first_error(IsoDatetime, "0.5")
 'Value error, must be an ISO 8601 date-time string such as 2026-12-07T10:31:00+08:00'
+>>> TypeAdapter(PinCrs).validate_python("epsg:4326")
+'wgs84'
+>>> first_error(PinCrs, "utm")[:50]
+"Unsupported coordinate system 'utm'; use one of wg"
 """
 
 from __future__ import annotations
@@ -30,15 +34,16 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler, PlainValidator, WithJsonSchema
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
 from app.platform.forms import declare_multipart
 from app.settings import Settings
 from design_rules.profiles import profile_ids
+from gis.crs import CRS_NAMES, CoordinateSystem, CrsUnsupportedError, crs_refusal, parse_crs
 
 # --- integers ---------------------------------------------------------------------------------------------------
 
@@ -145,6 +150,32 @@ class _ProfileIds:
 ProfileId = Annotated[Line, Field(max_length=64), _ProfileIds()]
 """A policy profile id (query or body): one of the installed profiles, declared as an ``enum``; ``ProfileId |
 None`` keeps ``null`` allowed beside it."""
+
+# --- the coordinate system of a pin -----------------------------------------------------------------------------
+
+
+def _check_pin_crs(value: object) -> str:
+    if isinstance(value, str | CoordinateSystem):
+        try:
+            return parse_crs(value).value
+        except CrsUnsupportedError:
+            pass
+    # PydanticCustomError without context: the message is final (a value holding braces is not a template)
+    raise PydanticCustomError("crs_unsupported", crs_refusal(value))
+
+
+PinCrs = Annotated[str, PlainValidator(_check_pin_crs), WithJsonSchema({"type": "string", "enum": list(CRS_NAMES)})]
+"""The system a pin's ``lon``/``lat`` are in (designs, sources, applications, survey adjustments; issue 20 item 5):
+one of :data:`gis.crs.CRS_NAMES` (``wgs84``, ``gcj02``, ``bd09``, ``cgcs2000``, ``EPSG:4326``, ``EPSG:4490``),
+declared as an ``enum``, matched case-insensitively and normalised to the system's name (``epsg:4326`` →
+``wgs84``). Anything else is 422 ``REQUEST_INVALID`` with error type ``crs_unsupported`` and a message listing
+the accepted values; a projected CRS too (a pin is lon/lat, see :func:`gis.crs.crs_refusal`)."""
+
+#: The description of every pin's ``crs``.
+PIN_CRS_NOTE = ("System the pin was captured in: `wgs84` (GPS; also `EPSG:4326`), `gcj02` (Amap/Tencent/WeChat), "
+                "`bd09` (Baidu) or `cgcs2000` (also `EPSG:4490`, taken as WGS-84); case-insensitive, answered as "
+                "the name (`EPSG:4326` → `wgs84`). A projected CRS (x/y, e.g. `EPSG:4545`) is refused: a pin is "
+                "lon/lat. Anything else is 422 `REQUEST_INVALID` listing these values.")
 
 # --- dates ------------------------------------------------------------------------------------------------------
 

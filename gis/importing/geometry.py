@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyproj
 import shapely
 
-from gis.crs import cached_transformer
+from gis.crs import CRS_EPSG, CrsUnsupportedError, cached_transformer, parse_crs
 from gis.importing.errors import SourceCrsError
 from gis.importing.plan import _Plan, _Problems
 
@@ -25,6 +25,21 @@ SRID_WGS84 = 4326
 
 
 def _parse_crs(value: str, *, what: str) -> pyproj.CRS:
+    """The CRS of ``--crs``/the mapping's ``crs``: any CRS PROJ knows, or a name of the pin vocabulary (issue 20
+    item 5: ``wgs84``/``cgcs2000`` are EPSG:4326/EPSG:4490 here too); GCJ-02 and BD-09 have no PROJ definition,
+    so a file in them is refused with that reason rather than as an unknown CRS."""
+    try:
+        system = parse_crs(value)
+    except CrsUnsupportedError:
+        system = None
+    if system is not None:
+        code = CRS_EPSG[system]
+        if code is None:
+            raise SourceCrsError(
+                f"{value!r} ({what}) has no EPSG code or PROJ definition, so the importer cannot reproject it: "
+                "convert the file to WGS-84 (EPSG:4326) or CGCS2000 (EPSG:4490) first. Pins may be given in it.",
+                field="crs", value=value) from None
+        value = code
     try:
         return pyproj.CRS.from_user_input(value)
     except pyproj.exceptions.CRSError as exc:
