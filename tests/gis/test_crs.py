@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
+import pyproj
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -111,7 +112,15 @@ def test_bd_round_trip_outside_china(lon: float, lat: float) -> None:
         ("bd-09", CoordinateSystem.BD09, nullcontext()),
         ("EPSG:4490", CoordinateSystem.CGCS2000, nullcontext()),  # CGCS2000 geographic
         (CoordinateSystem.BD09, CoordinateSystem.BD09, nullcontext()),
+        ("epsg:4326", CoordinateSystem.WGS84, nullcontext()),  # EPSG codes case-insensitive (issue 20 item 5)
+        ("Epsg:4490", CoordinateSystem.CGCS2000, nullcontext()),
+        ("BD09LL", CoordinateSystem.BD09, nullcontext()),  # Baidu's own name of BD-09 lon/lat
         ("EPSG:3857", None, pytest.raises(CrsUnsupportedError)),  # web mercator is not a pin CRS
+        ("EPSG:4545", None, pytest.raises(CrsUnsupportedError)),  # nor a CGCS2000 Gauss-Krüger zone (x/y)
+        ("EPSG:9999", None, pytest.raises(CrsUnsupportedError)),
+        ("4326", None, pytest.raises(CrsUnsupportedError)),  # a bare number is not an EPSG code any more
+        (" wgs84", None, pytest.raises(CrsUnsupportedError)),
+        ("utm", None, pytest.raises(CrsUnsupportedError)),
         ("", None, pytest.raises(CrsUnsupportedError)),
         ("mars", None, pytest.raises(CrsUnsupportedError)),
     ],
@@ -119,6 +128,45 @@ def test_bd_round_trip_outside_china(lon: float, lat: float) -> None:
 def test_parse_crs(value: str, expected: CoordinateSystem | None, outcome: Any) -> None:
     with outcome:
         assert crs.parse_crs(value) is expected
+
+
+def test_the_vocabulary_is_the_names_and_their_epsg_codes() -> None:
+    """One vocabulary (issue 20 item 5): the four systems, then the EPSG codes of those that have one."""
+    assert crs.CRS_NAMES == ("wgs84", "gcj02", "bd09", "cgcs2000", "EPSG:4326", "EPSG:4490")
+    for name in crs.CRS_NAMES:
+        assert crs.parse_crs(name) is crs.parse_crs(name.lower()) is crs.parse_crs(name.upper())
+    assert {code for code in crs.CRS_EPSG.values() if code} == {"EPSG:4326", "EPSG:4490"}
+    for system, code in crs.CRS_EPSG.items():  # the EPSG code is what PROJ calls the system
+        if code is not None:
+            assert pyproj.CRS.from_user_input(code).is_geographic and crs.parse_crs(code) is system
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("utm", "Unsupported coordinate system 'utm'"),
+    ("EPSG:9999", "Unsupported coordinate system 'EPSG:9999'"),
+    ("EPSG:4545", "'EPSG:4545' is a projected CRS (CGCS2000 / 3-degree Gauss-Kruger CM 108E), not a pin's lon/lat"),
+    ("epsg:3857", "'epsg:3857' is a projected CRS"),
+    ("x" * 500, "Unsupported coordinate system 'xxxx"),
+])
+def test_a_refusal_says_why_and_lists_the_accepted_values(value: str, why: str) -> None:
+    with pytest.raises(CrsUnsupportedError) as caught:
+        crs.parse_crs(value)
+    assert caught.value.message.startswith(why)
+    assert "use one of wgs84, gcj02, bd09, cgcs2000, EPSG:4326, EPSG:4490" in caught.value.message
+    assert len(caught.value.message) < 300
+    assert caught.value.details["field"] == "crs" and caught.value.details["allowed"] == list(crs.CRS_NAMES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=106.3, max_value=106.8), st.floats(min_value=29.4, max_value=29.8),
+       st.sampled_from([("EPSG:4326", "wgs84"), ("epsg:4326", "WGS84"), ("EPSG:4490", "cgcs2000"),
+                        ("epsg:4490", "CGCS-2000")]))
+def test_an_epsg_code_converts_like_its_name(lon: float, lat: float, pair: tuple[str, str]) -> None:
+    """A pin given as ``EPSG:4326`` lands on the same local metres as ``wgs84``, ``EPSG:4490`` as ``cgcs2000``
+    (R2.1: the meter box, issue 20 item 5)."""
+    projector = Projector("EPSG:4545", service_area_wgs84=CHONGQING_AREA)
+    by_code, by_name = (pin_to_local(lon, lat, name, projector) for name in pair)
+    assert by_code == by_name
 
 
 def test_cgcs2000_is_wgs84_for_siting() -> None:
@@ -241,3 +289,26 @@ def test_geojson_fast_paths_equal_the_general_conversion(
     assert projector.geojson_point_wgs84(x_m, y_m) == general(Point(x_m, y_m))
     if len(points) >= 2:
         assert projector.geojson_wgs84(LineString(points)) == general(LineString(points))
+
+
+@pytest.mark.parametrize(("value", "epsg"), [
+    ("EPSG:4545", 4545), ("epsg:4326", 4326), ("wgs84", 4326), ("WGS-84", 4326), ("cgcs2000", 4490),
+    ("EPSG:4490", 4490),
+])
+def test_an_import_crs_takes_any_proj_crs_and_the_pin_names(value: str, epsg: int) -> None:
+    """The importer's ``--crs`` (and a mapping's ``crs``) speaks the same names as a pin (issue 20 item 5)."""
+    from gis.importing.geometry import _parse_crs
+
+    assert _parse_crs(value, what="--crs").to_epsg() == epsg
+
+
+@pytest.mark.parametrize("value", ["gcj02", "GCJ-02", "bd09", "bd09ll"])
+def test_an_import_in_gcj02_or_bd09_is_refused_with_the_reason(value: str) -> None:
+    """GCJ-02 and BD-09 have no PROJ definition: before, ``Unknown CRS 'gcj02'``; now the reason and the way out."""
+    from gis.importing import SourceCrsError
+    from gis.importing.geometry import _parse_crs
+
+    with pytest.raises(SourceCrsError) as caught:
+        _parse_crs(value, what="--crs")
+    assert caught.value.code == "IMPORT_CRS_INVALID" and "no EPSG code" in caught.value.message
+    assert "EPSG:4326" in caught.value.message and caught.value.details == {"field": "crs", "value": value}
