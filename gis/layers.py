@@ -161,6 +161,10 @@ _LAYER_LIST: tuple[LayerSpec, ...] = (
             ),
             FieldSpec("customer_manager", max_length=100),
             FieldSpec("project_manager", max_length=100),
+            # the supply unit of the accountability reports (issue 14; CQ-32 annexes 1-2)
+            FieldSpec("supply_company", max_length=_NAME_LENGTH, description="供电单位 (supply company)."),
+            FieldSpec("supply_station", max_length=_NAME_LENGTH, description="供电所 (supply station)."),
+            FieldSpec("admin_region", max_length=_NAME_LENGTH, description="服务片区（行政区域）."),
         ),
     ),
     LayerSpec(

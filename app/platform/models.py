@@ -61,6 +61,10 @@ class GridArea(Base):
     area_type: Mapped[str] = mapped_column(String(16), default="urban")
     customer_manager: Mapped[str | None] = mapped_column(String(100))
     project_manager: Mapped[str | None] = mapped_column(String(100))
+    # The supply unit of the reports (issue 14; CQ-32 annexes 1-2): 供电单位, 供电所, 服务片区（行政区域）.
+    supply_company: Mapped[str | None] = mapped_column(String(200))
+    supply_station: Mapped[str | None] = mapped_column(String(200))
+    admin_region: Mapped[str | None] = mapped_column(String(200))
     geom = mapped_column(_geometry("MULTIPOLYGON"), nullable=False)
 
 
@@ -435,13 +439,20 @@ class Application(Base):
     documents_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     contract_version: Mapped[str] = mapped_column(String(32))
     contract_sha256: Mapped[str] = mapped_column(String(64))
-    contract_accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    contract_accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     contract_accepted_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     powered_on_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    # Captured for the reports when each happens (issue 14; migration 0011; NULL on older rows, never back-filled):
+    # 户号 at power-on, 申请方式 and 业务类型 at intake, 工程实施时间 by the terminal's construction-start call.
+    account_number: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(24))
+    business_type: Mapped[str | None] = mapped_column(String(24))
+    construction_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    customer_charged_cny: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     meter_box = mapped_column(_geometry("POINT"), nullable=False)
 
 
