@@ -53,6 +53,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "`APPLICATION_NOT_FOUND`."},
     409: {"description": "`STEP_OUT_OF_ORDER`, `STEP_ALREADY_COMPLETED`, `STEP_NOT_IN_PLAN`, `CONFIRM_REQUIRED`, "
                          "`DESIGN_FROZEN`, `APPLICATION_NOT_ASSIGNED`, `APPLICATION_CLOSED`, `CAPACITY_TAKEN`, "
+                         "`CONSTRUCTION_ALREADY_STARTED`, "
                          "`IDEMPOTENCY_IN_PROGRESS`."},
     412: {"description": "`DESIGN_VERSION_CONFLICT`: If-Match is not the latest version."},
     428: {"description": "`IF_MATCH_REQUIRED`."},
@@ -168,6 +169,28 @@ def confirm_design(job_id: JobId, user: ProjectManager, session: SessionDep, set
     return response
 
 
+@router.post("/jobs/{job_id}/construction-start", responses={
+    **_ERRORS, 200: {"description": "The recorded start of construction (server time)."}})
+def start_construction(job_id: JobId, user: ProjectManager, session: SessionDep,
+                       idem: IdempotencyDep) -> JSONResponse:
+    """Record that construction (接入工程施工) starts now: 工程实施时间 of the project detail table (annex 2 #18).
+
+    The server's clock is the time (R5.3); only while construction is the open step, and once
+    (`CONSTRUCTION_ALREADY_STARTED`). Honours `Idempotency-Key`.
+    """
+    application = _job(session, user, job_id)
+
+    def action() -> tuple[int, dict[str, Any]]:
+        service.start_construction(session, application, actor=Actor.of(user), now=datetime.now(UTC))
+        started = application.construction_started_at
+        assert started is not None
+        return 200, {"application_id": application.id, "construction_started_at": started.isoformat()}
+
+    response = idem.run(session, user_id=user.id, action=action)
+    session.commit()
+    return response
+
+
 class StageReport(BaseModel):
     """A stage completion report. The server's clock is the completion time; ``client_time`` is a note only."""
 
@@ -180,6 +203,12 @@ class StageReport(BaseModel):
                                      description="The device's clock as it reads it (ISO 8601 by convention), kept "
                                                  "verbatim as a note; never used as the time.")
     note: Text | None = Field(default=None, max_length=1000)
+    account_number: Line | None = Field(
+        default=None, min_length=1, max_length=32, description="户号 the meter is energised under: required with "
+        "`meter_and_energise` (`ACCOUNT_NUMBER_REQUIRED`), ignored with the other steps.")
+    customer_charged_cny: float | None = Field(
+        default=None, strict=True, ge=0, le=100_000_000, description="What the customer paid outside the red line, "
+        "CNY (target 0; default 0), with `meter_and_energise`; ignored with the other steps.")
 
 
 def _photos(photos: list[UploadFile] | None, user_settings: Any) -> list[StoredFile]:
@@ -211,7 +240,8 @@ def report_step(
         stored = _photos(photos, settings)
         step = service.report_step(session, settings, application, step_code, gps=stage.gps, photos=stored,
                                    client_time=stage.client_time, note=stage.note, actor=Actor.of(user),
-                                   now=datetime.now(UTC))
+                                   now=datetime.now(UTC), account_number=stage.account_number,
+                                   customer_charged_cny=stage.customer_charged_cny)
         return 200, {"application_id": application.id, "application_status": application.status,
                      **views.step_json(step, service.china_date(datetime.now(UTC)), settings, staff=True)}
 

@@ -80,6 +80,20 @@ class DesignFrozenError(ApplicationStateError):
     default_message = "The design is confirmed and frozen; it can no longer be adjusted."
 
 
+class ConstructionAlreadyStartedError(ApplicationStateError):
+    """The start of construction was recorded before; its time is final (R5.3; HTTP 409)."""
+
+    code = "CONSTRUCTION_ALREADY_STARTED"
+    default_message = "The start of construction is already recorded; its time is final."
+
+
+class AccountNumberRequiredError(InvalidInputError):
+    """装表接电 is reported with the account number (户号) the meter is energised under (annex 2 #3; HTTP 422)."""
+
+    code = "ACCOUNT_NUMBER_REQUIRED"
+    default_message = "The power-on report needs the account number (户号)."
+
+
 class DocumentMissingError(InvalidInputError):
     """A required document is missing (R1.2: the ID always; the property proof before power-on; HTTP 422)."""
 

@@ -50,6 +50,11 @@ class ApplicationForm(BaseModel):
     area_type: Literal["urban", "rural"] | None = Field(
         default=None, description="城乡类别; default: the grid area's.")
     wanted_power_on: IsoDate | None = Field(default=None, description="客户预计送电时间 (BS 4.1.3), `YYYY-MM-DD`.")
+    channel: Literal["app", "government_platform", "counter"] = Field(
+        default="app", description="申请方式 (annex 2 #7): the customer's app, a government service platform, or the "
+        "counter (营业厅).")
+    business_type: Literal["new", "capacity_increase"] = Field(
+        default="new", description="业务类型 (annex 2 #12): 新装 (`new`) or 增容 (`capacity_increase`).")
     contract_version: Line = Field(max_length=32, description="The contract version shown (GET .../contract).")
     contract_sha256: str = Field(pattern=r"^[0-9A-Fa-f]{64}$",
                                  description="SHA-256 of the contract text shown (64 hex digits).")

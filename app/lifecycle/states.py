@@ -33,11 +33,13 @@ from app.design.service import (
 from app.identity.auth import AuthenticatedUser, Role, require_grid_area, require_owner
 from app.lifecycle.contracts import check_acceptance
 from app.lifecycle.errors import (
+    AccountNumberRequiredError,
     AlreadyAssignedError,
     ApplicationClosedError,
     ApplicationNotFoundError,
     AssignmentInvalidError,
     ConfirmRequiredError,
+    ConstructionAlreadyStartedError,
     DesignFrozenError,
     DocumentMissingError,
     NotAssignedError,
@@ -376,7 +378,8 @@ def submit_application(session: Session, engine: SitingEngine, settings: Setting
         identity_number=form.identity_number, contact_phone=form.contact_phone, address=form.address,
         pin_lon=form.lon, pin_lat=form.lat, pin_crs=form.crs, requested_kw=form.kw, phases=form.phases,
         category=form.category.value, industry=form.industry, area_type=form.area_type,
-        wanted_power_on=form.wanted_power_on, status=ApplicationStatus.AWAITING_ASSIGNMENT,
+        wanted_power_on=form.wanted_power_on, channel=form.channel, business_type=form.business_type,
+        status=ApplicationStatus.AWAITING_ASSIGNMENT,
         documents_complete=property_proof is not None, contract_version=contract.version,
         contract_sha256=contract.sha256, contract_accepted_at=now, contract_accepted_by_user_id=customer.id,
         created_at=now, updated_at=now, reserved_kva=0.0,
@@ -548,12 +551,34 @@ def confirm_design(session: Session, settings: Settings, application: Applicatio
     return request
 
 
+def start_construction(session: Session, application: Application, *, actor: Actor, now: datetime) -> Application:
+    """Record the start of construction (工程实施时间, annex 2 #18) now, at the server's clock (R5.3).
+
+    Only while 接入工程施工 is the open step (its predecessors done: the materials, and 行政审批 when the road
+    is dug), and once: a second call answers ``CONSTRUCTION_ALREADY_STARTED``.
+    """
+    lock_for_transition(session, application)
+    require_assigned(application)
+    _open_step(session, application, StepCode.CONSTRUCTION)
+    if application.construction_started_at is not None:
+        started = as_utc(application.construction_started_at).isoformat()
+        raise ConstructionAlreadyStartedError(application_id=application.id, construction_started_at=started)
+    application.construction_started_at, application.updated_at = now, now
+    session.flush()
+    _audit(session, actor, application, "construction_started", {"construction_started_at": None},
+           {"construction_started_at": now})
+    return application
+
+
 def report_step(session: Session, settings: Settings, application: Application, code: StepCode, *, gps: GpsFix,
                 photos: Sequence[StoredFile], client_time: str | None, note: str | None, actor: Actor,
-                now: datetime) -> ApplicationStep:
+                now: datetime, account_number: str | None = None,
+                customer_charged_cny: float | None = None) -> ApplicationStep:
     """Record a stage as completed now (the server's clock; the device's time is a note only, R5.3).
 
     Once: a second report of the step waits under the application's lock and answers ``STEP_ALREADY_COMPLETED``.
+    装表接电 needs the ``account_number`` (户号) the meter is energised under and keeps ``customer_charged_cny``
+    (what the customer paid outside the red line, default 0); other steps ignore both.
     """
     lock_for_transition(session, application)
     require_assigned(application)
@@ -565,17 +590,24 @@ def report_step(session: Session, settings: Settings, application: Application, 
     if code == StepCode.METER_AND_ENERGISE and not application.documents_complete:
         raise DocumentMissingError("The property proof (容缺) must be uploaded before power-on.",
                                    missing=missing_documents(session, application, settings))
+    if code == StepCode.METER_AND_ENERGISE and not account_number:
+        raise AccountNumberRequiredError(field="report.account_number", step_code=code.value)
     before = {"step_code": step.step_code, "completed_at": None, "status": application.status}
     _complete(step, actor=actor, now=now, gps=gps, photos=photos, client_time=client_time, note=note)
     if code == StepCode.METER_AND_ENERGISE:
         application.status = ApplicationStatus.POWERED_ON
         application.powered_on_at = now
+        application.account_number = account_number
+        application.customer_charged_cny = customer_charged_cny or 0.0
     application.updated_at = now
     session.flush()
     _audit(session, actor, application, "step_completed", before,
            {"step_code": step.step_code, "completed_at": now, "deadline": step.deadline,
             "deadline_status": step.deadline_status, "gps": gps.model_dump(), "photos": len(photos),
-            "client_time_note": step.client_time_note, "status": application.status})
+            "client_time_note": step.client_time_note, "status": application.status,
+            **({"account_number": application.account_number,
+                "customer_charged_cny": application.customer_charged_cny}
+               if code == StepCode.METER_AND_ENERGISE else {})})
     return step
 
 

@@ -90,16 +90,20 @@ def apply(client: TestClient, headers: dict[str, str], form: dict[str, Any], *, 
     return client.post("/api/v1/applications", data=data, files=files, headers={**headers, **extra})
 
 
-def report_multipart(*, photos: int = 1, client_time: str | None = None) -> Multipart:
-    """``(data, files)`` of a stage report: a GPS fix and ``photos`` PNG photos."""
-    body = {"gps": {"lon_wgs84": 106.49, "lat_wgs84": 29.5, "accuracy_m": 5.0}, "client_time": client_time}
+def report_multipart(*, photos: int = 1, client_time: str | None = None, **extra: Any) -> Multipart:
+    """``(data, files)`` of a stage report: a GPS fix and ``photos`` PNG photos (``extra``: more report fields)."""
+    body = {"gps": {"lon_wgs84": 106.49, "lat_wgs84": 29.5, "accuracy_m": 5.0}, "client_time": client_time, **extra}
     return {"report": json.dumps(body)}, [("photos", (f"p{i}.png", PNG, "image/png")) for i in range(photos)]
 
 
 def report(client: TestClient, headers: dict[str, str], application_id: int, step_code: str, *,
-           photos: int = 1, client_time: str | None = None, key: str | None = None) -> Any:
-    """POST a stage report with a GPS fix and ``photos`` PNG photos."""
-    data, files = report_multipart(photos=photos, client_time=client_time)
+           photos: int = 1, client_time: str | None = None, key: str | None = None, **extra: Any) -> Any:
+    """POST a stage report with a GPS fix and ``photos`` PNG photos; 装表接电 with an account number (户号)
+    unless ``extra`` names one (``account_number=None`` sends none)."""
+    if step_code == "meter_and_energise":
+        extra.setdefault("account_number", f"50{application_id:08d}")
+    extra = {name: value for name, value in extra.items() if value is not None}
+    data, files = report_multipart(photos=photos, client_time=client_time, **extra)
     extra = {"Idempotency-Key": key} if key else {}
     return client.post(f"/api/v1/terminal/jobs/{application_id}/steps/{step_code}",
                        data=data, files=files or None, headers={**headers, **extra})
