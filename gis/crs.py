@@ -115,14 +115,16 @@ _EPSG_CODE = re.compile(r"epsg:(\d{1,6})")
 
 
 @lru_cache(maxsize=64)
-def _epsg_kind(code: int) -> str | None:
-    """``"projected"``/``"geographic"``/… and the name of an EPSG code PROJ knows, else ``None``."""
+def _epsg_reason(code: int) -> str | None:
+    """Why an EPSG code PROJ knows is no pin CRS (projected, or a geographic datum pins are not converted from)."""
     try:
         known = pyproj.CRS.from_epsg(code)
     except pyproj.exceptions.CRSError:
         return None
-    kind = "projected" if known.is_projected else "geographic" if known.is_geographic else known.type_name
-    return f"{kind} CRS ({known.name})"
+    if known.is_projected:
+        return f"is a projected CRS ({known.name}), not a pin's lon/lat"
+    kind = "geographic CRS" if known.is_geographic else "CRS"
+    return f"is a {kind} ({known.name}) that pins are not converted from"
 
 
 def crs_refusal(value: object) -> str:
@@ -143,9 +145,9 @@ def crs_refusal(value: object) -> str:
     """
     shown = value if isinstance(value, str) else type(value).__name__
     text = repr(shown[:40] + "…" if len(shown) > 40 else shown)
-    match = _EPSG_CODE.fullmatch(shown.strip().lower()) if isinstance(value, str) else None
-    kind = _epsg_kind(int(match.group(1))) if match else None
-    why = f"{text} is a {kind}, not a pin's lon/lat" if kind else f"Unsupported coordinate system {text}"
+    match = _EPSG_CODE.fullmatch(shown.lower()) if isinstance(value, str) else None
+    reason = _epsg_reason(int(match.group(1))) if match else None
+    why = f"{text} {reason}" if reason else f"Unsupported coordinate system {text}"
     return (f"{why}; use one of {', '.join(CRS_NAMES)} (case-insensitive; EPSG:4326 is wgs84, EPSG:4490 "
             "cgcs2000).")
 

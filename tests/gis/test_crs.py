@@ -146,6 +146,8 @@ def test_the_vocabulary_is_the_names_and_their_epsg_codes() -> None:
     ("EPSG:9999", "Unsupported coordinate system 'EPSG:9999'"),
     ("EPSG:4545", "'EPSG:4545' is a projected CRS (CGCS2000 / 3-degree Gauss-Kruger CM 108E), not a pin's lon/lat"),
     ("epsg:3857", "'epsg:3857' is a projected CRS"),
+    ("EPSG:4214", "'EPSG:4214' is a geographic CRS (Beijing 1954) that pins are not converted from"),
+    ("EPSG:4490 ", "Unsupported coordinate system 'EPSG:4490 '"),
     ("x" * 500, "Unsupported coordinate system 'xxxx"),
 ])
 def test_a_refusal_says_why_and_lists_the_accepted_values(value: str, why: str) -> None:
