@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,6 +56,25 @@ def fresh_database(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fix
         return url
 
     return make
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(fresh_database) -> Iterator[Callable[[str], Engine]]:  # type: ignore[no-untyped-def]
+    """Factory: ``migrated_engine(backend)`` is an engine on a new database migrated to head (disposed at the end).
+
+    For modules that need an empty database of their own; rows they commit do not leak into the demo databases.
+    """
+    engines: list[Engine] = []
+
+    def make(backend: str) -> Engine:
+        url = fresh_database(backend)
+        migrate.upgrade(url)
+        engines.append(create_db_engine(url))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

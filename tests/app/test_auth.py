@@ -64,18 +64,15 @@ NON_ADMIN_ROLES = [Role.CUSTOMER, *STAFF_ROLES]
 
 
 @pytest.fixture(scope="module")
-def auth_engine(backend: str, fresh_database) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+def auth_engine(backend: str, migrated_engine) -> Engine:  # type: ignore[no-untyped-def]
     """A migrated database with two grid areas and no users (treat as read-only)."""
-    url = fresh_database(backend)
-    migrate.upgrade(url)
-    engine = create_db_engine(url)
+    engine = migrated_engine(backend)
     with engine.begin() as conn:
         for i, code in enumerate(GRID_AREAS):
             square = f"MULTIPOLYGON((({106 + i} 29,{106.1 + i} 29,{106.1 + i} 29.1,{106 + i} 29.1,{106 + i} 29)))"
             conn.execute(insert(GridArea).values(code=code, name=code, area_type="urban",
                                                  geom=WKTElement(square, srid=4326)))
-    yield engine
-    engine.dispose()
+    return engine  # type: ignore[no-any-return]
 
 
 @pytest.fixture

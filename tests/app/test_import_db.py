@@ -11,8 +11,6 @@ import pytest
 from sqlalchemy import Connection, Engine, inspect, text
 
 from app.network.loading import import_layer_file
-from app.platform import migrate
-from app.platform.db import create_db_engine
 from gis.importing import FieldMapping, ImportRejectedError
 from tests.importdata import (
     TEST_AREA_WGS84,
@@ -22,6 +20,7 @@ from tests.importdata import (
     transformer_frame,
     write_layer,
 )
+from tests.support.databases import rolled_back
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +30,16 @@ def oberrhein(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def import_engine(backend: str, fresh_database) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+def import_engine(backend: str, migrated_engine) -> Engine:  # type: ignore[no-untyped-def]
     """A migrated, empty database of the current backend for this module."""
-    url = fresh_database(backend)
-    migrate.upgrade(url)
-    engine = create_db_engine(url)
-    yield engine
-    engine.dispose()
+    return migrated_engine(backend)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def conn(import_engine: Engine) -> Iterator[Connection]:
     """A connection inside a transaction rolled back after the test."""
-    with import_engine.connect() as connection:
-        transaction = connection.begin()
-        try:
-            yield connection
-        finally:
-            transaction.rollback()
+    with rolled_back(import_engine) as connection:
+        yield connection
 
 
 def imp(conn: Connection, path: Path, layer: str = "transformers", **options: Any):  # type: ignore[no-untyped-def]

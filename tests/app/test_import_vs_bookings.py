@@ -28,12 +28,11 @@ from app.identity.auth import Role
 from app.main import create_app
 from app.network.loading import import_layer_file
 from app.network.reservations import ReservationTarget, move_reservation
-from app.platform import migrate
-from app.platform.db import create_db_engine
 from app.platform.models import Application
 from gis.importing import FieldMapping, ImportMappingError
 from tests.app.auth_helpers import auth_headers, make_user, settings_for_tests
 from tests.importdata import TEST_AREA_WGS84, transformer_frame, write_layer
+from tests.support.databases import rolled_back
 
 #: The incident: 31 bookings holding 298.8 kVA on one transformer (T-0003: 630 kVA, peak 53 kVA).
 INCIDENT_KVA = [9.6] * 30 + [10.8]
@@ -41,24 +40,16 @@ JOB_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
-def engine(backend: str, fresh_database) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+def engine(backend: str, migrated_engine) -> Engine:  # type: ignore[no-untyped-def]
     """A migrated, empty database of the current backend for this module."""
-    url = fresh_database(backend)
-    migrate.upgrade(url)
-    engine = create_db_engine(url)
-    yield engine
-    engine.dispose()
+    return migrated_engine(backend)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def conn(engine: Engine) -> Iterator[Connection]:
     """A connection inside a transaction rolled back after the test."""
-    with engine.connect() as connection:
-        transaction = connection.begin()
-        try:
-            yield connection
-        finally:
-            transaction.rollback()
+    with rolled_back(engine) as connection:
+        yield connection
 
 
 @pytest.fixture

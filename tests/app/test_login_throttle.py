@@ -44,13 +44,9 @@ LIMITS = {"login_max_failures": 5, "login_max_failures_per_address": 12, "login_
 
 
 @pytest.fixture(scope="module")
-def throttle_engine(backend: str, fresh_database) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+def throttle_engine(backend: str, migrated_engine) -> Engine:  # type: ignore[no-untyped-def]
     """A migrated database whose rows are committed: each test uses its own user names and client address."""
-    url = fresh_database(backend)
-    migrate.upgrade(url)
-    engine = create_db_engine(url)
-    yield engine
-    engine.dispose()
+    return migrated_engine(backend)  # type: ignore[no-any-return]
 
 
 @contextmanager
