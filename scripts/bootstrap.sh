@@ -14,7 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # fonts-noto-cjk: Debian installs no CJK font, so every Chinese label of the map page, of the drawings and of the
 # tests' screenshots rendered on this machine was a box (issue 17 item 4; the pages and SVGs name Noto Sans CJK SC)
-packages=(python3.11 python3.11-venv libsqlite3-mod-spatialite fonts-noto-cjk)
+# curl: command 1 waits for /healthz with it and the README's examples call the API with it (issue 17 item 1)
+packages=(python3.11 python3.11-venv libsqlite3-mod-spatialite fonts-noto-cjk curl)
 if [ "$with_test" -eq 1 ]; then
   packages+=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin chromium)
 fi
