@@ -22,6 +22,7 @@ from app.main import create_app
 from app.platform.forms import MAX_JSON_DEPTH, MAX_JSON_FIELD_CHARS, parse_json_field
 from app.platform.params import MAX_ID, MAX_INT64, Id, IsoDate, IsoDatetime, Line, Text, install_contract
 from app.platform.uploads import UploadTypeError, store_upload
+from gis.crs import CRS_NAMES
 from gis.errors import InvalidInputError
 from tests.app.auth_helpers import auth_headers, make_user, override_session, settings_for_tests
 from tests.app.lifecycle_helpers import application_form, apply, make_teams, sample
@@ -636,3 +637,70 @@ def test_ids_are_bounded_by_the_32_bit_columns(client: TestClient, admin: dict[s
     for url in (f"/api/v1/users/{MAX_ID + 1}", f"/api/v1/audit?actor={MAX_ID + 1}"):
         _refused(client.request("PATCH" if "users" in url else "GET", url, headers=admin,
                                 json={} if "users" in url else None))
+
+
+# --- issue 20 item 5: one CRS vocabulary for the pins of applications and survey adjustments ----------------------
+
+CRS_ACCEPTED = "use one of wgs84, gcj02, bd09, cgcs2000, EPSG:4326, EPSG:4490"
+
+
+def _wgs84_sample() -> dict[str, str]:
+    row = sample("overhead")
+    assert row["crs"] == "wgs84", row  # the EPSG code below is this system's
+    return row
+
+
+@pytest.mark.parametrize(("given", "stored"), [("EPSG:4326", "wgs84"), ("epsg:4326", "wgs84"),
+                                               ("EPSG:4490", "cgcs2000")])
+def test_an_application_takes_an_epsg_code_as_its_system(writing_client: TestClient, db_conn: Connection,
+                                                         given: str, stored: str) -> None:
+    """Before: only ``wgs84|gcj02|bd09|cgcs2000``, though imports take EPSG codes. Stored as the system's name."""
+    customer = auth_headers(writing_client, make_user(db_conn, Role.CUSTOMER))
+    row = _wgs84_sample()
+    applied = apply(writing_client, customer, application_form(row, crs=given))
+    assert applied.status_code == 201, applied.text
+    assert applied.json()["pin"]["crs"] == stored and applied.json()["job_class"] == row["expected_job_class"]
+
+
+@pytest.mark.parametrize(("value", "why"), [("EPSG:9999", "Unsupported coordinate system 'EPSG:9999'"),
+                                            ("utm", "Unsupported coordinate system 'utm'"),
+                                            ("EPSG:4545", "is a projected CRS")])
+def test_an_application_in_another_system_is_422_listing_the_accepted_values(
+        writing_client: TestClient, db_conn: Connection, value: str, why: str) -> None:
+    """The application part answers ``INVALID_INPUT`` naming ``application.crs``, as for any of its fields."""
+    customer = auth_headers(writing_client, make_user(db_conn, Role.CUSTOMER))
+    body = _refused(apply(writing_client, customer, application_form(_wgs84_sample(), crs=value)),
+                    "application.crs", code="INVALID_INPUT")
+    assert why in body["message"] and CRS_ACCEPTED in body["message"]
+
+
+@pytest.mark.parametrize(("crs", "answer"), [("EPSG:4326", 201), ("Epsg:4490", 201), ("utm", 422),
+                                             ("EPSG:9999", 422)])
+def test_a_moved_meter_box_speaks_the_same_vocabulary(writing_client: TestClient, db_conn: Connection,
+                                                      crs: str, answer: int) -> None:
+    teams = make_teams(db_conn)
+    customer = auth_headers(writing_client, make_user(db_conn, Role.CUSTOMER))
+    row = _wgs84_sample()
+    applied = apply(writing_client, customer, application_form(row))
+    assert applied.status_code == 201, applied.text
+    job = applied.json()
+    pm = auth_headers(writing_client, teams[job["grid_area_code"]][1])
+    etag = writing_client.get(f"/api/v1/terminal/jobs/{job['id']}/survey-package", headers=pm).headers["ETag"]
+    moved = {"meter_box": {"lon": float(row["lon"]) + 0.00002, "lat": float(row["lat"]), "crs": crs}}
+    response = writing_client.post(f"/api/v1/terminal/jobs/{job['id']}/adjustments", json=moved,
+                                   headers={**pm, "If-Match": etag})
+    if answer == 201:
+        assert response.status_code == 201, response.text
+    else:
+        body = _refused(response, "body.meter_box.crs")
+        assert CRS_ACCEPTED in body["message"]
+
+
+def test_the_openapi_declares_one_crs_vocabulary(client: TestClient) -> None:
+    """Every pin's ``crs`` is the enum of gis.crs.CRS_NAMES: designs, sources, applications, adjustments."""
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    pins = [schemas["DesignRequest"], schemas["ApplicationForm"], schemas["MeterBoxPin"]]
+    declared = [pin["properties"]["crs"] for pin in pins]
+    declared.append(_parameter(document, "get", "/api/v1/sources", "crs")["schema"])
+    assert all(schema["enum"] == list(CRS_NAMES) for schema in declared), declared
