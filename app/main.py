@@ -28,6 +28,7 @@ from app.api import (
     map_page,
     notifications,
     public,
+    reports,
     sources,
     terminal,
     tiles,
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(features.router)
     app.include_router(tiles.router)
     app.include_router(public.router)
+    app.include_router(reports.router)
     app.include_router(map_page.router)
     app.include_router(docs_pages.router)
     app.mount("/static", StaticFiles(directory=map_page.STATIC_DIR), name="static")
