@@ -30,6 +30,8 @@ from design_rules.sizing import SizingResult
 from gis.errors import InvalidInputError
 
 AccessKind = Literal["pole", "branch_box", "transformer"]
+UpgradeKind = Literal["uprate", "new_transformer"]
+UnitKind = Literal["pole_mounted", "box"]
 RoadCrossing = tuple[str, str]
 """A road crossed by the new route: ``(road name, road_class)``."""
 
@@ -141,6 +143,7 @@ def quantity_drivers(
     span_m: float,
     *,
     angle_poles: int = 0,
+    mv_line_m: float = 0.0,
     designs: TypicalDesigns | None = None,
 ) -> dict[str, float]:
     """Compute every named quantity driver of the typical designs (DOMAIN §4.2–4.3).
@@ -150,6 +153,7 @@ def quantity_drivers(
     pole. Conductor runs: the circuit's conductor count (4 three-phase, 2 single-phase) divided by the
     conductor's cores (one run for a bundled drop or a cable). Crossing length per road class and
     surface come from the data; excavated crossings need trench and restoration, others go trenchless.
+    ``mv_line_m`` is the new 10 kV line of a new transformer by the load (0 otherwise).
 
     Examples
     --------
@@ -164,6 +168,8 @@ def quantity_drivers(
         raise InvalidInputError("route_length_m must be a finite length ≥ 0", field="route_length_m")
     if not span_m > 0:
         raise InvalidInputError("span_m must be positive", field="span_m", value=span_m)
+    if not (mv_line_m >= 0 and math.isfinite(mv_line_m)):
+        raise InvalidInputError("mv_line_m must be a finite length ≥ 0", field="mv_line_m")
     if angle_poles < 0:
         raise InvalidInputError("angle_poles must be ≥ 0", field="angle_poles", value=angle_poles)
     spans = math.ceil(route_length_m / span_m - 1e-9) if route_length_m > 0 else 0
@@ -209,6 +215,7 @@ def quantity_drivers(
         "trench_carriageway_m": crossing_length_m if excavation else 0.0,
         "trenchless_m": 0.0 if excavation else crossing_length_m,
         "route_markers": float(math.ceil(route_length_m / geometry.route_marker_interval_m - 1e-9) + 1),
+        "mv_line_m": float(mv_line_m),
     }
     drivers.update({f"restoration_{surface}_m2": area_m2 for surface, area_m2 in restoration.items()})
     return drivers
@@ -218,7 +225,8 @@ def _matches(when: Mapping[str, Sequence[Any]], context: Mapping[str, Any]) -> b
     return all(context[key] in allowed for key, allowed in when.items())
 
 
-def _resolve(selector: MaterialSelector, sizing: SizingResult, prices: PriceList) -> PriceRow:
+def _resolve(selector: MaterialSelector, sizing: SizingResult, prices: PriceList, rated_kva: float | None = None
+             ) -> PriceRow:
     if selector.code is not None:
         return prices.by_code(selector.code)
     if selector.designation is not None:
@@ -239,6 +247,11 @@ def _resolve(selector: MaterialSelector, sizing: SizingResult, prices: PriceList
                 error="template value missing",
             ) from None
         return prices.by_designation(designation)
+    if selector.by == "rated_kva":
+        if rated_kva is None:
+            raise InvalidInputError(f"material family {selector.family!r} is chosen by the new unit's rating, "
+                                    "and the job names none", field="rated_kva")
+        return prices.select(selector.family or "", rated_kva)
     value = sizing.size_mm2 if selector.by == "size_mm2" else sizing.design_current_a
     return prices.select(selector.family or "", float(value or 0.0))
 
@@ -254,11 +267,12 @@ def _priced_line(
     sizing: SizingResult,
     designs: TypicalDesigns,
     prices: PriceList,
+    rated_kva: float | None = None,
 ) -> BomLine | None:
     raw_quantity = sum(coefficient * drivers[name] for name, coefficient in line.quantity.items())
     if raw_quantity <= 0:
         return None
-    row = _resolve(line.material, sizing, prices)
+    row = _resolve(line.material, sizing, prices, rated_kva)
     unit = designs.units.get(row.unit)
     if unit is None:
         raise CatalogueInvalidError(
@@ -287,6 +301,10 @@ def build_bom(
     *,
     angle_poles: int = 0,
     access_kind: AccessKind = "pole",
+    upgrade_kind: UpgradeKind = "uprate",
+    unit_kind: UnitKind = "pole_mounted",
+    rated_kva: float | None = None,
+    mv_line_m: float = 0.0,
     designs: TypicalDesigns | None = None,
     prices: PriceList | None = None,
 ) -> Bom:
@@ -319,6 +337,15 @@ def build_bom(
         Angle/strain poles along an overhead route (route bends); default 0.
     access_kind : {'pole', 'branch_box', 'transformer'}, optional
         What the new line leaves from; a cable leaving a pole needs a riser.
+    upgrade_kind : {'uprate', 'new_transformer'}, optional
+        A ``transformer_upgrade`` job uprates the existing transformer (default) or builds a new one by the
+        load (issue 20 item 1e); other job classes ignore it.
+    unit_kind : {'pole_mounted', 'box'}, optional
+        The new unit's kind (柱上变台 or 箱变); only for ``new_transformer``.
+    rated_kva : float, optional
+        The new unit's rating: chooses the unit and JP-cabinet materials (``by = "rated_kva"``).
+    mv_line_m : float, optional
+        Length of the new 10 kV line to the unit, metres (driver ``mv_line_m``).
     designs : TypicalDesigns, optional
         Typical designs; the packaged file when omitted.
     prices : PriceList, optional
@@ -365,6 +392,8 @@ def build_bom(
         "area": str(area),
         "excavation": bool(excavation),
         "access_kind": access_kind,
+        "upgrade_kind": upgrade_kind if str(job_class) == "transformer_upgrade" else "none",
+        "unit_kind": unit_kind if upgrade_kind == "new_transformer" else "none",
     }
     if not _matches(design.requires, context):
         raise InvalidInputError(
@@ -379,6 +408,7 @@ def build_bom(
         excavation,
         span_m or designs.geometry.default_span_m[area],  # type: ignore[index]
         angle_poles=angle_poles,
+        mv_line_m=mv_line_m if context["upgrade_kind"] == "new_transformer" else 0.0,
         designs=designs,
     )
     lines: list[BomLine] = []
@@ -388,7 +418,7 @@ def build_bom(
             continue
         for line in assembly.lines:
             if _matches(line.when, context):
-                priced = _priced_line(line, assembly_id, drivers, sizing, designs, prices)
+                priced = _priced_line(line, assembly_id, drivers, sizing, designs, prices, rated_kva)
                 if priced is not None:
                     lines.append(priced)
     by_assembly: dict[str, Decimal] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -20,24 +20,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 from shapely.geometry.base import BaseGeometry
 
-from design_rules.bom import Bom, build_bom
+from design_rules.bom import Bom, UpgradeKind, build_bom
 from design_rules.calendar import WorkCalendar
 from design_rules.catalogue import TypicalDesigns, load_typical_designs
 from design_rules.drawing import DrawingInput, MeterBox, NewEquipment, NewPole, NewRoute, PointM, TitleBlock
 from design_rules.eligibility import EligibilityInput, EligibilityResult, check_eligibility
 from design_rules.job_class import JobDecision, SiteFacts, classify_job
-from design_rules.profiles import AreaType, Category, JobClass, Profile, StepCode, UrbanRural
+from design_rules.new_transformer import UNIT_KIND_ZH, MvRun, UnitChoice, mv_run, size_unit, unit_reason
+from design_rules.profiles import AreaType, Category, JobClass, NewTransformerRules, Profile, StepCode, UrbanRural
 from design_rules.reasons import Reason
 from design_rules.schedule import Schedule, build_schedule
 from design_rules.sizing import SizingResult, size_conductor, size_service_drop
 from gis.errors import InvalidInputError, SanlingError
-from gis.siting import SitingResult, SourceCandidate
+from gis.siting import NO_FEASIBLE_SOURCE, AccessPointRef, NewTransformerSite, SitingResult, SourceCandidate
 
 __all__ = [
+    "NEW_TRANSFORMER_ID",
     "ApplicationFacts",
     "CandidateUnknownError",
     "ConnectionDesign",
     "DesignNotFeasibleError",
+    "NewTransformerDesign",
     "NotEligibleError",
     "angle_pole_count",
     "compose_design",
@@ -48,6 +51,8 @@ __all__ = [
 _RURAL = frozenset({AreaType.RURAL, AreaType.D, AreaType.E})
 #: A route bend sharper than this needs an angle (strain) pole (DOMAIN §4.1).
 ANGLE_POLE_MIN_DEG = 15.0
+#: The source ``transformer_asset_id`` of a new transformer by the load: it has no asset id until it is built.
+NEW_TRANSFORMER_ID = "NEW-TRANSFORMER"
 
 
 class NotEligibleError(SanlingError):
@@ -90,6 +95,37 @@ class ApplicationFacts(BaseModel):
 
 
 @dataclass(frozen=True)
+class NewTransformerDesign:
+    """The new distribution transformer by the load of a ``new_transformer`` design (issue 20 item 1e)."""
+
+    unit: UnitChoice
+    mv: MvRun
+    feeder_asset_id: str
+    x_m: float
+    y_m: float
+    feeder_x_m: float
+    feeder_y_m: float
+    on_road: bool
+
+    def to_dict(self, projector: Any) -> dict[str, Any]:
+        """Plain JSON; the unit and the feeding transformer as GeoJSON points in WGS-84."""
+        return {
+            "unit_kind": self.unit.kind,
+            "rated_kva": self.unit.rated_kva,
+            "needed_kva": self.unit.needed_kva,
+            "load_rate_after_pct": self.unit.load_rate_after_pct,
+            "geometry": projector.geojson_point_wgs84(self.x_m, self.y_m),
+            "placed_at": "nearest_road_point" if self.on_road else "meter_box",
+            "feeder_asset_id": self.feeder_asset_id,
+            "feeder_geometry": projector.geojson_point_wgs84(self.feeder_x_m, self.feeder_y_m),
+            "mv_line_straight_m": self.mv.straight_m,
+            "mv_line_m": self.mv.length_m,
+            "mv_line_radius_m": self.mv.limit_m,
+            "mv_line_estimate": "nearest_existing_transformer",
+        }
+
+
+@dataclass(frozen=True)
 class ConnectionDesign:
     """One computed design; ``to_dict`` is what the API returns and the database keeps."""
 
@@ -107,6 +143,10 @@ class ConnectionDesign:
     schedule: Schedule
     drawing: DrawingInput
     warnings: tuple[Reason, ...]
+    upgrade_kind: UpgradeKind | None = None
+    new_transformer: NewTransformerDesign | None = None
+    #: The transformer-upgrade rungs evaluated (chosen, buildable, not buildable), for ``alternatives``.
+    options: tuple[dict[str, Any], ...] = ()
 
     @property
     def job_class(self) -> JobClass:
@@ -118,6 +158,8 @@ class ConnectionDesign:
         return to_jsonable_python({
             "job_class": self.job_class,
             "lv_job_class": self.lv_job_class,
+            "upgrade_kind": self.upgrade_kind,
+            "new_transformer": None if self.new_transformer is None else self.new_transformer.to_dict(projector),
             "job_class_reasons": [r.to_dict() for r in self.decision.reasons],
             "excavation": self.decision.excavation,
             "needs_outage": self.decision.needs_outage,
@@ -236,6 +278,7 @@ _EQUIPMENT_PLACES = {
     "branch_box": _branch_box_place,
     "pole_riser": lambda c: ((c.access_point.x_m, c.access_point.y_m), c.access_point.asset_id),
     "transformer_uprate": lambda c: ((c.transformer_x_m, c.transformer_y_m), c.transformer_asset_id),
+    "new_transformer": lambda c: ((c.transformer_x_m, c.transformer_y_m), ""),
 }
 
 
@@ -254,7 +297,8 @@ def drawn_kinds(bom: Bom, designs: TypicalDesigns | None = None) -> dict[str, st
     return kinds
 
 
-def _new_works(bom: Bom, candidate: SourceCandidate, excavation: bool, span_m: float
+def _new_works(bom: Bom, candidate: SourceCandidate, excavation: bool, span_m: float,
+               new_transformer: NewTransformerDesign | None = None,
                ) -> tuple[tuple[NewRoute, ...], tuple[NewPole, ...], tuple[NewEquipment, ...]]:
     """The new items of the drawing: exactly what the BOM charges for, each at its place (R4.4).
 
@@ -267,6 +311,11 @@ def _new_works(bom: Bom, candidate: SourceCandidate, excavation: bool, span_m: f
     routed = len(points) >= 2 and route.length_m > 0
     routes = tuple(NewRoute(kind=kind, points_m=points, length_m=route.length_m, road_dug=excavation)  # type: ignore[arg-type]
                    for kind in _ROUTE_KINDS if kind in kinds and routed)
+    if "mv_line" in kinds and new_transformer is not None and new_transformer.mv.length_m > 0:
+        feeder = (new_transformer.feeder_x_m, new_transformer.feeder_y_m)
+        routes += (NewRoute(kind="mv_line", points_m=(feeder, (new_transformer.x_m, new_transformer.y_m)),
+                            length_m=new_transformer.mv.length_m, road_dug=False,
+                            label=f"自 {new_transformer.feeder_asset_id} T接（估算）"),)
     poles: tuple[NewPole, ...] = ()
     if "pole" in kinds and routed:
         poles = tuple(NewPole(x_m=x, y_m=y, label=f"N{i}")
@@ -293,8 +342,16 @@ def compose_design(
     chosen_transformer_asset_id: str | None = None,
     extra_no_overhead_local: Sequence[BaseGeometry] = (),
     surroundings: dict[str, Any] | None = None,
+    new_transformer_site: NewTransformerSite | None = None,
 ) -> ConnectionDesign:
     """Compose the design of one application (R1.3 → R2 → R3 → R4.2–R4.4 → R5.2).
+
+    With a feasible source (or a surveyor's chosen candidate) the design taps the existing LV network.
+    Without one, the transformer-upgrade rungs are evaluated (issue 20 item 1e): ``uprate`` the nearest
+    transformer within LV reach (its LV run sized as usual) and a ``new_transformer`` by the load at
+    ``new_transformer_site`` (the unit from the profile's standard series, its 10 kV run bounded by the
+    10 kV line radius). The cheaper buildable one is the design, the other its alternative; when neither
+    is buildable the answer is :class:`DesignNotFeasibleError` listing every rung tried and why it failed.
 
     Parameters
     ----------
@@ -322,6 +379,8 @@ def compose_design(
     surroundings
         Existing equipment for the drawing: ``transformers``, ``access_points``, ``existing_lines`` as
         lists of :mod:`design_rules.drawing` models.
+    new_transformer_site
+        :func:`gis.siting.new_transformer_site` of the meter box; ``None``: the new-transformer rung is not tried.
 
     Raises
     ------
@@ -330,7 +389,8 @@ def compose_design(
     InvalidInputError
         ``chosen_transformer_asset_id`` is not among the feasible candidates (``CANDIDATE_UNKNOWN``).
     DesignNotFeasibleError
-        No conductor of the catalogue fits, or no transformer stands within LV reach of the meter box.
+        No conductor of the catalogue fits a feasible source's route, or no rung of the transformer upgrade
+        is buildable (``details['reasons']`` lists each rung's failure, ``details['options_tried']`` the rungs).
     """
     try:
         eligibility_input = EligibilityInput(kw=facts.kw, category=facts.category, voltage_kv=facts.voltage_kv,
@@ -342,15 +402,142 @@ def compose_design(
     eligibility = check_eligibility(eligibility_input, profile, accepted_at.date())
     if not eligibility.eligible:
         raise NotEligibleError(reasons=[r.to_dict() for r in eligibility.reasons])
-    candidate = _choose(siting, chosen_transformer_asset_id)
-    feasible = siting.feasible
-    site_facts = _site_facts(candidate, feasible, area_type, extra_no_overhead_local)
+    job = _Job(job_ref, facts, siting, area_type, profile, power_factor, accepted_at, calendar,
+               tuple(extra_no_overhead_local), surroundings or {}, eligibility)
+    if chosen_transformer_asset_id is not None or siting.feasible:
+        candidate = _choose(siting, chosen_transformer_asset_id)
+        return _compose_option(job, candidate, feasible=siting.feasible)
+    return _upgrade_ladder(job, new_transformer_site)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The inputs of :func:`compose_design` that every option shares."""
+
+    job_ref: str
+    facts: ApplicationFacts
+    siting: SitingResult
+    area_type: AreaType
+    profile: Profile
+    power_factor: float
+    accepted_at: datetime
+    calendar: WorkCalendar
+    extra_no_overhead_local: tuple[BaseGeometry, ...]
+    surroundings: dict[str, Any]
+    eligibility: EligibilityResult
+
+
+def _option_summary(design: ConnectionDesign, status: str, why: str) -> dict[str, Any]:
+    """One rung of the ladder as ``alternatives`` shows it: job class, cost, promised power-on, kind, why."""
+    return {"option": design.upgrade_kind, "status": status, "job_class": str(design.job_class),
+            "upgrade_kind": design.upgrade_kind, "total_cost_cny": float(design.bom.total_cny),
+            "promised_power_on": design.schedule.promised_power_on.isoformat(),
+            "transformer_asset_id": design.source.transformer_asset_id, "reason": why}
+
+
+def _failed_summary(upgrade_kind: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"option": upgrade_kind, "status": "not_buildable", "job_class": str(JobClass.TRANSFORMER_UPGRADE),
+            "upgrade_kind": upgrade_kind, "total_cost_cny": None, "promised_power_on": None,
+            "reasons": reasons}
+
+
+def _upgrade_ladder(job: _Job, new_site: NewTransformerSite | None) -> ConnectionDesign:
+    """The transformer-upgrade rungs, cheapest buildable first (issue 20 item 1e; R2.3, R4.2; CQ-45 一.2)."""
+    siting = job.siting
+    built: list[ConnectionDesign] = []
+    failed: list[dict[str, Any]] = []
+    if siting.upgrade_candidate is None:
+        failed.append(_failed_summary("uprate", [{
+            "code": siting.reason_code or NO_FEASIBLE_SOURCE,
+            "message": siting.reason or "No transformer can supply the meter box over LV.", "source": "R2.3"}]))
+    else:
+        try:
+            built.append(_compose_option(job, siting.upgrade_candidate, feasible=False, upgrade_kind="uprate"))
+        except DesignNotFeasibleError as exc:
+            failed.append(_failed_summary("uprate", exc.details.get("reasons") or [
+                {"code": "LV_RUN_NOT_FEASIBLE", "message": exc.message, "source": "R4.2"}]))
+    rules = job.profile.new_transformer
+    if rules is None or new_site is None:
+        why = ("The profile has no new_transformer rules." if rules is None
+               else "No existing transformer is loaded to estimate the 10 kV supply from.")
+        failed.append(_failed_summary("new_transformer", [{"code": "NEW_TRANSFORMER_NOT_OFFERED", "message": why,
+                                                           "source": "issue 20 item 1e"}]))
+    else:
+        try:
+            built.append(_compose_new_transformer(job, new_site, rules))
+        except DesignNotFeasibleError as exc:
+            failed.append(_failed_summary("new_transformer", exc.details.get("reasons") or [
+                {"code": "LV_RUN_NOT_FEASIBLE", "message": exc.message, "source": "R4.2"}]))
+    if not built:
+        reasons = [reason for option in failed for reason in option["reasons"]]
+        messages = "; ".join(f"{option['option']}: {option['reasons'][0]['message']}" for option in failed)
+        details: dict[str, Any] = {"reasons": reasons, "options_tried": failed,
+                                   "radius_m": siting.params.to_dict()["upgrade_reach_m"]}
+        if rules is not None:
+            details["mv_line_radius_m"] = rules.mv_reach_m(job.area_type)
+        raise DesignNotFeasibleError(
+            f"No rung of the transformer upgrade is buildable (a transformer uprate, a new transformer (新增配变) "
+            f"by the load): {messages}", **details)
+    built.sort(key=lambda d: (d.bom.total_cny, d.upgrade_kind != "uprate"))
+    best, others = built[0], built[1:]
+    options = (
+        _option_summary(best, "chosen", "cheapest buildable option"),
+        *(_option_summary(o, "buildable", f"costs {float(o.bom.total_cny - best.bom.total_cny):,.2f} CNY more than "
+                          f"the {best.upgrade_kind} design") for o in others),
+        *failed,
+    )
+    return replace(best, options=options)
+
+
+def _compose_new_transformer(job: _Job, site: NewTransformerSite, rules: NewTransformerRules) -> ConnectionDesign:
+    """The new-transformer rung: size the unit, bound its 10 kV run, then design its short LV run."""
+    added = job.siting.params.added_kva
+    unit = size_unit(added, job.area_type, rules)
+    if unit is None:
+        kind, series = rules.series(job.area_type)
+        raise DesignNotFeasibleError(reasons=[{
+            "code": "NEW_TRANSFORMER_TOO_SMALL", "source": rules.source,
+            "message": f"No {kind} rating of the standard series {list(series)} kVA carries {added:.1f} kVA plus "
+                       f"the {rules.margin_pct:g} % margin."}])
+    run = mv_run(site.feeder_straight_m, job.area_type, rules)
+    if not run.within_limit:
+        raise DesignNotFeasibleError(reasons=[{
+            "code": "MV_LINE_BEYOND_RADIUS", "source": rules.mv_source,
+            "message": f"A new transformer (新增配变) by the load would need a 10 kV line of about "
+                       f"{run.length_m:,.0f} m from the nearest existing transformer {site.feeder_asset_id} "
+                       f"({run.straight_m:,.0f} m straight × {rules.mv_detour_factor:g}), beyond the {run.limit_m:g} m "
+                       f"10 kV line radius of area type {job.area_type.value}."}],
+            mv_line_m=run.length_m, mv_line_radius_m=run.limit_m)
+    new = NewTransformerDesign(unit=unit, mv=run, feeder_asset_id=site.feeder_asset_id, x_m=site.x_m, y_m=site.y_m,
+                               feeder_x_m=site.feeder_x_m, feeder_y_m=site.feeder_y_m, on_road=site.on_road)
+    candidate = SourceCandidate(
+        transformer_asset_id=NEW_TRANSFORMER_ID, transformer_pos=-1, transformer_x_m=site.x_m,
+        transformer_y_m=site.y_m,
+        access_point=AccessPointRef(NEW_TRANSFORMER_ID, "transformer", site.x_m, site.y_m),
+        straight_to_access_point_m=math.dist((site.x_m, site.y_m), (job.siting.pin.x_m, job.siting.pin.y_m)),
+        straight_to_transformer_m=math.dist((site.x_m, site.y_m), (job.siting.pin.x_m, job.siting.pin.y_m)),
+        route=site.route, load_rate_before_pct=0.0, load_rate_after_pct=unit.load_rate_after_pct,
+        may_start_project=False, must_start_project=False, start_in_advance=False, grid_area_code=None,
+        area_precontrol=False)
+    return _compose_option(job, candidate, feasible=False, upgrade_kind="new_transformer", new_transformer=new,
+                           extra_reason=unit_reason(unit, run, site.feeder_asset_id, rules))
+
+
+def _compose_option(job: _Job, candidate: SourceCandidate, *, feasible: bool, upgrade_kind: UpgradeKind | None = None,
+                    new_transformer: NewTransformerDesign | None = None,
+                    extra_reason: Reason | None = None) -> ConnectionDesign:
+    """The design through ``candidate``: job class, sizing, BOM, schedule, drawing (R3, R4.2–R4.4, R5.2)."""
+    profile, area_type, facts, siting = job.profile, job.area_type, job.facts, job.siting
+    extra_zones = job.extra_no_overhead_local
+    site_facts = _site_facts(candidate, feasible, area_type, extra_zones)
     decision = classify_job(site_facts, profile)
+    if extra_reason is not None:
+        decision = replace(decision, reasons=[*decision.reasons, extra_reason])
     lv_decision = decision if feasible else classify_job(
-        _site_facts(candidate, True, area_type, extra_no_overhead_local, lv_works_only=True), profile)
+        _site_facts(candidate, True, area_type, extra_zones, lv_works_only=True), profile)
     lv_job_class = lv_decision.job_class
     excavation = decision.excavation or lv_decision.excavation
-    sizing = _size(lv_job_class, facts, candidate, power_factor, profile)
+    sizing = _size(lv_job_class, facts, candidate, job.power_factor, profile)
     if not sizing.feasible:
         raise DesignNotFeasibleError(reasons=[r.to_dict() for r in sizing.reasons],
                                      route_length_m=candidate.route.length_m, kw=facts.kw)
@@ -358,23 +545,31 @@ def compose_design(
     span_m = profile.overhead.span_rural_m if area == "rural" else profile.overhead.span_urban_m
     access_kind = {"branch_box": "branch_box", "transformer": "transformer"}.get(candidate.access_point.kind, "pole")
     route = candidate.route
+    unit = new_transformer.unit if new_transformer is not None else None
     bom = build_bom(
         decision.job_class, sizing, route.length_m,
         [(c.name or c.road_id, c.road_class) for c in route.crossings], excavation, area, span_m,
         angle_poles=angle_pole_count(route.line_local) if lv_job_class == JobClass.OVERHEAD else 0,
         access_kind=access_kind,  # type: ignore[arg-type]
+        upgrade_kind=upgrade_kind or "uprate",
+        unit_kind=unit.kind if unit is not None else "pole_mounted",  # type: ignore[arg-type]
+        rated_kva=unit.rated_kva if unit is not None else None,
+        mv_line_m=new_transformer.mv.length_m if new_transformer is not None else 0.0,
     )
-    schedule = build_schedule(decision.job_class, accepted_at, profile, calendar,
+    schedule = build_schedule(decision.job_class, job.accepted_at, profile, job.calendar,
                               excavation if _has_approval_step(profile, decision.job_class) else False,
                               facts.wanted_power_on)
-    new_routes, new_poles, new_equipment = _new_works(bom, candidate, excavation, span_m)
+    new_routes, new_poles, new_equipment = _new_works(bom, candidate, excavation, span_m, new_transformer)
     pin = siting.pin
-    around = surroundings or {}
+    around = job.surroundings
+    summary = _works_summary(lv_job_class, route.length_m, len(new_poles), sizing, excavation)
+    if new_transformer is not None:
+        summary[:0] = [f"新增配变 {new_transformer.unit.rated_kva:g} kVA（{UNIT_KIND_ZH[new_transformer.unit.kind]}）",
+                       f"新建10kV线路 {new_transformer.mv.length_m:.0f} m（估算）"]
     drawing = DrawingInput(
-        title=TitleBlock(job_id=job_ref, customer=_named_customer(facts), job_class=decision.job_class,
-                         drawing_date=accepted_at.date(), total_cost_cny=bom.total_cny,
-                         works_summary=tuple(_works_summary(lv_job_class, route.length_m, len(new_poles),
-                                                            sizing, excavation))),
+        title=TitleBlock(job_id=job.job_ref, customer=_named_customer(facts), job_class=decision.job_class,
+                         drawing_date=job.accepted_at.date(), total_cost_cny=bom.total_cny,
+                         works_summary=tuple(summary)),
         meter_box=MeterBox(x_m=pin.x_m, y_m=pin.y_m),
         transformers=tuple(around.get("transformers", ())),
         access_points=tuple(around.get("access_points", ())),
@@ -387,10 +582,10 @@ def compose_design(
     if not feasible and siting.reason:
         warnings.insert(0, Reason(siting.reason_code or "NO_FEASIBLE_SOURCE", siting.reason, "R2.3"))
     return ConnectionDesign(
-        job_ref=job_ref, profile_id=profile.profile_id, area_type=area_type, eligibility=eligibility,
+        job_ref=job.job_ref, profile_id=profile.profile_id, area_type=area_type, eligibility=job.eligibility,
         source=candidate, feasible_source=feasible, site_facts=site_facts, decision=decision,
         lv_job_class=lv_job_class, sizing=sizing, bom=bom, schedule=schedule, drawing=drawing,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), upgrade_kind=upgrade_kind, new_transformer=new_transformer,
     )
 
 
@@ -407,12 +602,8 @@ def _has_approval_step(profile: Profile, job_class: JobClass) -> bool:
 
 def _choose(siting: SitingResult, asset_id: str | None) -> SourceCandidate:
     if asset_id is None:
-        best = siting.best if siting.feasible else siting.upgrade_candidate
-        if best is None:  # no transformer within LV reach: a new transformer's job, not an LV design
-            raise DesignNotFeasibleError(siting.reason or "No transformer can supply the meter box over LV.",
-                                         reasons=[{"code": siting.reason_code, "message": siting.reason}],
-                                         radius_m=siting.params.to_dict()["upgrade_reach_m"])
-        return best
+        assert siting.best is not None  # only a feasible siting is designed without a chosen candidate
+        return siting.best
     for candidate in siting.candidates:
         if candidate.transformer_asset_id == asset_id:
             return candidate

@@ -37,6 +37,7 @@ __all__ = [
     "Factor",
     "JobDeadline",
     "LoadThresholds",
+    "NewTransformerRules",
     "OneAddressOneAccount",
     "OverheadSpans",
     "Pct",
@@ -259,6 +260,63 @@ class SupplyRadius(_Model):
         return value
 
 
+UnitKind = Literal["pole_mounted", "box"]
+
+
+class NewTransformerRules(_Model):
+    """A new distribution transformer by the load (新增配变/新建台区; issue 20 item 1e; DOMAIN §1.1, §6.1).
+
+    The unit is the smallest rating of its kind's standard series at least the added kVA × (1 +
+    ``margin_pct`` / 100); its 10 kV line is the straight distance to the feeding transformer ×
+    ``mv_detour_factor`` and may be no longer than the 10 kV line radius of the area type.
+    """
+
+    pole_mounted_kva: tuple[float, ...] = Field(min_length=1, description="柱上变台 ratings, kVA, ascending.")
+    box_kva: tuple[float, ...] = Field(min_length=1, description="箱变 ratings, kVA, ascending.")
+    source: Source = Field(description="Where the standard series comes from.")
+    unit_kind: dict[AreaType, UnitKind]
+    unit_kind_source: Source
+    margin_pct: float = Field(ge=0, le=200, description="Spare capacity kept above the booking, percent.")
+    margin_source: Source
+    mv_line_radius_m: dict[AreaType, float | None]
+    mv_case_by_case_max_m: float = Field(gt=0, description=(
+        "Where the 10 kV radius is computed case by case (class E), the longest 10 kV line a design may draw."))
+    mv_detour_factor: float = Field(ge=1, le=3)
+    mv_source: Source
+
+    @field_validator("pole_mounted_kva", "box_kva")
+    @classmethod
+    def _ascending(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(b <= a for a, b in pairwise(value)) or value[0] <= 0:
+            raise ValueError("ratings must be positive and ascending")
+        return value
+
+    @field_validator("mv_line_radius_m", mode="before")
+    @classmethod
+    def _case_by_case(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: (None if v == CASE_BY_CASE else v) for k, v in value.items()}
+        return value
+
+    @field_validator("unit_kind", "mv_line_radius_m")
+    @classmethod
+    def _complete(cls, value: dict[AreaType, Any]) -> dict[AreaType, Any]:
+        missing = [a.value for a in AreaType if a not in value]
+        if missing:
+            raise ValueError(f"missing area types {missing}")
+        return value
+
+    def series(self, area_type: AreaType) -> tuple[UnitKind, tuple[float, ...]]:
+        """The unit kind of ``area_type`` and its standard ratings."""
+        kind = self.unit_kind[area_type]
+        return kind, (self.pole_mounted_kva if kind == "pole_mounted" else self.box_kva)
+
+    def mv_reach_m(self, area_type: AreaType) -> float:
+        """The longest 10 kV line to a new unit in ``area_type`` (the case-by-case limit for class E)."""
+        radius = self.mv_line_radius_m[area_type]
+        return self.mv_case_by_case_max_m if radius is None else radius
+
+
 class ServiceDrop(_Model):
     """Service-drop (接户线) limits (DOMAIN §1.2)."""
 
@@ -406,6 +464,8 @@ class Profile(_Model):
     stage_evidence: StageEvidence
     public_disclosure: PublicDisclosure
     survey: SurveyRules
+    new_transformer: NewTransformerRules | None = Field(
+        default=None, description="Rules of the new-transformer rung; without them the rung is not offered.")
 
     @field_validator("deadlines")
     @classmethod

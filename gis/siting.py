@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import shapely
+
 from gis.crs import LocalPin, Projector
 from gis.errors import InvalidInputError
 from gis.index import Neighbour, SourceIndex
@@ -17,9 +19,11 @@ __all__ = [
     "NO_FEASIBLE_SOURCE",
     "TRANSFORMER_KIND",
     "AccessPointRef",
+    "NewTransformerSite",
     "SitingParams",
     "SitingResult",
     "SourceCandidate",
+    "new_transformer_site",
     "site",
 ]
 
@@ -360,4 +364,83 @@ def site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None, params:
         reason_code=NO_FEASIBLE_SOURCE,
         reason=reason,
         upgrade_candidate=upgrade,
+    )
+
+
+@dataclass(frozen=True)
+class NewTransformerSite:
+    """Where a new distribution transformer by the load (新增配变/新建台区) would stand, and what feeds it.
+
+    Attributes
+    ----------
+    x_m, y_m : float
+        The unit: the nearest road point to the meter box (a crane truck reaches it; the LV run is short),
+        or the meter box itself when no road lies within the LV reach.
+    route : Route
+        The new LV run from the unit to the meter box.
+    on_road : bool
+        Whether the unit stands on a road (``False``: at the meter box, no road within the LV reach).
+    feeder_asset_id : str
+        The nearest existing transformer to the unit: the stand-in for the 10 kV feeder the new unit taps.
+    feeder_x_m, feeder_y_m, feeder_straight_m : float
+        Its location and its straight distance to the unit, metres.
+    """
+
+    x_m: float
+    y_m: float
+    route: Route
+    on_road: bool
+    feeder_asset_id: str
+    feeder_x_m: float
+    feeder_y_m: float
+    feeder_straight_m: float
+
+
+def _nearest_road_point(network: RoadNetwork, x_m: float, y_m: float) -> tuple[float, float] | None:
+    """The nearest point of any road centre line to ``(x_m, y_m)``, or ``None`` without roads."""
+    if not network.has_roads:
+        return None
+    here = shapely.Point(x_m, y_m)
+    lines = network._road_lines  # the road network's own geometry, read-only
+    road = lines[int(network._road_tree.query_nearest(here)[0])]
+    at = road.interpolate(road.project(here))
+    return float(at.x), float(at.y)
+
+
+def new_transformer_site(pin: LocalPin, index: SourceIndex, network: RoadNetwork | None,
+                         max_lv_run_m: float = math.inf) -> NewTransformerSite | None:
+    """The site of a new transformer by the load for ``pin`` (issue 20 item 1e), or ``None`` with no transformer.
+
+    The unit stands at the nearest road point to the meter box when that lies within ``max_lv_run_m``
+    (straight; the caller passes the LV supply reach of the area type), else at the meter box itself (no
+    road near the load: the 10 kV line comes to it); its LV run is routed from there like any other; its
+    10 kV supply is estimated from the nearest existing transformer to the unit (a stand-in for the MV
+    feeder until an ``mv_lines`` layer is loaded).
+
+    >>> from shapely.geometry import LineString
+    >>> from gis.index import TransformerSnapshot
+    >>> t = TransformerSnapshot.from_lists(["T-1"], [0.0], [0.0], [100.0], [90.0], [0.0], ["G"])
+    >>> net = RoadNetwork.build([("R1", "村道", "lane", LineString([(600, -50), (600, 50)]))], [])
+    >>> s = new_transformer_site(LocalPin(lon_wgs84=0, lat_wgs84=0, x_m=620.0, y_m=10.0), SourceIndex.build(t), net)
+    >>> (s.x_m, s.y_m), s.route.length_m, s.feeder_asset_id, round(s.feeder_straight_m, 1)
+    ((600.0, 10.0), 20.0, 'T-1', 600.1)
+    >>> s = new_transformer_site(LocalPin(lon_wgs84=0, lat_wgs84=0, x_m=900.0, y_m=10.0), SourceIndex.build(t), net,
+    ...                          max_lv_run_m=250.0)
+    >>> (s.x_m, s.y_m), s.on_road, s.route.length_m
+    ((900.0, 10.0), False, 0.0)
+    """
+    roads = network if network is not None else _no_roads()
+    road_point = _nearest_road_point(roads, pin.x_m, pin.y_m)
+    if road_point is not None and math.dist(road_point, (pin.x_m, pin.y_m)) > max_lv_run_m:
+        road_point = None
+    x_m, y_m = road_point if road_point is not None else (pin.x_m, pin.y_m)
+    feeder = index.nearest_any(x_m, y_m)
+    if feeder is None:
+        return None
+    t = index.transformers
+    route = roads.route((x_m, y_m), (pin.x_m, pin.y_m))
+    return NewTransformerSite(
+        x_m=x_m, y_m=y_m, route=route, on_road=road_point is not None,
+        feeder_asset_id=str(t.asset_id[feeder.pos]), feeder_x_m=float(t.x_m[feeder.pos]),
+        feeder_y_m=float(t.y_m[feeder.pos]), feeder_straight_m=feeder.distance_m,
     )

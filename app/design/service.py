@@ -54,7 +54,7 @@ from design_rules.profiles import AreaType, UrbanRural, get_profile
 from design_rules.siting_policy import effective_factors, resolve_area_type, siting_params
 from gis.crs import pin_to_local
 from gis.errors import NotFoundError, SanlingError
-from gis.siting import site
+from gis.siting import new_transformer_site, site
 
 #: Existing equipment within this distance of the meter box is drawn (工程建设简图 context); the frame grows to
 #: hold the source transformer and its lines, which are drawn whole (issue 17 item 5).
@@ -221,13 +221,18 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
     power_factor, demand_factor = effective_factors(profile, settings.factor_overrides)
     chosen = request.transformer_asset_id
     best = siting.best if siting.feasible else siting.upgrade_candidate
-    around_id = chosen or (best.transformer_asset_id if best is not None else "")
+    # no feasible source: the transformer-upgrade rungs, the new transformer by the load among them (issue 20 1e)
+    new_site = None if siting.feasible or chosen else new_transformer_site(
+        pin, snapshot.index, snapshot.roads, max_lv_run_m=params.upgrade_reach_m)
+    around_id = chosen or (best.transformer_asset_id if best is not None else
+                           new_site.feeder_asset_id if new_site is not None else "")
     design = compose_design(
         job_ref=design_id, facts=request.facts(), siting=siting, area_type=area_type, profile=profile,
         power_factor=power_factor, accepted_at=accepted_at, calendar=work_calendar(),
         chosen_transformer_asset_id=chosen,
         extra_no_overhead_local=_stretches_local(request, engine, profile.survey.stretch_half_width_m),
         surroundings=_surroundings(snapshot, pin.x_m, pin.y_m, around_id),
+        new_transformer_site=new_site,
     )
     result = design.to_dict(engine.projector)
     result.update({
@@ -237,8 +242,10 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
         "power_factor": power_factor,
         "demand_factor": demand_factor,
         "siting_params": params.to_dict(),
-        "alternatives": [c.to_dict(engine.projector) for c in siting.candidates
-                         if c.transformer_asset_id != design.source.transformer_asset_id],
+        # other feasible sources; for a transformer upgrade, the rungs that lost (dearer) or failed, with why
+        "alternatives": [*(c.to_dict(engine.projector) for c in siting.candidates
+                           if c.transformer_asset_id != design.source.transformer_asset_id),
+                         *(o for o in design.options if o["status"] != "chosen")],
         "network_generation": snapshot.generation,
         "projected_crs": engine.projector.projected_crs,
     })

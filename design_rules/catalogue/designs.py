@@ -45,12 +45,14 @@ QUANTITY_DRIVERS: frozenset[str] = frozenset(
         "restoration_paving_m2",
         "restoration_soil_m2",
         "route_markers",
+        "mv_line_m",
     }
 )
 
 #: Job facts a typical-design ``when`` or ``requires`` table may test.
 CONTEXT_KEYS: frozenset[str] = frozenset(
-    {"job_class", "meter_wiring", "installation", "role", "phases", "area", "excavation", "access_kind"}
+    {"job_class", "meter_wiring", "installation", "role", "phases", "area", "excavation", "access_kind",
+     "upgrade_kind", "unit_kind"}
 )
 
 _WhenTable = dict[str, tuple[str | bool | int, ...]]
@@ -65,6 +67,8 @@ DrawnAs = Literal[
     "branch_box",
     "pole_riser",
     "transformer_uprate",
+    "new_transformer",
+    "mv_line",
     "none",
 ]
 """What an assembly is drawn as on the 工程建设简图 (R4.4; CQ-32 annex 3; issue 17 item 5).
@@ -72,7 +76,8 @@ DrawnAs = Literal[
 ``meter_box``: the meter box on the outside wall; ``service_drop``, ``service_cable``, ``overhead``,
 ``cable``: the new route of that kind; ``pole``: the new poles along it; ``branch_box``: a new cable
 branch box where the route leaves the road; ``pole_riser``: the cable riser and terminations at the
-access pole; ``transformer_uprate``: the source transformer marked for uprating; ``none``: no place on
+access pole; ``transformer_uprate``: the source transformer marked for uprating; ``new_transformer``: a
+new unit by the load (新增配变) with its JP cabinet; ``mv_line``: its new 10 kV line; ``none``: no place on
 the sketch (a lump sum). :mod:`design_rules.design` places each kind; the renderers draw each with a
 legend entry.
 """
@@ -94,7 +99,7 @@ class MaterialSelector(FrozenModel):
     code: str | None = Field(default=None, pattern=r"^\d{9}$")
     designation: str | None = None
     family: str | None = None
-    by: Literal["size_mm2", "design_current_a"] | None = None
+    by: Literal["size_mm2", "design_current_a", "rated_kva"] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MaterialSelector:

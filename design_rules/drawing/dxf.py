@@ -105,7 +105,7 @@ def render_dxf(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> byt
     def symbol(kind: str, at: PointM, layer: str, **extra: object) -> None:
         x, y = at
         attributes = {"layer": layer, **extra}
-        if kind == "transformer":
+        if kind in ("transformer", "new_transformer"):
             msp.add_circle((x - 0.3 * text_m, y), 0.6 * text_m, dxfattribs=attributes)
             msp.add_circle((x + 0.3 * text_m, y), 0.6 * text_m, dxfattribs=attributes)
         elif kind == "pole":

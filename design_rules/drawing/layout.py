@@ -18,6 +18,7 @@ ROUTE_KIND_ZH = {
     "cable": "新建电缆线路",
     "service_drop": "新建接户线",
     "service_cable": "新建接户电缆（沿墙穿管）",
+    "mv_line": "新建10kV线路",
 }
 LINE_KIND_ZH = {"overhead": "既有低压架空线", "cable": "既有低压电缆"}
 ACCESS_KIND_ZH = {"pole": "既有电杆", "branch_box": "既有电缆分支箱"}
@@ -26,6 +27,7 @@ EQUIPMENT_LEGEND_ZH = {
     "branch_box": "新建电缆分支箱",
     "pole_riser": "电缆上杆及终端头",
     "transformer_uprate": "配变增容改造（蓝圈）",
+    "new_transformer": "新增配变（含JP柜）",
 }
 BOUNDARY_LABEL = "产权分界点（表箱出线端子）"
 PROPERTY_LABEL = "客户红线（客户产权范围）"

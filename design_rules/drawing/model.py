@@ -47,7 +47,7 @@ class ExistingLine(_Model):
 class NewRoute(_Model):
     """The new line of this job, with its length and whether a road is dug (掘路)."""
 
-    kind: Literal["overhead", "cable", "service_drop", "service_cable"]
+    kind: Literal["overhead", "cable", "service_drop", "service_cable", "mv_line"]
     points_m: tuple[PointM, ...] = Field(min_length=2)
     length_m: float = Field(gt=0)
     road_dug: bool
@@ -67,11 +67,12 @@ class NewEquipment(_Model):
 
     ``branch_box``: a new LV cable branch box (低压电缆分支箱) where the cable leaves the road for the
     customer; ``pole_riser``: the cable riser and terminations (电缆上杆) at the access pole;
-    ``transformer_uprate``: the source transformer marked for uprating (配变增容改造). ``label`` is the
+    ``transformer_uprate``: the source transformer marked for uprating (配变增容改造); ``new_transformer``: a
+    new unit by the load (新增配变) with its JP cabinet, fed by a new route of kind ``mv_line``. ``label`` is the
     BOM assembly's name, so the sheet and the bill use the same words.
     """
 
-    kind: Literal["branch_box", "pole_riser", "transformer_uprate"]
+    kind: Literal["branch_box", "pole_riser", "transformer_uprate", "new_transformer"]
     x_m: float
     y_m: float
     label: str = ""

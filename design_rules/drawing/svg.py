@@ -80,7 +80,7 @@ def _nice_scale_m(scale_px_per_m: float, max_px: float) -> float:
 
 
 def _svg_symbols(group: ET.Element, kind: str, x: float, y: float, colour: str) -> None:
-    if kind == "transformer":
+    if kind in ("transformer", "new_transformer"):
         _sub(group, "circle", cx=x - 4, cy=y, r=7, fill="none", stroke=colour, stroke_width=1.5)
         _sub(group, "circle", cx=x + 4, cy=y, r=7, fill="none", stroke=colour, stroke_width=1.5)
     elif kind == "pole":
@@ -179,6 +179,8 @@ def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str
         element = _sub(new, "polyline", points=frame.path(route.points_m), stroke_width=3)
         if route.kind == "cable":
             element.set("stroke-dasharray", "10 4")
+        elif route.kind == "mv_line":  # 10 kV: dash-dot
+            element.set("stroke-dasharray", "12 3 2 3")
     for pole in d.new_poles:
         _svg_symbols(new, "pole", *frame.px((pole.x_m, pole.y_m)), blue)
     for item in d.new_equipment:
