@@ -184,8 +184,9 @@ def test_every_readme_block_runs_verbatim_against_command_one(tmp_path: Path) ->
 
     Each block runs unmodified through `bash -euo pipefail` (a failing `curl -fsS` fails the block) against
     command 1 serving a fresh demo database; then the database shows what the blocks claim: the application is
-    powered on by the pin's project manager `demo-pm-02`, every mutating call carried an `Idempotency-Key`,
-    the deed came through the `document` field and the photos were stored.
+    powered on by the pin's project manager `demo-pm-02` (with its 户号 and start of construction), every
+    mutating call carried an `Idempotency-Key`, the deed came through the `document` field and the photos were
+    stored.
     """
     blocks = [b for b in _shell_blocks() if not b.not_run]
     command_one = _quick_start_commands()[0]
@@ -203,10 +204,11 @@ def test_every_readme_block_runs_verbatim_against_command_one(tmp_path: Path) ->
     assert all(re.search(rf" [1-9][0-9]* [A-Z][a-z]{{2}} .* {name}$", staff, re.M) for name in (
         "drawing.svg", "drawing.dxf", "bom.csv", "bom.xlsx"))  # `ls -l`: none of the four files is empty
     with contextlib.closing(sqlite3.connect(f"file:{data_dir / 'sanling.sqlite'}?mode=ro", uri=True)) as db:
-        status, pm, documents_complete = db.execute(
-            "SELECT a.status, u.username, a.documents_complete FROM applications a "
-            "JOIN users u ON u.id = a.project_manager_user_id").fetchone()
-        assert (status, pm, documents_complete) == ("powered_on", "demo-pm-02", 1)
+        application = db.execute(
+            "SELECT a.status, u.username, a.documents_complete, a.account_number, "
+            "a.construction_started_at IS NOT NULL FROM applications a "
+            "JOIN users u ON u.id = a.project_manager_user_id").fetchall()
+        assert application == [("powered_on", "demo-pm-02", 1, "5001234567", 1)]
         assert [kind for (kind,) in db.execute("SELECT kind FROM application_documents ORDER BY id")] == [
             "identity", "property_proof"]
         photos = dict(db.execute("SELECT step_code, json_array_length(photos) FROM application_steps"))
@@ -216,7 +218,8 @@ def test_every_readme_block_runs_verbatim_against_command_one(tmp_path: Path) ->
             "SELECT path FROM idempotency_keys WHERE method = 'POST'"))
         assert keyed == sorted([
             "/api/v1/applications", "/api/v1/applications/{id}/documents", "/api/v1/terminal/jobs/{id}/adjustments",
-            "/api/v1/terminal/jobs/{id}/confirm", *["/api/v1/terminal/jobs/{id}/steps/" + step for step in (
+            "/api/v1/terminal/jobs/{id}/confirm", "/api/v1/terminal/jobs/{id}/construction-start",
+            *["/api/v1/terminal/jobs/{id}/steps/" + step for step in (
                 "site_survey", "construction_prep", "construction", "meter_and_energise")]])
 
 
