@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.network.deps import SitingEngineDep
-from app.network.generations import asset_counts
+from app.network.generations import asset_counts, network_version
 from app.platform.db import is_database_busy, read_only_connection, spatial_version
 from app.platform.deps import SessionDep
 from app.platform.errors import database_busy_response
@@ -33,6 +33,15 @@ class Health(BaseModel):
                                         "runs N on one port).")
     worker_network_generation: int | None = Field(
         description="Asset generation of the network this worker holds in memory; null until it first loads it.")
+    worker_generations_behind: int | None = Field(
+        default=None, ge=0, description="How many asset generations the database has moved past the one this worker "
+        "holds (0: current; the worker catches up on its next design or source request); null before it loads.")
+    worker_load_changes_behind: int | None = Field(
+        default=None, ge=0, description="Logged load changes (bookings, releases, load readings) this worker has not "
+        "applied yet; they are applied in place, without a re-read of the network.")
+    worker_network_current: bool | None = Field(
+        default=None, description="Whether the network itself (assets) is the database's: false means the next "
+        "request re-reads it.")
 
 
 @router.get("/healthz", response_model=Health, operation_id="health-read_health",
@@ -48,11 +57,16 @@ def read_health(session: SessionDep, siting_engine: SitingEngineDep) -> Health |
         conn = read_only_connection(session)
         revisions = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         revision = ", ".join(revisions) or None
-        generation = conn.execute(text("SELECT generation FROM asset_generation WHERE id = 1")).scalar_one()
+        version = network_version(conn)
         held = siting_engine.cached_snapshot
+        lag: dict[str, object] = {} if held is None else {
+            "worker_network_generation": held.generation,
+            "worker_generations_behind": max(version.generation - held.generation, 0),
+            "worker_load_changes_behind": max(version.capacity_seq - held.capacity_seq, 0),
+            "worker_network_current": held.network_generation == version.network_generation}
         return Health(status="ok", database=conn.dialect.name, spatial_extension=spatial_version(conn),
-                      schema_revision=revision, asset_generation=generation, asset_counts=asset_counts(conn),
-                      worker_pid=os.getpid(), worker_network_generation=None if held is None else held.generation)
+                      schema_revision=revision, asset_generation=version.generation, asset_counts=asset_counts(conn),
+                      worker_pid=os.getpid(), **{"worker_network_generation": None, **lag})
     except SQLAlchemyError as exc:
         if is_database_busy(exc):
             return database_busy_response()

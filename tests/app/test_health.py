@@ -73,6 +73,38 @@ def test_a_worker_can_load_the_network_before_it_serves(demo_db_url: str, tmp_pa
         assert client.get("/healthz").json()["worker_network_generation"] is None
 
 
+def test_healthz_says_how_far_behind_the_database_the_worker_is(demo_db_url: str, tmp_path: Path) -> None:
+    """Issue 12: each worker reports the generation it serves and how far behind the database it is.
+
+    A booking logged by another worker is a load change this one has not applied until its next siting request;
+    then it is current again, and the network itself never went stale (no re-read).
+    """
+    from sqlalchemy import text
+
+    from app.network.generations import record_capacity_changes
+    from app.platform.db import create_db_engine
+    from tests.app.auth_helpers import settings_for_tests
+
+    settings = settings_for_tests(demo_db_url, data_dir=tmp_path, preload_network=True)
+    engine = create_db_engine(demo_db_url)
+    with TestClient(create_app(settings)) as client:
+        current = client.get("/healthz").json()
+        assert (current["worker_generations_behind"], current["worker_load_changes_behind"],
+                current["worker_network_current"]) == (0, 0, True)
+        with engine.begin() as conn:
+            asset_id, reserved = conn.execute(text(
+                "SELECT asset_id, reserved_kva FROM transformers ORDER BY asset_id LIMIT 1")).one()
+            record_capacity_changes(conn, {asset_id: float(reserved)})  # the same figure: nothing else moves
+        behind = client.get("/healthz").json()
+        assert (behind["worker_generations_behind"], behind["worker_load_changes_behind"],
+                behind["worker_network_current"]) == (1, 1, True)
+        with engine.connect() as conn:
+            client.app.state.siting_engine.snapshot(conn)  # what a design or source request does first
+        caught_up = client.get("/healthz").json()
+        assert (caught_up["worker_generations_behind"], caught_up["worker_load_changes_behind"]) == (0, 0)
+    engine.dispose()
+
+
 def test_a_database_without_the_schema_does_not_stop_the_start(tmp_path: Path) -> None:
     """Preloading an empty database is skipped with a warning; /healthz then reports it unavailable (503)."""
     url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
