@@ -80,11 +80,12 @@ def _exercise_demo(port: int) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def _serving(command: str, data_dir: Path) -> Iterator[int]:
+def _serving(command: str, data_dir: Path, **settings: str) -> Iterator[int]:
     """Run ``command`` (command 1) on ``data_dir`` and a free port; yield the port once /healthz answers."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
-    env.update({"SANLING_DATA_DIR": str(data_dir), "SANLING_PORT": str(port), "SANLING_LOG_LEVEL": "WARNING"})
+    env.update({"SANLING_DATA_DIR": str(data_dir), "SANLING_PORT": str(port), "SANLING_LOG_LEVEL": "WARNING",
+                **settings})
     process = subprocess.Popen(command, shell=True, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -191,9 +192,10 @@ def test_every_readme_block_runs_verbatim_against_command_one(tmp_path: Path) ->
     blocks = [b for b in _shell_blocks() if not b.not_run]
     command_one = _quick_start_commands()[0]
     data_dir = tmp_path / "data"
-    with _serving(command_one, data_dir) as port:
+    fast = {"SANLING_PASSWORD_HASH_PROFILE": "fast"}  # the suite's argon2 cost (13 demo accounts, 2 sign-ins, 2 keys)
+    with _serving(command_one, data_dir, **fast) as port:
         env = {"HOME": str(tmp_path), "LANG": "C.UTF-8", "PATH": _fresh_debian_path(tmp_path / "bin"),
-               "SANLING_DATA_DIR": str(data_dir), "SANLING_PORT": str(port)}
+               "SANLING_DATA_DIR": str(data_dir), "SANLING_PORT": str(port), **fast}
         outputs = {block.section: _run_block(block, env).stdout for block in blocks}
 
     assert "demo-pm-05" in outputs["CLI"]  # the user the CLI block created is in its `user list`
