@@ -70,8 +70,9 @@ class CandidateUnknownError(InvalidInputError):
 
 
 class DesignNotFeasibleError(SanlingError):
-    """No catalogue conductor meets ampacity and the voltage-drop budget over the route (R4.2), or no
-    transformer stands within LV reach of the meter box (the supply radius of its area type)."""
+    """No catalogue conductor meets ampacity and the voltage-drop budget over the route (R4.2), or no rung
+    of the transformer upgrade is buildable: no transformer within LV reach to uprate (or its LV run fails)
+    and no new transformer by the load (its 10 kV line beyond the radius, or its LV run fails; issue 20 1e)."""
 
     code = "DESIGN_NOT_FEASIBLE"
     default_message = "No standard conductor can carry this load over this route within the voltage-drop budget."
@@ -429,14 +430,14 @@ class _Job:
 
 def _option_summary(design: ConnectionDesign, status: str, why: str) -> dict[str, Any]:
     """One rung of the ladder as ``alternatives`` shows it: job class, cost, promised power-on, kind, why."""
-    return {"option": design.upgrade_kind, "status": status, "job_class": str(design.job_class),
+    return {"status": status, "job_class": str(design.job_class),
             "upgrade_kind": design.upgrade_kind, "total_cost_cny": float(design.bom.total_cny),
             "promised_power_on": design.schedule.promised_power_on.isoformat(),
             "transformer_asset_id": design.source.transformer_asset_id, "reason": why}
 
 
 def _failed_summary(upgrade_kind: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"option": upgrade_kind, "status": "not_buildable", "job_class": str(JobClass.TRANSFORMER_UPGRADE),
+    return {"status": "not_buildable", "job_class": str(JobClass.TRANSFORMER_UPGRADE),
             "upgrade_kind": upgrade_kind, "total_cost_cny": None, "promised_power_on": None,
             "reasons": reasons}
 
@@ -470,7 +471,8 @@ def _upgrade_ladder(job: _Job, new_site: NewTransformerSite | None) -> Connectio
                 {"code": "LV_RUN_NOT_FEASIBLE", "message": exc.message, "source": "R4.2"}]))
     if not built:
         reasons = [reason for option in failed for reason in option["reasons"]]
-        messages = "; ".join(f"{option['option']}: {option['reasons'][0]['message']}" for option in failed)
+        messages = "; ".join(f"{option['upgrade_kind']}: {option['reasons'][0]['message'].rstrip('.')}"
+                             for option in failed)
         details: dict[str, Any] = {"reasons": reasons, "options_tried": failed,
                                    "radius_m": siting.params.to_dict()["upgrade_reach_m"]}
         if rules is not None:
