@@ -26,7 +26,6 @@ from pydantic import BaseModel
 
 #: A report up to this size stays in memory; a larger one spills to a temporary file.
 SPOOL_BYTES = 8 * 1024 * 1024
-DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
 class ReportFormat(StrEnum):
@@ -102,15 +101,8 @@ def write_xlsx(table: Table, rows: Iterable[TableRow]) -> Written:
     sheet.append(header)
     count = 0
     for row in rows:
-        values = []
-        for value in row.cells():
-            if isinstance(value, datetime):
-                cell = WriteOnlyCell(sheet, value=_excel_value(value))
-                cell.number_format = DATETIME_FORMAT
-                values.append(cell)
-            else:
-                values.append(value)
-        sheet.append(values)
+        # a datetime value gets openpyxl's date-time number format (yyyy-mm-dd h:mm:ss) without a styled cell
+        sheet.append([_excel_value(value) for value in row.cells()])
         count += 1
     for note in table.notes:
         sheet.append([note])

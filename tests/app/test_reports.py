@@ -254,6 +254,9 @@ def test_project_detail_xlsx_has_the_exact_header_frozen_and_typed_cells(
     assert overhead[16] == datetime(2026, 9, 30, 10, 0) and overhead[17] == datetime(2026, 10, 8, 9, 0)
     assert overhead[19] == datetime(2026, 10, 10, 17, 45)
     assert (overhead[20], overhead[21]) == (3, 2) and isinstance(overhead[14], float)
+    cells = next(row for row in sheet.iter_rows(min_row=2) if row[2].value == "5000000002")
+    assert cells[16].is_date and cells[16].number_format.startswith("yyyy-mm-dd")  # a date-time cell, not text
+    assert [cells[i].data_type for i in (10, 14, 20, 21)] == ["n"] * 4  # 万元, kVA and the two durations: numbers
     assert len(rows) == 1 + 3 + 1 and str(rows[-1][0]).startswith("注：") and "工作日" in str(rows[-1][0])
 
 
