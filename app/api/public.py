@@ -11,7 +11,7 @@ from app.planning.disclosure import CapacityClass, PublicDisclosure
 from app.planning.mapdata import MapSnapshotDep
 from app.platform.params import SERVICE_AREA_LAT, SERVICE_AREA_LON, SERVICE_AREA_NOTE
 from app.platform.ratelimit import public_rate_limit
-from gis.crs import CoordinateSystem
+from gis.crs import CRS_NAMES
 
 router = APIRouter(prefix="/api/v1/public", tags=["public"])
 
@@ -30,9 +30,9 @@ def pin_params(
                                 json_schema_extra=SERVICE_AREA_LAT)],
     # declared, not validated here: gis.crs answers an unknown system with 422 `CRS_UNSUPPORTED`
     crs: Annotated[str, Query(description="Coordinate system of the pin: "
-                              + ", ".join(c.value for c in CoordinateSystem)
-                              + " (GPS: wgs84; Amap/Tencent: gcj02; Baidu: bd09).", examples=["wgs84"],
-                              json_schema_extra={"enum": [c.value for c in CoordinateSystem]})] = "wgs84",
+                              + ", ".join(CRS_NAMES)
+                              + " (GPS: wgs84; Amap/Tencent: gcj02; Baidu: bd09; any case).", examples=["wgs84"],
+                              json_schema_extra={"enum": list(CRS_NAMES)})] = "wgs84",
 ) -> PinParams:
     """Read the pin parameters."""
     return PinParams(lon=lon, lat=lat, crs=crs)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.network.loading import DEMO_DIR
 from app.platform.ratelimit import TokenBuckets
-from gis.crs import wgs84_to_gcj02
+from gis.crs import CRS_NAMES, wgs84_to_gcj02
 from tests.app.auth_helpers import settings_for_tests
 
 PATH = "/api/v1/public/capacity"
@@ -49,6 +49,15 @@ def test_answer_has_no_internal_generation_counter(client: TestClient) -> None:
     assert "generation" not in body and "cells" in body
     schema = client.get("/openapi.json").json()["components"]["schemas"]["PublicCapacity"]
     assert "generation" not in schema["properties"]
+
+
+def test_the_public_pin_speaks_the_one_crs_vocabulary(client: TestClient) -> None:
+    """Issue 20 item 5: the disclosure takes the EPSG codes the other pins take, and declares the same list."""
+    answers = [client.get(PATH, params={"lon": 106.5, "lat": 29.5, "crs": crs}).json()
+               for crs in ("wgs84", "EPSG:4326", "epsg:4326")]
+    assert answers[0] == answers[1] == answers[2]
+    crs = next(p for p in client.get("/openapi.json").json()["paths"][PATH]["get"]["parameters"] if p["name"] == "crs")
+    assert crs["schema"]["enum"] == list(CRS_NAMES)
 
 
 def test_pre_controlled_rural_area_and_gcj02_pin(client: TestClient) -> None:
