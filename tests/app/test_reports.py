@@ -374,3 +374,30 @@ def test_power_on_needs_the_account_number_and_construction_starts_once(
     assert (row["account_number"], row["works_started_at"], row["supporting_works_working_days"]) == (
         "5000000003", "2026-11-10T10:00:00+08:00", 2)
     assert row["whole_process_working_days"] == 3  # 10, 11, 12 Nov
+
+
+def test_a_cable_job_that_digs_the_road_is_reported_with_its_approval_in_the_works_time(
+        client: TestClient, db_conn: Connection, clock: ServerClock) -> None:
+    """Annex 2 #9–#11, #18–#22 of a cable job whose route digs the road (行政审批 in its plan): 有外线有掘路工程,
+    专项成本, its confirmed cost in 万元; the works from the start call to the construction report."""
+    units = _supply_units(db_conn)
+    teams = make_teams(db_conn)
+    customer = signed_in(client, make_user(db_conn, Role.CUSTOMER))
+    cable = Order(client, clock, customer, "underground_cable", at("2026-11-16", 9))  # Monday
+    assert "admin_approval" in [step["step_code"] for step in cable.body["steps"]]
+    pm = signed_in(client, teams[cable.grid_area][1])
+    cable.survey_and_confirm(pm, at("2026-11-16", 14), at("2026-11-17", 9))
+    cable.step(pm, "construction_prep", at("2026-11-17", 15))
+    cable.step(pm, "admin_approval", at("2026-11-18", 11))
+    assert cable.start_construction(pm, at("2026-11-19", 8, 30)).status_code == 200  # Thursday
+    cable.step(pm, "construction", at("2026-11-23", 17))  # the next Monday: Fri 20 and Mon 23 are working days
+    cable.step(pm, "meter_and_energise", at("2026-11-23", 18), account_number="5000000004")
+    planner = signed_in(client, make_user(db_conn, Role.PLANNER))
+    rows = _report(client, planner, format="json", **{"from": "2026-11-16", "to": "2026-11-16"}).json()["rows"]
+    assert rows == [_expected_row(
+        cable, units, status="powered_on", account_number="5000000004", application_channel="手机App",
+        supporting_works_class="有外线有掘路工程", funding_source="专项成本",
+        works_cost_10k_cny=round(cable.cost_cny / 10_000, 4), business_type="新装",
+        accepted_at="2026-11-16T09:00:00+08:00", works_started_at="2026-11-19T08:30:00+08:00",
+        works_completed_at="2026-11-23T17:00:00+08:00", energised_at="2026-11-23T18:00:00+08:00",
+        whole_process_working_days=5, supporting_works_working_days=2)]
