@@ -42,6 +42,7 @@ __all__ = [
     "DesignNotFeasibleError",
     "NewTransformerDesign",
     "NotEligibleError",
+    "UpgradeOption",
     "angle_pole_count",
     "compose_design",
     "pole_positions_m",
@@ -127,6 +128,29 @@ class NewTransformerDesign:
 
 
 @dataclass(frozen=True)
+class UpgradeOption:
+    """One rung of the transformer-upgrade ladder as evaluated (issue 20 item 1e).
+
+    ``summary`` holds ``status`` (``chosen``, ``buildable``, ``not_buildable``), ``job_class``, ``upgrade_kind``,
+    ``total_cost_cny`` and ``promised_power_on`` (``None`` when not buildable), ``transformer_asset_id`` and
+    ``reason`` (why it lost) or ``reasons`` (why it failed); ``candidate`` is the source it was designed through
+    (the transformer to uprate, or the new unit), ``None`` when the rung has no site at all.
+    """
+
+    summary: dict[str, Any]
+    candidate: SourceCandidate | None = None
+
+    @property
+    def status(self) -> str:
+        """``chosen``, ``buildable`` or ``not_buildable``."""
+        return str(self.summary["status"])
+
+    def to_dict(self, projector: Any) -> dict[str, Any]:
+        """The candidate's fields (the shape of the other ``alternatives``), then the rung's own."""
+        return {**(self.candidate.to_dict(projector) if self.candidate is not None else {}), **self.summary}
+
+
+@dataclass(frozen=True)
 class ConnectionDesign:
     """One computed design; ``to_dict`` is what the API returns and the database keeps."""
 
@@ -147,7 +171,7 @@ class ConnectionDesign:
     upgrade_kind: UpgradeKind | None = None
     new_transformer: NewTransformerDesign | None = None
     #: The transformer-upgrade rungs evaluated (chosen, buildable, not buildable), for ``alternatives``.
-    options: tuple[dict[str, Any], ...] = ()
+    options: tuple[UpgradeOption, ...] = ()
 
     @property
     def job_class(self) -> JobClass:
@@ -428,52 +452,61 @@ class _Job:
     eligibility: EligibilityResult
 
 
-def _option_summary(design: ConnectionDesign, status: str, why: str) -> dict[str, Any]:
-    """One rung of the ladder as ``alternatives`` shows it: job class, cost, promised power-on, kind, why."""
-    return {"status": status, "job_class": str(design.job_class),
-            "upgrade_kind": design.upgrade_kind, "total_cost_cny": float(design.bom.total_cny),
-            "promised_power_on": design.schedule.promised_power_on.isoformat(),
-            "transformer_asset_id": design.source.transformer_asset_id, "reason": why}
+def _option(design: ConnectionDesign, status: str, why: str) -> UpgradeOption:
+    """A buildable rung: job class, cost, promised power-on, kind and why it won or lost."""
+    return UpgradeOption({
+        "status": status, "job_class": str(design.job_class), "upgrade_kind": design.upgrade_kind,
+        "total_cost_cny": float(design.bom.total_cny),
+        "promised_power_on": design.schedule.promised_power_on.isoformat(),
+        "transformer_asset_id": design.source.transformer_asset_id, "reason": why}, design.source)
 
 
-def _failed_summary(upgrade_kind: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"status": "not_buildable", "job_class": str(JobClass.TRANSFORMER_UPGRADE),
-            "upgrade_kind": upgrade_kind, "total_cost_cny": None, "promised_power_on": None,
-            "reasons": reasons}
+def _failed(upgrade_kind: str, reasons: list[dict[str, Any]], candidate: SourceCandidate | None) -> UpgradeOption:
+    return UpgradeOption({
+        "status": "not_buildable", "job_class": str(JobClass.TRANSFORMER_UPGRADE), "upgrade_kind": upgrade_kind,
+        "total_cost_cny": None, "promised_power_on": None,
+        "transformer_asset_id": None if candidate is None else candidate.transformer_asset_id, "reasons": reasons},
+        candidate)
+
+
+def _failure_reasons(exc: DesignNotFeasibleError) -> list[dict[str, Any]]:
+    return exc.details.get("reasons") or [{"code": "LV_RUN_NOT_FEASIBLE", "message": exc.message, "source": "R4.2"}]
 
 
 def _upgrade_ladder(job: _Job, new_site: NewTransformerSite | None) -> ConnectionDesign:
     """The transformer-upgrade rungs, cheapest buildable first (issue 20 item 1e; R2.3, R4.2; CQ-45 一.2)."""
     siting = job.siting
     built: list[ConnectionDesign] = []
-    failed: list[dict[str, Any]] = []
-    if siting.upgrade_candidate is None:
-        failed.append(_failed_summary("uprate", [{
+    failed: list[UpgradeOption] = []
+    upgrade = siting.upgrade_candidate
+    if upgrade is None:
+        failed.append(_failed("uprate", [{
             "code": siting.reason_code or NO_FEASIBLE_SOURCE,
-            "message": siting.reason or "No transformer can supply the meter box over LV.", "source": "R2.3"}]))
+            "message": siting.reason or "No transformer can supply the meter box over LV.", "source": "R2.3"}], None))
     else:
         try:
-            built.append(_compose_option(job, siting.upgrade_candidate, feasible=False, upgrade_kind="uprate"))
+            built.append(_compose_option(job, upgrade, feasible=False, upgrade_kind="uprate"))
         except DesignNotFeasibleError as exc:
-            failed.append(_failed_summary("uprate", exc.details.get("reasons") or [
-                {"code": "LV_RUN_NOT_FEASIBLE", "message": exc.message, "source": "R4.2"}]))
+            failed.append(_failed("uprate", _failure_reasons(exc), upgrade))
     rules = job.profile.new_transformer
     if rules is None or new_site is None:
         why = ("The profile has no new_transformer rules." if rules is None
                else "No existing transformer is loaded to estimate the 10 kV supply from.")
-        failed.append(_failed_summary("new_transformer", [{"code": "NEW_TRANSFORMER_NOT_OFFERED", "message": why,
-                                                           "source": "issue 20 item 1e"}]))
+        failed.append(_failed("new_transformer", [{"code": "NEW_TRANSFORMER_NOT_OFFERED", "message": why,
+                                                   "source": "issue 20 item 1e"}], None))
     else:
+        unit = size_unit(siting.params.added_kva, job.area_type, rules)
+        candidate = _new_transformer_candidate(job, new_site, unit)
         try:
-            built.append(_compose_new_transformer(job, new_site, rules))
+            built.append(_compose_new_transformer(job, new_site, rules, unit, candidate))
         except DesignNotFeasibleError as exc:
-            failed.append(_failed_summary("new_transformer", exc.details.get("reasons") or [
-                {"code": "LV_RUN_NOT_FEASIBLE", "message": exc.message, "source": "R4.2"}]))
+            failed.append(_failed("new_transformer", _failure_reasons(exc), candidate))
     if not built:
-        reasons = [reason for option in failed for reason in option["reasons"]]
-        messages = "; ".join(f"{option['upgrade_kind']}: {option['reasons'][0]['message'].rstrip('.')}"
-                             for option in failed)
-        details: dict[str, Any] = {"reasons": reasons, "options_tried": failed,
+        summaries = [option.summary for option in failed]
+        reasons = [reason for summary in summaries for reason in summary["reasons"]]
+        messages = "; ".join(f"{summary['upgrade_kind']}: {summary['reasons'][0]['message'].rstrip('.')}"
+                             for summary in summaries)
+        details: dict[str, Any] = {"reasons": reasons, "options_tried": summaries,
                                    "radius_m": siting.params.to_dict()["upgrade_reach_m"]}
         if rules is not None:
             details["mv_line_radius_m"] = rules.mv_reach_m(job.area_type)
@@ -483,24 +516,35 @@ def _upgrade_ladder(job: _Job, new_site: NewTransformerSite | None) -> Connectio
     built.sort(key=lambda d: (d.bom.total_cny, d.upgrade_kind != "uprate"))
     best, others = built[0], built[1:]
     options = (
-        _option_summary(best, "chosen", "cheapest buildable option"),
-        *(_option_summary(o, "buildable", f"costs {float(o.bom.total_cny - best.bom.total_cny):,.2f} CNY more than "
-                          f"the {best.upgrade_kind} design") for o in others),
+        _option(best, "chosen", "cheapest buildable option"),
+        *(_option(o, "buildable", f"costs {float(o.bom.total_cny - best.bom.total_cny):,.2f} CNY more than the "
+                  f"{best.upgrade_kind} design") for o in others),
         *failed,
     )
     return replace(best, options=options)
 
 
-def _compose_new_transformer(job: _Job, site: NewTransformerSite, rules: NewTransformerRules) -> ConnectionDesign:
-    """The new-transformer rung: size the unit, bound its 10 kV run, then design its short LV run."""
-    added = job.siting.params.added_kva
-    unit = size_unit(added, job.area_type, rules)
+def _new_transformer_candidate(job: _Job, site: NewTransformerSite, unit: UnitChoice | None) -> SourceCandidate:
+    """The new unit as a source candidate: no asset id yet, empty before the connection."""
+    to_pin = math.dist((site.x_m, site.y_m), (job.siting.pin.x_m, job.siting.pin.y_m))
+    return SourceCandidate(
+        transformer_asset_id=NEW_TRANSFORMER_ID, transformer_pos=-1, transformer_x_m=site.x_m,
+        transformer_y_m=site.y_m, access_point=AccessPointRef(NEW_TRANSFORMER_ID, "transformer", site.x_m, site.y_m),
+        straight_to_access_point_m=to_pin, straight_to_transformer_m=to_pin, route=site.route,
+        load_rate_before_pct=0.0, load_rate_after_pct=unit.load_rate_after_pct if unit is not None else 0.0,
+        may_start_project=False, must_start_project=False, start_in_advance=False, grid_area_code=None,
+        area_precontrol=False)
+
+
+def _compose_new_transformer(job: _Job, site: NewTransformerSite, rules: NewTransformerRules,
+                             unit: UnitChoice | None, candidate: SourceCandidate) -> ConnectionDesign:
+    """The new-transformer rung: the sized unit, its 10 kV run within the radius, then its short LV run."""
     if unit is None:
         kind, series = rules.series(job.area_type)
         raise DesignNotFeasibleError(reasons=[{
             "code": "NEW_TRANSFORMER_TOO_SMALL", "source": rules.source,
-            "message": f"No {kind} rating of the standard series {list(series)} kVA carries {added:.1f} kVA plus "
-                       f"the {rules.margin_pct:g} % margin."}])
+            "message": f"No {kind} rating of the standard series {list(series)} kVA carries "
+                       f"{job.siting.params.added_kva:.1f} kVA plus the {rules.margin_pct:g} % margin."}])
     run = mv_run(site.feeder_straight_m, job.area_type, rules)
     if not run.within_limit:
         raise DesignNotFeasibleError(reasons=[{
@@ -512,15 +556,6 @@ def _compose_new_transformer(job: _Job, site: NewTransformerSite, rules: NewTran
             mv_line_m=run.length_m, mv_line_radius_m=run.limit_m)
     new = NewTransformerDesign(unit=unit, mv=run, feeder_asset_id=site.feeder_asset_id, x_m=site.x_m, y_m=site.y_m,
                                feeder_x_m=site.feeder_x_m, feeder_y_m=site.feeder_y_m, on_road=site.on_road)
-    candidate = SourceCandidate(
-        transformer_asset_id=NEW_TRANSFORMER_ID, transformer_pos=-1, transformer_x_m=site.x_m,
-        transformer_y_m=site.y_m,
-        access_point=AccessPointRef(NEW_TRANSFORMER_ID, "transformer", site.x_m, site.y_m),
-        straight_to_access_point_m=math.dist((site.x_m, site.y_m), (job.siting.pin.x_m, job.siting.pin.y_m)),
-        straight_to_transformer_m=math.dist((site.x_m, site.y_m), (job.siting.pin.x_m, job.siting.pin.y_m)),
-        route=site.route, load_rate_before_pct=0.0, load_rate_after_pct=unit.load_rate_after_pct,
-        may_start_project=False, must_start_project=False, start_in_advance=False, grid_area_code=None,
-        area_precontrol=False)
     return _compose_option(job, candidate, feasible=False, upgrade_kind="new_transformer", new_transformer=new,
                            extra_reason=unit_reason(unit, run, site.feeder_asset_id, rules))
 

@@ -242,10 +242,13 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
         "power_factor": power_factor,
         "demand_factor": demand_factor,
         "siting_params": params.to_dict(),
-        # other feasible sources; for a transformer upgrade, the rungs that lost (dearer) or failed, with why
+        # other feasible sources; for a transformer upgrade, the rung that lost (dearer) or failed at its source,
+        # in the candidates' shape with job class, cost, promised power-on, upgrade_kind and why (issue 20 1e)
         "alternatives": [*(c.to_dict(engine.projector) for c in siting.candidates
                            if c.transformer_asset_id != design.source.transformer_asset_id),
-                         *(o for o in design.options if o["status"] != "chosen")],
+                         *(o.to_dict(engine.projector) for o in design.options
+                           if o.status != "chosen" and o.candidate is not None)],
+        "upgrade_options": [o.to_dict(engine.projector) for o in design.options],
         "network_generation": snapshot.generation,
         "projected_crs": engine.projector.projected_crs,
     })

@@ -282,7 +282,11 @@ def test_a_meter_box_beyond_lv_reach_of_every_transformer_gets_a_new_transformer
     _check_new_transformer_design(design, 80)
     assert design["new_transformer"]["rated_kva"] == 200 and design["new_transformer"]["feeder_asset_id"] == "T-0038"
     assert design["new_transformer"]["placed_at"] == "nearest_road_point"
-    assert [(a["upgrade_kind"], a["status"]) for a in design["alternatives"]] == [("uprate", "not_buildable")]
+    # nothing within LV reach to uprate: no alternative source; the ladder says why the uprate failed
+    assert design["alternatives"] == []
+    assert [(o["upgrade_kind"], o["status"]) for o in design["upgrade_options"]] == [
+        ("new_transformer", "chosen"), ("uprate", "not_buildable")]
+    assert design["upgrade_options"][1]["reasons"][0]["code"] == "NO_FEASIBLE_SOURCE"
     base = f"/api/v1/designs/{design['design_id']}"
     svg = client.get(f"{base}/drawing.svg", headers=planner_headers)
     assert svg.status_code == 200 and "新增配变" in svg.text and "新建10kV线路" in svg.text
@@ -310,6 +314,7 @@ def test_an_overloaded_transformer_whose_uprate_run_fails_the_voltage_drop_gets_
     assert design["new_transformer"]["rated_kva"] == 400 and design["new_transformer"]["feeder_asset_id"] == "T-0050"
     [uprate] = [a for a in design["alternatives"] if a.get("upgrade_kind") == "uprate"]
     assert uprate["status"] == "not_buildable" and uprate["total_cost_cny"] is None
+    assert uprate["transformer_asset_id"] == "T-0050" and uprate["access_point"]["asset_id"]  # a candidate's shape
     assert "NO_STANDARD_CONDUCTOR" in [r["code"] for r in uprate["reasons"]], uprate
 
 
@@ -324,6 +329,7 @@ def test_when_both_rungs_are_buildable_the_cheaper_is_the_design_and_the_other_a
         assert len(others) == 1, (sample["app_id"], others)
         [other] = others
         assert other["job_class"] == "transformer_upgrade" and other["upgrade_kind"] != design["upgrade_kind"]
+        assert {"transformer_asset_id", "access_point", "route", "load_rate_after_pct"} <= set(other)
         if other["status"] == "buildable":
             assert other["total_cost_cny"] >= design["total_cost_cny"]
             assert other["promised_power_on"] == design["schedule"]["promised_power_on"]  # same 15 days

@@ -146,8 +146,9 @@ def test_no_transformer_within_lv_reach_gets_a_new_transformer_with_the_cq_45_15
     assert design.lv_job_class == JobClass.DIRECT_METER  # 20 m from the unit: a service drop
     assert design.schedule.total_days == 15
     assert design.schedule.promised_power_on == date(2026, 6, 23)  # T+1 (2 June) + 15 working days, 端午 19 June off
-    assert [o["upgrade_kind"] for o in design.options] == ["new_transformer", "uprate"]
-    assert design.options[1]["status"] == "not_buildable"
+    assert [(o.summary["upgrade_kind"], o.status) for o in design.options] == [
+        ("new_transformer", "chosen"), ("uprate", "not_buildable")]
+    assert design.options[1].candidate is None  # no transformer within LV reach to uprate
     assert {"new_transformer", "mv_line"} <= design.drawing.new_item_kinds()
 
 
@@ -167,16 +168,17 @@ def test_an_uprate_whose_lv_run_fails_the_voltage_drop_yields_to_the_new_transfo
     design = _compose((450.0, 0.0), [("T-1", 0.0, 0.0, 200.0, 150.0)], 160)
     assert design.upgrade_kind == "new_transformer" and design.new_transformer.unit.rated_kva == 400
     assert not design.new_transformer.on_road  # no road loaded: the unit stands at the meter box
-    [uprate] = [o for o in design.options if o["upgrade_kind"] == "uprate"]
-    assert uprate["status"] == "not_buildable"
-    assert "NO_STANDARD_CONDUCTOR" in [r["code"] for r in uprate["reasons"]]
+    [uprate] = [o for o in design.options if o.summary["upgrade_kind"] == "uprate"]
+    assert uprate.status == "not_buildable" and uprate.candidate is not None
+    assert uprate.candidate.transformer_asset_id == "T-1"
+    assert "NO_STANDARD_CONDUCTOR" in [r["code"] for r in uprate.summary["reasons"]]
 
 
 def test_when_both_rungs_are_buildable_the_cheaper_is_the_design() -> None:
     """Issue 20 item 1e: 30 kW 40 m from an overloaded transformer: the uprate (one lot) against a new 50 kVA
     pole-mounted unit with a short 10 kV line; the cheaper wins, the other is listed with its cost and date."""
     design = _compose((40.0, 0.0), [("T-1", 0.0, 0.0, 100.0, 90.0)], 30)
-    chosen, other = design.options
+    chosen, other = (o.summary for o in design.options)
     assert chosen["status"] == "chosen" and other["status"] == "buildable"
     assert chosen["total_cost_cny"] == float(design.bom.total_cny) <= other["total_cost_cny"]
     assert other["promised_power_on"] == design.schedule.promised_power_on.isoformat()
