@@ -40,8 +40,11 @@ fi
 
 extras="."
 [ "$with_test" -eq 1 ] && extras=".[test]"
-stamp=".venv/.sanling-install-$(sha256sum pyproject.toml | cut -c1-16)-$with_test"
-if [ ! -f "$stamp" ]; then
+digest="$(sha256sum pyproject.toml | cut -c1-16)"
+stamp=".venv/.sanling-install-$digest-$with_test"
+# an install with the test extras also serves the service: command 1 after command 2 must not reinstall (a
+# reinstall removes .venv/bin/sanling for a moment, which failed the servers and CLIs running meanwhile)
+if [ ! -f "$stamp" ] && { [ "$with_test" -eq 1 ] || [ ! -f ".venv/.sanling-install-$digest-1" ]; }; then
   echo "bootstrap: installing Sanling and its Python dependencies into .venv"
   .venv/bin/python -m pip install -q -e "$extras" 2>&1 | grep -v "is ignored: it is neither" || true
   .venv/bin/python -c 'import app, gis, design_rules' # fail here, not later, if the install broke
