@@ -67,7 +67,7 @@ def test_the_drawing_shows_every_placeable_item_the_bom_charges_for(
              if f["properties"]["status"] == "new" and "drawn_as" in f["properties"]}
     assert drawn == expected, f"BOM assemblies {sorted(design['bom']['by_assembly'])}"
     svg = ET.fromstring(client.get(f"{base}/drawing.svg", headers=planner_headers).content)
-    for kind in expected & {"branch_box", "pole_riser", "transformer_uprate"}:
+    for kind in expected & {"branch_box", "pole_riser", "transformer_uprate", "new_transformer"}:
         assert svg.find(f".//svg:g[@id='new-works']/svg:g[@class='new-{kind}']", SVG_NS) is not None, kind
 
 
@@ -110,3 +110,31 @@ def test_no_placeholder_customer_and_dxf_extents(
     source = next(t for t in drawing.transformers if t.label == design["source"]["transformer_asset_id"])
     for x, y in ((drawing.meter_box.x_m, drawing.meter_box.y_m), (source.x_m, source.y_m)):
         assert x0 <= x <= x1 and y0 <= y <= y1
+
+
+def test_a_new_transformer_is_drawn_with_its_10_kv_line_from_the_feeding_transformer(
+        client: TestClient, planner_headers: dict[str, str]) -> None:
+    """Issue 20 item 1e, R4.4: the rural DEMO-035 becomes a new transformer by the load; the sheet draws exactly
+    the BOM's placeable assemblies — the unit (with its JP cabinet and platform) at the start of the LV run and
+    the 10 kV line from the feeding transformer, which is drawn as existing — and no uprate ring."""
+    sample = next(s for s in SAMPLES if s["app_id"] == "DEMO-035")
+    design = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
+    assert design["upgrade_kind"] == "new_transformer", design.get("upgrade_options")
+    expected = placeable_assemblies(design)
+    assert {"new_transformer", "mv_line"} <= expected and "transformer_uprate" not in expected
+    drawing = DrawingInput.model_validate(design["drawing_input"])
+    assert drawing.new_item_kinds() == expected
+    [unit] = [e for e in drawing.new_equipment if e.kind == "new_transformer"]
+    [lv_run] = [r for r in drawing.new_routes if r.kind != "mv_line"]
+    [mv] = [r for r in drawing.new_routes if r.kind == "mv_line"]
+    assert lv_run.points_m[0] == pytest.approx((unit.x_m, unit.y_m))
+    assert mv.points_m[-1] == pytest.approx(lv_run.points_m[0])
+    feeder = next(t for t in drawing.transformers if t.label == design["new_transformer"]["feeder_asset_id"])
+    assert mv.points_m[0] == pytest.approx((feeder.x_m, feeder.y_m))
+    assert mv.length_m == design["new_transformer"]["mv_line_m"]
+    base = f"/api/v1/designs/{design['design_id']}"
+    svg = ET.fromstring(client.get(f"{base}/drawing.svg", headers=planner_headers).content)
+    assert svg.find(".//svg:g[@id='new-works']/svg:g[@class='new-new_transformer']", SVG_NS) is not None
+    features = client.get(f"{base}/drawing.geojson", headers=planner_headers).json()["features"]
+    assert {f["properties"]["drawn_as"] for f in features if f["properties"]["status"] == "new"
+            and "drawn_as" in f["properties"]} == expected
