@@ -601,8 +601,9 @@ def _compose_option(job: _Job, candidate: SourceCandidate, *, feasible: bool, up
     around = job.surroundings
     summary = _works_summary(lv_job_class, route.length_m, len(new_poles), sizing, excavation)
     if new_transformer is not None:
-        summary[:0] = [f"新增配变 {new_transformer.unit.rated_kva:g} kVA（{UNIT_KIND_ZH[new_transformer.unit.kind]}）",
-                       f"新建10kV线路 {new_transformer.mv.length_m:.0f} m（估算）"]
+        unit = new_transformer.unit
+        summary.insert(0, f"新增配变 {unit.rated_kva:g} kVA（{UNIT_KIND_ZH[unit.kind]}），"  # one row: funding stays
+                          f"新建10kV线路 {new_transformer.mv.length_m:.0f} m（估算）")
     drawing = DrawingInput(
         title=TitleBlock(job_id=job.job_ref, customer=_named_customer(facts), job_class=decision.job_class,
                          drawing_date=job.accepted_at.date(), total_cost_cny=bom.total_cny,

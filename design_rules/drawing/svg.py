@@ -436,6 +436,7 @@ def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -
         ("branch_box", black, "既有电缆分支箱"),
         ("line", black, "既有低压线路"),
         ("route", blue, "新建线路（蓝，注长度、掘路）"),
+        ("mv_route", blue, "新建10kV线路（点划线）"),
         ("pole", blue, "新建电杆"),
         *((kind, blue, text) for kind, text in EQUIPMENT_LEGEND_ZH.items()),
         ("meter_box", blue, "计量箱（外墙）"),
@@ -449,10 +450,12 @@ def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -
     for index, (kind, colour, text) in enumerate(entries):
         y = top + 48 + index * step
         x = left + 24
-        if kind in ("line", "route"):
-            _sub(
-                group, "line", x1=x - 12, y1=y, x2=x + 12, y2=y, stroke=colour, stroke_width=3 if kind == "route" else 2
+        if kind in ("line", "route", "mv_route"):
+            element = _sub(
+                group, "line", x1=x - 12, y1=y, x2=x + 12, y2=y, stroke=colour, stroke_width=2 if kind == "line" else 3
             )
+            if kind == "mv_route":
+                element.set("stroke-dasharray", "8 2 2 2")
         elif kind == "property":
             element = _sub(group, "rect", x=x - 12, y=y - 7, width=24, height=14, fill="none", stroke=colour)
             element.set("stroke-dasharray", style.property_dasharray)
