@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import LineString
 
 from design_rules.bom import build_bom
@@ -183,3 +185,33 @@ def test_when_both_rungs_are_buildable_the_cheaper_is_the_design() -> None:
     assert chosen["total_cost_cny"] == float(design.bom.total_cny) <= other["total_cost_cny"]
     assert other["promised_power_on"] == design.schedule.promised_power_on.isoformat()
     assert {chosen["upgrade_kind"], other["upgrade_kind"]} == {"uprate", "new_transformer"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(kw=st.floats(1.0, 160.0), distance_m=st.floats(0.0, 20_000.0), peak_kva=st.floats(0.0, 200.0),
+       area_type=st.sampled_from([AreaType.URBAN, AreaType.RURAL, AreaType.B, AreaType.C, AreaType.D]))
+def test_the_ladder_returns_the_cheapest_buildable_rung_or_lists_both_failures(
+        kw: float, distance_m: float, peak_kva: float, area_type: AreaType) -> None:
+    """Issue 20 item 1e for any load and distance from one overloaded-or-not transformer: a transformer upgrade
+    is the cheapest buildable rung, its new unit carries the booking within the series and its 10 kV line is
+    within the radius; otherwise 422 lists both rungs, each not buildable."""
+    try:
+        design = _compose((distance_m, 0.0), [("T-1", 0.0, 0.0, 200.0, peak_kva)], kw, area_type=area_type)
+    except DesignNotFeasibleError as exc:
+        assert [o["upgrade_kind"] for o in exc.details["options_tried"]] == ["uprate", "new_transformer"]
+        assert all(o["status"] == "not_buildable" and o["reasons"] for o in exc.details["options_tried"])
+        return
+    if design.job_class != JobClass.TRANSFORMER_UPGRADE:
+        assert design.feasible_source and not design.options  # T-1 could take the load: no ladder
+        return
+    costs = [o.summary["total_cost_cny"] for o in design.options if o.status != "not_buildable"]
+    assert design.options[0].status == "chosen" and costs[0] == float(design.bom.total_cny) == min(costs)
+    assert design.bom.total_cny == sum(line.amount_cny for line in design.bom.lines)
+    assert design.schedule.total_days == 15
+    new = design.new_transformer
+    if design.upgrade_kind == "new_transformer":
+        assert new is not None and new.unit.needed_kva <= new.unit.rated_kva
+        assert new.unit.rated_kva in RULES.series(area_type)[1]
+        assert new.mv.length_m <= RULES.mv_reach_m(area_type)
+    else:
+        assert design.upgrade_kind == "uprate" and new is None
