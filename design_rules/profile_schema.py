@@ -26,6 +26,7 @@ from design_rules.profile_vocabulary import (
 
 __all__ = [
     "CASE_BY_CASE",
+    "BookingRelease",
     "CapacityLimits",
     "ConnectFirst",
     "DatedCapacityLimit",
@@ -427,6 +428,29 @@ class ConnectFirst(_Model):
     source: Source
 
 
+class BookingRelease(_Model):
+    """When a powered-on application's capacity booking is given back (R2.3, issue 15 item 1).
+
+    After power-on the customer's load enters the transformer's peak with the load readings; until then the
+    booking keeps the room. A reading of the transformer read at least ``reading_after_days`` after power-on
+    releases it (the peak now holds the load); any booking still open ``timeout_days`` after power-on is
+    released by the periodic job (the readings never came, or the load is smaller than booked).
+    """
+
+    reading_after_days: int = Field(
+        ge=0, le=365, description="A load reading read at least this many days after power-on releases the booking.")
+    timeout_days: int = Field(
+        ge=1, le=3650, description="A booking still open this many days after power-on is released by the job.")
+    source: Source
+
+    @model_validator(mode="after")
+    def _timeout_after_reading(self) -> Self:
+        if self.timeout_days < self.reading_after_days:
+            raise ValueError(f"timeout_days ({self.timeout_days}) is shorter than reading_after_days "
+                             f"({self.reading_after_days})")
+        return self
+
+
 class Profile(_Model):
     """One regional policy profile (政策口径). Every number carries the document it comes from.
 
@@ -461,6 +485,7 @@ class Profile(_Model):
     schedule: ScheduleRules
     deadlines: dict[JobClass, JobDeadline]
     connect_first: ConnectFirst
+    booking_release: BookingRelease
     stage_evidence: StageEvidence
     public_disclosure: PublicDisclosure
     survey: SurveyRules
