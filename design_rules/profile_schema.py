@@ -45,8 +45,10 @@ __all__ = [
     "Profile",
     "PublicDisclosure",
     "ReapplicationBlock",
+    "ReliabilityTargets",
     "RequiredDocuments",
     "ScheduleRules",
+    "SelfAssessmentTargets",
     "ServiceDrop",
     "Source",
     "StageEvidence",
@@ -428,6 +430,38 @@ class ConnectFirst(_Model):
     source: Source
 
 
+class ReliabilityTargets(_Model):
+    """Supply-reliability targets of the monthly self-assessment (CQ-45 m14): absolute caps on SAIDI (hours per
+    customer and year) and SAIFI (interruptions per customer and year), caps per area kind (BS: 中心城区, 县, 城镇,
+    农村), and/or a yearly reduction in percent against the year before. Any may be absent: the seed gives what it
+    gives, and a figure without a target is reported without one."""
+
+    saidi_max_hours: float | None = Field(default=None, gt=0)
+    saifi_max: float | None = Field(default=None, gt=0)
+    saidi_max_hours_by_area_zh: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    saidi_yearly_reduction_pct: Pct | None = None
+    saifi_yearly_reduction_pct: Pct | None = None
+    source: Source
+
+
+class SelfAssessmentTargets(_Model):
+    """The targets the monthly "Getting Electricity" self-assessment reports each figure against (R8.3, CQ-45 m14;
+    ../shared/REPORTING.md). The time targets per job class are ``deadlines``; these are the rest."""
+
+    procedures: int = Field(ge=1, description="环节 per order (申请签约、施工接电).")
+    procedures_source: Source
+    max_customer_interactions: int = Field(ge=1, description="Customer interactions per order at most.")
+    interactions_source: Source
+    customer_cost_cny: float = Field(ge=0, description="What the customer pays outside the red line.")
+    customer_cost_source: Source
+    mean_days: float | None = Field(default=None, gt=0, description="Average whole-process days, where given.")
+    mean_days_source: Source
+    no_outage_rate_pct: Pct | None = Field(default=None, description="业扩不停电接火率 at least, where given.")
+    no_outage_source: Source
+    reliability: ReliabilityTargets
+    source: Source = Field(description="Why a monthly self-assessment at all (CQ-45 措施14).")
+
+
 class BookingRelease(_Model):
     """When a powered-on application's capacity booking is given back (R2.3, issue 15 item 1).
 
@@ -491,6 +525,8 @@ class Profile(_Model):
     survey: SurveyRules
     new_transformer: NewTransformerRules | None = Field(
         default=None, description="Rules of the new-transformer rung; without them the rung is not offered.")
+    self_assessment: SelfAssessmentTargets = Field(
+        description="Targets of the monthly self-assessment (CQ-45 m14) besides the deadlines.")
 
     @field_validator("deadlines")
     @classmethod
