@@ -377,6 +377,8 @@ def compose_design(
     ``new_transformer_site`` (the unit from the profile's standard series, its 10 kV run bounded by the
     10 kV line radius). The cheaper buildable one is the design, the other its alternative; when neither
     is buildable the answer is :class:`DesignNotFeasibleError` listing every rung tried and why it failed.
+    A surveyor's ``chosen_transformer_asset_id`` names one rung (the transformer to uprate, or
+    ``NEW-TRANSFORMER``), and only that one is designed.
 
     Parameters
     ----------
@@ -397,7 +399,8 @@ def compose_design(
     calendar
         Working-day calendar.
     chosen_transformer_asset_id
-        Use this feasible candidate instead of the best (a surveyor's choice, R5).
+        Use this feasible candidate instead of the best (a surveyor's choice, R5); with no feasible source, the
+        upgrade candidate's id designs only the uprate and ``NEW-TRANSFORMER`` only the new transformer.
     extra_no_overhead_local
         No-overhead stretches or obstacles marked during survey, local metres: a route that touches one
         must be cable.
@@ -429,10 +432,17 @@ def compose_design(
         raise NotEligibleError(reasons=[r.to_dict() for r in eligibility.reasons])
     job = _Job(job_ref, facts, siting, area_type, profile, power_factor, accepted_at, calendar,
                tuple(extra_no_overhead_local), surroundings or {}, eligibility)
-    if chosen_transformer_asset_id is not None or siting.feasible:
-        candidate = _choose(siting, chosen_transformer_asset_id)
-        return _compose_option(job, candidate, feasible=siting.feasible)
-    return _upgrade_ladder(job, new_transformer_site)
+    chosen = chosen_transformer_asset_id
+    if siting.feasible:
+        return _compose_option(job, _choose(siting, chosen), feasible=True)
+    rungs: dict[str, str] = {NEW_TRANSFORMER_ID: "new_transformer"}
+    if siting.upgrade_candidate is not None:
+        rungs[siting.upgrade_candidate.transformer_asset_id] = "uprate"
+    if chosen is not None and chosen not in rungs:
+        raise CandidateUnknownError(
+            f"Transformer {chosen!r} is not a feasible candidate for this meter box.",
+            field="transformer_asset_id", candidates=sorted(rungs))
+    return _upgrade_ladder(job, new_transformer_site, only=None if chosen is None else rungs[chosen])
 
 
 @dataclass(frozen=True)
@@ -473,13 +483,18 @@ def _failure_reasons(exc: DesignNotFeasibleError) -> list[dict[str, Any]]:
     return exc.details.get("reasons") or [{"code": "LV_RUN_NOT_FEASIBLE", "message": exc.message, "source": "R4.2"}]
 
 
-def _upgrade_ladder(job: _Job, new_site: NewTransformerSite | None) -> ConnectionDesign:
-    """The transformer-upgrade rungs, cheapest buildable first (issue 20 item 1e; R2.3, R4.2; CQ-45 一.2)."""
+def _upgrade_ladder(job: _Job, new_site: NewTransformerSite | None, only: str | None = None) -> ConnectionDesign:
+    """The transformer-upgrade rungs, cheapest buildable first (issue 20 item 1e; R2.3, R4.2; CQ-45 一.2).
+
+    ``only`` (``uprate`` or ``new_transformer``): a surveyor chose that rung's source; the other is not tried.
+    """
     siting = job.siting
     built: list[ConnectionDesign] = []
     failed: list[UpgradeOption] = []
     upgrade = siting.upgrade_candidate
-    if upgrade is None:
+    if only == "new_transformer":
+        pass
+    elif upgrade is None:
         failed.append(_failed("uprate", [{
             "code": siting.reason_code or NO_FEASIBLE_SOURCE,
             "message": siting.reason or "No transformer can supply the meter box over LV.", "source": "R2.3"}], None))
@@ -489,7 +504,9 @@ def _upgrade_ladder(job: _Job, new_site: NewTransformerSite | None) -> Connectio
         except DesignNotFeasibleError as exc:
             failed.append(_failed("uprate", _failure_reasons(exc), upgrade))
     rules = job.profile.new_transformer
-    if rules is None or new_site is None:
+    if only == "uprate":
+        pass
+    elif rules is None or new_site is None:
         why = ("The profile has no new_transformer rules." if rules is None
                else "No existing transformer is loaded to estimate the 10 kV supply from.")
         failed.append(_failed("new_transformer", [{"code": "NEW_TRANSFORMER_NOT_OFFERED", "message": why,

@@ -48,7 +48,7 @@ from app.platform.params import (
 from app.settings import Settings
 from design_rules.bom import Bom
 from design_rules.calendar import WorkCalendar
-from design_rules.design import ApplicationFacts, ConnectionDesign, compose_design
+from design_rules.design import NEW_TRANSFORMER_ID, ApplicationFacts, ConnectionDesign, compose_design
 from design_rules.drawing import DrawingInput, ExistingAccessPoint, ExistingLine, ExistingTransformer
 from design_rules.profiles import AreaType, UrbanRural, get_profile
 from design_rules.siting_policy import effective_factors, resolve_area_type, siting_params
@@ -222,10 +222,15 @@ def compute_design(session: Session, engine: SitingEngine, settings: Settings, r
     chosen = request.transformer_asset_id
     best = siting.best if siting.feasible else siting.upgrade_candidate
     # no feasible source: the transformer-upgrade rungs, the new transformer by the load among them (issue 20 1e)
-    new_site = None if siting.feasible or chosen else new_transformer_site(
+    wants_new = not siting.feasible and chosen in (None, NEW_TRANSFORMER_ID)
+    new_site = None if not wants_new else new_transformer_site(
         pin, snapshot.index, snapshot.roads, max_lv_run_m=params.upgrade_reach_m)
-    around_id = chosen or (best.transformer_asset_id if best is not None else
-                           new_site.feeder_asset_id if new_site is not None else "")
+    if chosen is not None and chosen != NEW_TRANSFORMER_ID:
+        around_id = chosen
+    elif best is not None:  # the transformer to uprate: also the new unit's feeder, when it is the nearest
+        around_id = best.transformer_asset_id
+    else:
+        around_id = new_site.feeder_asset_id if new_site is not None else ""
     design = compose_design(
         job_ref=design_id, facts=request.facts(), siting=siting, area_type=area_type, profile=profile,
         power_factor=power_factor, accepted_at=accepted_at, calendar=work_calendar(),

@@ -318,6 +318,29 @@ def test_an_overloaded_transformer_whose_uprate_run_fails_the_voltage_drop_gets_
     assert "NO_STANDARD_CONDUCTOR" in [r["code"] for r in uprate["reasons"]], uprate
 
 
+def test_the_surveyor_may_choose_the_other_rung(client: TestClient, planner_headers: dict[str, str]) -> None:
+    """R5, issue 20 item 1e: an alternative of a transformer upgrade is a candidate the surveyor can choose: DEMO-028
+    is an uprate of T-0005; naming NEW-TRANSFORMER designs the new unit instead (version 2), naming the uprated
+    transformer again the uprate; any other transformer is CANDIDATE_UNKNOWN, listing the two rungs' sources."""
+    sample = _sample("transformer_upgrade")
+    first = client.post("/api/v1/designs", json=_request(sample), headers=planner_headers).json()
+    assert first["upgrade_kind"] == "uprate"
+    [other] = [a for a in first["alternatives"] if a.get("upgrade_kind") == "new_transformer"]
+    base = f"/api/v1/designs/{first['design_id']}/versions"
+    second = client.post(base, json=_request(sample, transformer_asset_id=other["transformer_asset_id"]),
+                         headers=planner_headers)
+    assert second.status_code == 201, second.text
+    assert second.json()["upgrade_kind"] == "new_transformer" and second.json()["version"] == 2
+    assert second.json()["total_cost_cny"] == other["total_cost_cny"]
+    assert [o["upgrade_kind"] for o in second.json()["upgrade_options"]] == ["new_transformer"]  # only that rung
+    third = client.post(base, json=_request(sample, transformer_asset_id=first["source"]["transformer_asset_id"]),
+                        headers=planner_headers)
+    assert third.status_code == 201 and third.json()["upgrade_kind"] == "uprate"
+    bad = client.post(base, json=_request(sample, transformer_asset_id="T-0001"), headers=planner_headers)
+    assert bad.status_code == 422 and bad.json()["code"] == "CANDIDATE_UNKNOWN"
+    assert bad.json()["details"]["candidates"] == sorted(["NEW-TRANSFORMER", first["source"]["transformer_asset_id"]])
+
+
 def test_when_both_rungs_are_buildable_the_cheaper_is_the_design_and_the_other_an_alternative(
         designs: dict[str, dict[str, Any]]) -> None:
     """Issue 20 item 1e: every demo transformer-upgrade sample evaluates the uprate and the new transformer;
