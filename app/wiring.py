@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from app.design import service as design_service
 from app.identity import auth, users
-from app.lifecycle import contracts, deadlines
+from app.lifecycle import contracts, deadlines, releases
 from app.lifecycle import errors as lifecycle_errors
 from app.network import reservations
 from app.platform import idempotency, jobs, ratelimit, uploads
@@ -40,4 +40,5 @@ def service_jobs() -> JobRegistry:
         .register("deliver_notifications", lambda settings: settings.notify_interval_s, jobs.deliver_notifications)
         .register("cleanup_idempotency_keys", jobs.IDEMPOTENCY_CLEANUP_INTERVAL_S, jobs.cleanup_idempotency_keys)
         .register(deadlines.JOB_NAME, lambda settings: settings.deadline_watch_interval_s, deadlines.deadline_watch_job)
+        .register(releases.JOB_NAME, releases.INTERVAL_S, releases.booking_release_job)
     )

@@ -434,7 +434,7 @@ def cancel_application(session: Session, application: Application, *, reason: st
     lock_for_transition(session, application)
     require_open(application)
     before = _state(application)
-    release_reservation(session, application)
+    release_reservation(session, application, now=now, actor_user_id=actor.user_id, actor_role=actor.role)
     application.status = ApplicationStatus.CANCELLED
     application.cancelled_at, application.cancel_reason, application.updated_at = now, reason, now
     _resolve_queue_item(session, application, now=now, actor=actor)

@@ -61,6 +61,22 @@ def step_json(step: ApplicationStep, today: date, settings: Settings, *, staff: 
     return data
 
 
+def reservation_json(application: Application) -> dict[str, Any]:
+    """The application's capacity booking (R2.3): what it holds now and, once given back, what was released,
+    when and why (issue 15 item 1: ``cancelled``, ``reading_after_power_on`` with the reading's time,
+    ``timeout_after_power_on``)."""
+    released_kva = application.booking_released_kva
+    return {"transformer_asset_id": application.reserved_transformer_asset_id,
+            "reserved_kva": round(float(application.reserved_kva or 0.0), 3),
+            "status": "released" if application.booking_released_at is not None
+            else "open" if application.reserved_transformer_asset_id is not None else "none",
+            "released_at": _iso(application.booking_released_at),
+            "release_reason": application.booking_release_reason,
+            "released_kva": None if released_kva is None else round(float(released_kva), 3),
+            "released_transformer_asset_id": application.booking_released_transformer_asset_id,
+            "release_reading_at": _iso(application.booking_release_reading_at)}
+
+
 def application_json(session: Session, application: Application, settings: Settings, *, staff: bool,
                      now: datetime | None = None) -> dict[str, Any]:
     """The application with its timeline: the customer's two procedures and every internal step (R1.4, R5.2)."""
@@ -102,8 +118,7 @@ def application_json(session: Session, application: Application, settings: Setti
         "design": {"design_id": application.design_id, "latest_version": latest_version,
                    "confirmed_version": application.confirmed_design_version,
                    "confirmed_at": _iso(application.confirmed_at)},
-        "reservation": {"transformer_asset_id": application.reserved_transformer_asset_id,
-                        "reserved_kva": round(float(application.reserved_kva or 0.0), 3)} if staff else None,
+        "reservation": reservation_json(application) if staff else None,
         "contract": {"version": application.contract_version, "sha256": application.contract_sha256,
                      "accepted_at": _iso(application.contract_accepted_at),
                      "accepted_by_user_id": application.contract_accepted_by_user_id},

@@ -24,12 +24,15 @@ booking to its siting index, without re-reading the network, before it answers i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.network.generations import record_capacity_changes
+from app.platform.audit import record_change
 from app.platform.errors import ErrorStatuses
 from app.platform.models import Application, Design, Transformer
 from app.settings import Settings
@@ -152,6 +155,42 @@ def _set_booking(session: Session, application: Application, asset_id: str | Non
     set_committed_value(application, "reserved_kva", kva)
 
 
-def release_reservation(session: Session, application: Application) -> bool:
-    """Give the application's booking back (cancellation); returns whether it held one."""
-    return move_reservation(session, application, ReservationTarget(None, 0.0, 100.0))
+class ReleaseReason(StrEnum):
+    """Why a booking was given back (``applications.booking_release_reason``, audit ``booking_released``)."""
+
+    CANCELLED = "cancelled"
+    READING_AFTER_POWER_ON = "reading_after_power_on"
+    TIMEOUT_AFTER_POWER_ON = "timeout_after_power_on"
+
+
+def release_reservation(session: Session, application: Application, *,
+                        reason: ReleaseReason = ReleaseReason.CANCELLED, now: datetime | None = None,
+                        actor_user_id: int | None = None, actor_role: str | None = None,
+                        reading_at: datetime | None = None) -> bool:
+    """Give the application's booking back; returns whether it held one (issue 15 item 1).
+
+    The one way a booking ends: cancelling (``reason`` ``cancelled``), a load reading after power-on or the
+    timeout after power-on (``app.lifecycle.releases``). Through :func:`move_reservation`, so the transformer's
+    ``reserved_kva`` drops by the booking under its row lock, the new value is logged in ``capacity_changes``
+    (every worker applies it before its next answer) and the application's booking columns are cleared by the
+    guarded UPDATE (a second release from a stale copy answers ``BOOKING_CHANGED``). What was released, when and
+    why is kept on the application (``booking_released_*``) and audited ``booking_released`` in the same
+    transaction; ``actor_*`` None is the system (the job).
+    """
+    transformer_asset_id = application.reserved_transformer_asset_id
+    kva = float(application.reserved_kva or 0.0)
+    if not move_reservation(session, application, ReservationTarget(None, 0.0, 100.0)):
+        return False
+    moment = now or datetime.now(UTC)
+    application.booking_released_at, application.booking_release_reason = moment, ReleaseReason(reason).value
+    application.booking_released_kva = kva
+    application.booking_released_transformer_asset_id = transformer_asset_id
+    application.booking_release_reading_at = reading_at
+    session.flush()
+    record_change(session, actor_user_id=actor_user_id, actor_role=actor_role, entity="application",
+                  entity_id=str(application.id), action="booking_released",
+                  before={"reserved_transformer_asset_id": transformer_asset_id, "reserved_kva": kva},
+                  after={"reserved_transformer_asset_id": None, "reserved_kva": 0.0,
+                         "reason": ReleaseReason(reason).value, "released_at": moment,
+                         "powered_on_at": application.powered_on_at, "reading_at": reading_at})
+    return True

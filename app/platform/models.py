@@ -453,6 +453,13 @@ class Application(Base):
     business_type: Mapped[str | None] = mapped_column(String(24))
     construction_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     customer_charged_cny: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # The booking given back (issue 15 item 1; migration 0012): when, why (``cancelled``, ``reading_after_power_on``,
+    # ``timeout_after_power_on``), what and the reading that released it; the booking columns above are cleared.
+    booking_released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    booking_release_reason: Mapped[str | None] = mapped_column(String(32))
+    booking_released_kva: Mapped[float | None] = mapped_column(Float)
+    booking_released_transformer_asset_id: Mapped[str | None] = mapped_column(String(64))
+    booking_release_reading_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     meter_box = mapped_column(_geometry("POINT"), nullable=False)
 
 

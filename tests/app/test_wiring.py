@@ -61,7 +61,7 @@ def test_the_app_and_the_cli_run_the_same_jobs(tmp_path: Path) -> None:
     """R5.4's deadline watch runs although nothing imports its module for a side effect any more."""
     registry = create_app(Settings(data_dir=tmp_path)).state.jobs
     assert registry.jobs.keys() == service_jobs().jobs.keys() == {
-        "deliver_notifications", "cleanup_idempotency_keys", "deadline_watch"}
+        "deliver_notifications", "cleanup_idempotency_keys", "deadline_watch", "booking_release"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANLING_")}
     env.update({"SANLING_DATA_DIR": str(tmp_path)})
     subprocess.run([SANLING, "db", "upgrade"], env=env, check=True, capture_output=True)
