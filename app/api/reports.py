@@ -6,8 +6,10 @@ every export writes an audit row (`report_exported`: who exported which report, 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import IO, Annotated, Any
 from urllib.parse import quote
 
@@ -20,9 +22,17 @@ from app.platform.audit import record_change
 from app.platform.db import read_only_connection
 from app.platform.deps import SessionDep, SettingsDep
 from app.platform.params import IsoDate, Line
-from app.reporting import project_detail, roster
-from app.reporting.queries import ReportFilter, project_records, roster_records
-from app.reporting.writers import MEDIA_TYPES, ReportFormat, Table, Written, negotiate, write
+from app.reporting import project_detail, roster, self_assessment
+from app.reporting.queries import ReportFilter, assessment_records, project_records, roster_records
+from app.reporting.writers import (
+    MEDIA_TYPES,
+    ReportFormat,
+    Table,
+    Written,
+    negotiate,
+    write,
+    write_xlsx,
+)
 from design_rules.profiles import get_profile
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -71,13 +81,13 @@ def _answer(written: Written, report_format: ReportFormat, filename: str) -> Str
 
 
 def _audit(session: Any, user: AuthenticatedUser, report: str, report_format: ReportFormat, where: ReportFilter,
-           rows: int) -> None:
+           rows: int, **extra: Any) -> None:
     session.rollback()  # end the read (SQLite: a DEFERRED transaction) before the audit row is written
     record_change(session, actor_user_id=user.id, actor_role=str(user.role), entity="report", entity_id=report,
                   action="report_exported", before=None, after={
                       "report": report, "format": report_format.value, "rows": rows,
                       "from": where.date_from, "to": where.date_to, "supply_unit": where.supply_unit,
-                      "grid_areas": sorted(where.grid_areas) if where.grid_areas is not None else "all"})
+                      "grid_areas": sorted(where.grid_areas) if where.grid_areas is not None else "all", **extra})
     session.commit()
 
 
@@ -136,6 +146,60 @@ def export_roster(user: ReportReader, session: SessionDep, supply_unit: SupplyUn
     written = write(table, rows, chosen)
     _audit(session, user, "roster", chosen, where, written.rows)
     return _answer(written, chosen, "1+1双经理情况统计")
+
+
+class AssessmentFormat(StrEnum):
+    """The formats of the self-assessment: a JSON object, or an XLSX sheet of one line per figure."""
+
+    XLSX = "xlsx"
+    JSON = "json"
+
+
+Month = Annotated[str, Query(pattern=r"^(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])$", examples=["2026-11"],
+                             description="The month assessed, `YYYY-MM` (China dates): the orders energised in it.")]
+
+
+@router.get("/getting-electricity", responses={
+    **_AUTH, 422: {"description": "`REQUEST_INVALID`: `month` is not `YYYY-MM`."},
+    200: {"model": self_assessment.SelfAssessment,
+          "description": "获得电力指标月度自评: every figure next to its target from the profile. XLSX: one line per "
+                         "figure (指标 · 分项 · 数值 · 单位 · 目标 · 是否达标 · 目标依据).",
+          "content": {MEDIA_TYPES[ReportFormat.XLSX]: {"schema": {"type": "string", "format": "binary"}}}}})
+def export_getting_electricity(
+    user: ReportReader, session: SessionDep, settings: SettingsDep, month: Month, supply_unit: SupplyUnit = None,
+    report_format: Annotated[AssessmentFormat | None, Query(
+        alias="format", description="`json` or `xlsx`; default: from `Accept`, else XLSX.")] = None,
+    accept: AcceptHeader = None,
+) -> StreamingResponse:
+    """Monthly self-assessment by the World Bank "Getting Electricity" method (R8.3, CQ-45 措施14).
+
+    Over the orders energised (装表送电) in `month`: procedures (2 per order) and customer interactions from the
+    audit log (flagged above the target); time per job class (count, mean, median, p90, max in working and
+    calendar days, share within the profile's deadline, overdue count); the customer's cost outside the red line
+    (target 0; every charged order listed); the grid company's cost in 万元; the no-outage connection rate (from
+    the confirmed designs' `needs_outage`); SAIDI/SAIFI over the last 12 months — null with a warning while there
+    are no reliability statistics, never 0. Each figure next to its target from the profile (docs/reporting.md).
+    """
+    read_only_connection(session)
+    chosen = ReportFormat(negotiate(ReportFormat(report_format.value) if report_format else None, accept,
+                                    ReportFormat.XLSX))
+    if chosen is ReportFormat.CSV:
+        chosen = ReportFormat.XLSX
+    first, after = self_assessment.month_bounds(month)
+    where = _filter(user, first, date.fromordinal(after.toordinal() - 1), supply_unit)
+    profile = get_profile(settings.profile)
+    result = self_assessment.assess(
+        assessment_records(session, first, after, supply_unit=supply_unit, grid_areas=where.grid_areas),
+        profile, work_calendar(), month=month, supply_unit=supply_unit, generated_at=datetime.now(UTC).isoformat())
+    if chosen is ReportFormat.JSON:
+        written = Written(io.BytesIO(result.model_dump_json().encode("utf-8")), result.orders)  # a few kB
+    else:
+        table = Table(title_zh=self_assessment.TITLE_ZH, columns=self_assessment.COLUMNS,
+                      notes=self_assessment.notes(result), widths=self_assessment.WIDTHS, meta={})
+        written = write_xlsx(table, self_assessment.lines(result))
+        written.rows = result.orders
+    _audit(session, user, self_assessment.REPORT, chosen, where, result.orders, month=month)
+    return _answer(written, chosen, f"{self_assessment.TITLE_ZH}_{month}")
 
 
 def _iso(day: date | None) -> str | None:

@@ -173,6 +173,14 @@ def _day(moment: datetime | None) -> date | None:
     return local.date() if local is not None else None
 
 
+def whole_process_working_days(accepted_at: datetime | None, powered_on_at: datetime | None,
+                               calendar: WorkCalendar) -> int | None:
+    """全流程时长 (annex 2 #21): working days from the acceptance date to the power-on date (China dates; the start
+    day excluded, the end day included, as the schedule counts deadlines); None before power-on."""
+    accepted, energised = _day(accepted_at), _day(powered_on_at)
+    return calendar.count_working_days(accepted, energised) if accepted and energised else None
+
+
 def works_class(job_class: str | None, road_dug: bool) -> str | None:
     """配套工程情况 of a job class: no external works, external without or with digging the road, MV upgrade."""
     if job_class is None:
@@ -193,10 +201,9 @@ def build_row(record: ProjectRecord, calendar: WorkCalendar, *, power_factor: fl
     supporting works; None while either time is missing).
     """
     direct = record.job_class == "direct_meter"
-    accepted, energised = _day(record.accepted_at), _day(record.powered_on_at)
     started = None if direct else record.construction_started_at
     completed = None if direct else record.construction_completed_at
-    whole = calendar.count_working_days(accepted, energised) if accepted and energised else None
+    whole = whole_process_working_days(record.accepted_at, record.powered_on_at, calendar)
     if direct:
         works_days: int | None = 0
     elif started is not None and completed is not None:

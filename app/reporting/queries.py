@@ -6,13 +6,14 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.lifecycle.states import team_for_area
-from app.platform.models import Application, ApplicationStep, Design, GridArea, User
+from app.platform.models import Application, ApplicationStep, AuditLog, Design, GridArea, User
 from app.reporting.project_detail import ProjectRecord
 from app.reporting.roster import RosterRecord
+from app.reporting.self_assessment import AssessmentRecord
 from design_rules.profiles import StepCode
 from design_rules.schedule import CHINA_TZ
 
@@ -68,6 +69,34 @@ def project_records(session: Session, where: ReportFilter) -> Iterator[ProjectRe
         query = query.where(Application.grid_area_code.in_(sorted(where.grid_areas)))
     for row in session.execute(query.execution_options(yield_per=BATCH_ROWS)):
         yield ProjectRecord(*row)
+
+
+def assessment_records(session: Session, month_from: date, month_after: date, *, supply_unit: str | None,
+                       grid_areas: Collection[str] | None) -> Iterator[AssessmentRecord]:
+    """Every order energised (装表送电) on a China date from ``month_from`` to before ``month_after``, with its
+    confirmed design's cost and ``needs_outage``, and the audit log's count of its contacts with the customer (the
+    application and each later document), read in batches."""
+    contacts = (select(func.count()).select_from(AuditLog)
+                .where(AuditLog.entity == "application", AuditLog.entity_id == cast(Application.id, String),
+                       AuditLog.action.in_(("created", "document_added")))
+                .scalar_subquery())
+    query = (
+        select(Application.id, Application.account_number, Application.applicant_name, Application.job_class,
+               Application.contract_accepted_at, Application.powered_on_at, Application.customer_charged_cny,
+               Design.total_cost_cny, Design.result["needs_outage"].as_boolean(), contacts)
+        .outerjoin(GridArea, GridArea.code == Application.grid_area_code)
+        .outerjoin(Design, and_(Design.design_id == Application.design_id,
+                                Design.version == Application.confirmed_design_version))
+        .where(Application.powered_on_at >= _china_midnight(month_from),
+               Application.powered_on_at < _china_midnight(month_after))
+        .order_by(Application.powered_on_at, Application.id)
+    )
+    if supply_unit is not None:
+        query = query.where(or_(GridArea.supply_company == supply_unit, GridArea.supply_station == supply_unit))
+    if grid_areas is not None:
+        query = query.where(Application.grid_area_code.in_(sorted(grid_areas)))
+    for row in session.execute(query.execution_options(yield_per=BATCH_ROWS)):
+        yield AssessmentRecord(*row)
 
 
 def roster_records(session: Session, where: ReportFilter) -> list[RosterRecord]:
