@@ -10,21 +10,26 @@ The job's clock is injected (``now``) as the deadline watch's is; readings go th
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.identity.auth import Role
 from app.lifecycle.releases import booking_release_job
 from app.main import create_app
-from app.network.loading import import_layer_file
-from app.platform.models import Transformer
+from app.network.loading import import_layer_file, load_demo
+from app.platform import migrate
+from app.platform.db import create_db_engine, make_session_factory
+from app.platform.models import Application, Transformer
 from app.settings import Settings
 from design_rules.profiles import get_profile
 from tests.app.auth_helpers import make_user, override_session, settings_for_tests
@@ -97,14 +102,31 @@ class Order:
         items = self.client.get("/api/v1/capacity/transformers", headers=self.planner).json()["items"]
         return next(item for item in items if item["asset_id"] == self.asset_id)
 
-    def siting_rate(self) -> float:
-        """The transformer's load rate after this connection, as siting answers for the same pin and load."""
+    def siting(self) -> dict[str, Any]:
+        """The transformer as siting answers for the same pin and load (a candidate: it has room)."""
         answer = self.client.get("/api/v1/sources", headers=self.pm, params={
             "lon": self.form["lon"], "lat": self.form["lat"], "crs": self.form["crs"], "kw": self.form["kw"]})
         assert answer.status_code == 200, answer.text
         found = [c for c in answer.json()["candidates"] if c["transformer_asset_id"] == self.asset_id]
         assert found, answer.json()
-        return float(found[0]["load_rate_after_pct"])
+        return dict(found[0])
+
+    def siting_rate(self) -> float:
+        """The transformer's load rate after this connection, as siting answers it."""
+        return float(self.siting()["load_rate_after_pct"])
+
+    def public_available(self) -> float:
+        """The public disclosure's available kVA in the transformer's own cell (R6.2, floored to 10 kVA)."""
+        lon, lat = self.siting()["transformer_geometry"]["coordinates"]
+        answer = self.client.get("/api/v1/public/capacity", params={"lon": lon, "lat": lat})
+        assert answer.status_code == 200, answer.text
+        return float(next(c for c in answer.json()["cells"] if c["is_location_cell"])["available_kva"])
+
+    def bookings_sum(self) -> float:
+        """Σ of the open bookings on the transformer, as the import's ``_sync_reserved_kva`` sums them."""
+        return float(self.conn.execute(
+            select(func.coalesce(func.sum(Application.reserved_kva), 0.0))
+            .where(Application.reserved_transformer_asset_id == self.asset_id)).scalar_one())
 
     def released_audits(self) -> list[dict[str, Any]]:
         answer = self.client.get("/api/v1/audit", headers=self.admin, params={
@@ -136,7 +158,7 @@ def test_a_reading_n_days_after_power_on_releases_the_booking(client: TestClient
     worklist count the transformer's spare capacity again (no double count of the load)."""
     order = Order(client, db_conn)
     powered_on_at = order.power_on()
-    booked_row, booked_rate = order.worklist_row(), order.siting_rate()
+    booked_row, booked_rate, booked_public = order.worklist_row(), order.siting_rate(), order.public_available()
     assert booked_row["reserved_kva"] >= order.kva - 1e-3
     peak = float(booked_row["peak_kva"])
 
@@ -166,6 +188,8 @@ def test_a_reading_n_days_after_power_on_releases_the_booking(client: TestClient
     assert row["spare_kva"] == pytest.approx(booked_row["spare_kva"] + order.kva / 2, abs=0.02)
     assert order.siting_rate() < booked_rate  # siting counts the spare capacity again
     assert order.reserved_on_transformer() == pytest.approx(row["reserved_kva"], abs=1e-3)
+    assert order.reserved_on_transformer() == pytest.approx(order.bookings_sum(), abs=1e-6)  # open bookings only
+    assert order.public_available() >= booked_public + 30  # the disclosure floors the 35 kVA gained to 10 kVA
 
     audits = order.released_audits()
     assert len(audits) == 1 and audits[0]["actor_user_id"] is None
@@ -232,3 +256,48 @@ def test_cancelling_releases_once_and_a_powered_on_order_cannot_be_cancelled(
     refused = client.post(f"/api/v1/applications/{other.id}/cancel", json={}, headers=other.customer)
     assert refused.status_code == 409 and refused.json()["code"] == "APPLICATION_CLOSED"
     assert other.show()["reservation"]["status"] == "open" and other.released_audits() == []
+
+
+@pytest.mark.postgis
+def test_the_job_releases_once_against_a_held_lock_and_a_second_run(fresh_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15 item 1, race-safe (PostGIS, committed rows on a database of its own): the job skips an application
+    a transition holds right now (never waits) and releases it on the next run; two runs at once release it once."""
+    url = fresh_database("postgis")
+    migrate.upgrade(url)
+    engine = create_db_engine(url)
+    try:
+        with engine.begin() as conn:
+            load_demo(conn)
+        settings = settings_for_tests(url, data_dir=tmp_path, depot_stock_file=REPO / "fixtures" / "depot_stock.csv",
+                                      jobs_enabled=False)  # the job runs here, with its clock
+        with TestClient(create_app(settings)) as client, \
+                engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            order = Order(client, conn)
+            timeout = order.power_on() + timedelta(days=RULES.timeout_days)
+            booked = order.reserved_on_transformer()
+            factory = make_session_factory(engine)
+
+            with engine.connect() as holder:  # a transition holding the application's row lock
+                transaction = holder.begin()
+                holder.execute(select(Application.id).where(Application.id == order.id).with_for_update())
+                started = time.monotonic()
+                skipped = booking_release_job(factory, settings, now=timeout)
+                assert time.monotonic() - started < 5  # SKIP LOCKED: the job does not wait for the holder
+                assert skipped["skipped_locked"] == 1 and skipped["released_on_timeout"] == 0
+                transaction.commit()
+            assert order.show()["reservation"]["status"] == "open"
+
+            barrier = threading.Barrier(2)
+
+            def run() -> dict[str, int]:
+                barrier.wait()
+                return booking_release_job(factory, settings, now=timeout)
+
+            with ThreadPoolExecutor(2) as pool:
+                runs = list(pool.map(lambda _: run(), range(2)))
+            assert sum(r["released_on_timeout"] for r in runs) == 1
+            assert len(order.released_audits()) == 1
+            assert order.reserved_on_transformer() == pytest.approx(booked - order.kva, abs=1e-3)
+            assert order.reserved_on_transformer() == pytest.approx(order.bookings_sum(), abs=1e-6)
+    finally:
+        engine.dispose()
