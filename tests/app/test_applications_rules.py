@@ -239,7 +239,7 @@ def test_cancelling_releases_the_booking_and_is_audited(client: TestClient, db_c
     assert again.status_code == 409 and again.json()["code"] == "APPLICATION_CLOSED"
     actions = db_conn.execute(select(AuditLog.action).where(AuditLog.entity == "application",
                                                             AuditLog.entity_id == str(body["id"]))).scalars().all()
-    assert actions == ["created", "cancelled"]
+    assert actions == ["created", "booking_released", "cancelled"]  # a cancel is a release too (issue 15 item 1)
 
 
 def test_the_deadline_watch_warns_then_escalates_once(client: TestClient, db_conn: Connection, teams: Any,
