@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from design_rules.profile_schema import (
     CASE_BY_CASE,
+    BookingRelease,
     CapacityLimits,
     ConnectFirst,
     DatedCapacityLimit,
@@ -65,6 +66,7 @@ __all__ = [
     "CASE_BY_CASE",
     "PROFILES",
     "AreaType",
+    "BookingRelease",
     "CapacityLimits",
     "Category",
     "ConnectFirst",
