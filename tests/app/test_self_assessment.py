@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,13 @@ from sqlalchemy import Connection, select
 
 import app.api.applications as applications_router
 import app.api.terminal as terminal_router
+from app.design.service import work_calendar
 from app.identity.auth import Role
 from app.main import create_app
 from app.platform.models import AuditLog
+from app.reporting import self_assessment
+from app.reporting.self_assessment import AssessmentRecord
+from design_rules.profiles import get_profile
 from tests.app.auth_helpers import make_user, override_session, settings_for_tests
 from tests.app.lifecycle_helpers import (
     JPEG,
@@ -251,6 +255,8 @@ def test_self_assessment_xlsx_opens_with_its_header_and_figures(client: TestClie
     assert saidi[2] is None and saidi[4] == "<1"
     notes = [row[0] for row in rows if row[0] and str(row[0]).startswith("注：")]
     assert any("reliability import layer" in note for note in notes)
+    as_json = client.get(URL, params={"month": MONTH}, headers={**planner, "Accept": "application/json"})
+    assert as_json.headers["content-type"] == "application/json" and as_json.json()["orders"] == 6
 
 
 def test_bad_month_is_refused_with_a_code(client: TestClient, db_conn: Connection) -> None:
@@ -291,3 +297,43 @@ def test_self_assessment_by_role_and_audited(client: TestClient, month: dict[str
                            "month": MONTH}
     assert entries[-1].actor_user_id == admin_user.id and entries[-1].after["grid_areas"] == "all"
     assert entries[-1].after["supply_unit"] == "别的供电公司" and entries[-1].actor_role == "admin"
+
+
+def _record(application_id: int, job_class: str, accepted: str, energised: str, **extra: Any) -> AssessmentRecord:
+    values: dict[str, Any] = {"account_number": None, "applicant_name": f"客户 {application_id}",
+                              "customer_charged_cny": 0.0, "confirmed_cost_cny": 10_000.0, "needs_outage": False,
+                              "application_interactions": 1, **extra}
+    return AssessmentRecord(application_id=application_id, job_class=job_class,
+                            accepted_at=at(accepted, 9).astimezone(UTC), powered_on_at=at(energised, 17), **values)
+
+
+def test_the_shanghai_targets_add_the_average_and_the_no_outage_rate() -> None:
+    """SH (shanghai-2019): every job class 10 working days, the average ≤ 10 days (SH 二) as its own line, the
+    no-outage rate against 90 % (SH 20), SAIDI/SAIFI −3 % a year; a design without needs_outage is left out of the
+    rate with a warning. Pure: ``assess`` on records, no database."""
+    records = [
+        _record(1, "direct_meter", "2026-11-02", "2026-11-04"),  # 2 working days
+        _record(2, "overhead", "2026-11-02", "2026-11-17"),  # 11 working days: overdue (10)
+        _record(3, "transformer_upgrade", "2026-11-09", "2026-11-20", needs_outage=True),  # 9
+        _record(4, "underground_cable", "2026-11-16", "2026-11-19", needs_outage=None, confirmed_cost_cny=None),
+    ]
+    result = self_assessment.assess(records, get_profile("shanghai-2019"), work_calendar(), month=MONTH,
+                                    supply_unit=None, generated_at="2026-12-01T00:00:00+00:00")
+    everything = result.time.all_orders
+    assert everything is not None and (everything.count, everything.deadline_days) == (4, 10)
+    assert everything.working_days.model_dump() == _days(6.25, 6.0, 11, 11)  # 2, 3, 9, 11
+    assert (everything.on_time, everything.overdue) == (3, 1)
+    assert (result.time.target_mean_days, result.time.mean_met) == (10.0, True)
+    assert result.time.target_mean_source.startswith("SH 二")
+    assert [row.overdue for row in result.time.by_job_class] == [0, 1, 0, 0]
+    assert (result.no_outage.orders_with_data, result.no_outage.without_outage, result.no_outage.rate_pct) == (
+        3, 2, 66.67)
+    assert (result.no_outage.target_pct, result.no_outage.met) == (90.0, False)
+    assert any("without a confirmed design" in warning for warning in result.warnings)
+    assert (result.grid_cost.total_10k_cny, result.grid_cost.orders_without_cost) == (3.0, 1)
+    assert result.reliability.targets["saidi_yearly_reduction_pct"] == 3.0
+    assert result.reliability.saidi_hours is None and result.reliability.saifi is None
+    lines = {line.item: line for line in self_assessment.lines(result)}
+    assert (lines["全部：平均（工作日）"].value, lines["全部：平均（工作日）"].target) == (6.25, "平均≤10")
+    assert lines["业扩不停电接火率（按设计是否需停电）"].met == "否"
+    assert lines[next(k for k in lines if k.startswith("SAIDI"))].target == "同比−3%"
