@@ -30,7 +30,7 @@ from app.network.generations import LoadChange, NetworkVersion, capacity_changes
 from app.network.reading import NetworkData, read_network
 from app.settings import Settings
 from gis.crs import Projector
-from gis.index import AccessPointSnapshot, LineSegmentSnapshot, SourceIndex, TransformerSnapshot
+from gis.index import AccessPointSnapshot, LineSegmentSnapshot, SourceIndex, TransformerSnapshot, derive_cable_access
 from gis.routing import RoadNetwork
 
 log = logging.getLogger("sanling.siting")
@@ -65,10 +65,18 @@ class NetworkSnapshot:
     zone_tree: STRtree
     data: NetworkData
     build_s: float
+    #: Branch boxes derived from cable ends and junctions (issue 20 item 1a), also in ``index.access_points``;
+    #: ``derived_tree`` indexes their points for the drawing and the survey package.
+    derived_access: AccessPointSnapshot
+    derived_tree: STRtree
 
     @classmethod
     def build(cls, data: NetworkData, version: NetworkVersion) -> NetworkSnapshot:
-        """Build the source index, access points, overhead-line segments and the road graph."""
+        """Build the source index, access points, overhead-line segments and the road graph.
+
+        The access points are the GIS's poles and branch boxes, plus, for each transformer whose GIS has no
+        branch box, those derived from its cables' junctions and free ends (:func:`derive_cable_access`).
+        """
         started = time.perf_counter()
         transformers = TransformerSnapshot.from_lists(
             list(data.transformer_asset_id),
@@ -95,7 +103,19 @@ class NetworkSnapshot:
             [data.line_local[i] for i in overhead],
             transformers,
         )
-        index = SourceIndex.build(transformers, access_points, segments)
+        line_kind = np.asarray(data.line_kind, dtype=object)
+        cables = np.flatnonzero(line_kind == "cable")
+        if len(cables):
+            cable_local = np.empty(len(data.line_local), dtype=object)
+            cable_local[:] = data.line_local
+            derived = derive_cable_access(
+                np.asarray(data.line_asset_id, dtype=object)[cables],
+                np.asarray(data.line_transformer_asset_id, dtype=object)[cables],
+                cable_local[cables], transformers,
+                except_transformer_pos=np.unique(access_points.transformer_pos[access_points.kind == "branch_box"]))
+        else:
+            derived = AccessPointSnapshot.empty()
+        index = SourceIndex.build(transformers, access_points.concat(derived), segments)
         roads = RoadNetwork.build(
             list(zip(data.road_asset_id, data.road_name, data.road_class, data.road_local, strict=True)),
             data.zone_local,
@@ -118,6 +138,8 @@ class NetworkSnapshot:
             road_tree=STRtree(np.asarray(data.road_local, dtype=object)),
             zone_tree=STRtree(np.asarray(data.zone_local, dtype=object)),
             data=data,
+            derived_access=derived,
+            derived_tree=STRtree(shapely.points(derived.x_m, derived.y_m)),
             build_s=time.perf_counter() - started,
         )
 

@@ -12,6 +12,7 @@ from gis.index.snapshots import (
     AccessPointSnapshot,
     LineSegmentSnapshot,
     TransformerSnapshot,
+    derive_cable_access,
 )
 from gis.index.source_index import AccessHit, Neighbour, SourceIndex
 
@@ -25,5 +26,6 @@ __all__ = [
     "SourceIndex",
     "TransformerSnapshot",
     "added_kva_limit",
+    "derive_cable_access",
     "fits_after_connection",
 ]

@@ -22,16 +22,22 @@ __all__ = [
     "AccessPointSnapshot",
     "LineSegmentSnapshot",
     "TransformerSnapshot",
+    "derive_cable_access",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ObjectArray = npt.NDArray[np.object_]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Kinds of point access equipment (architecture.md, ``access_points.kind``).
 ACCESS_POINT_KINDS: tuple[str, ...] = ("pole", "branch_box")
 #: Kind reported for the nearest point on an LV overhead line.
 LINE_SEGMENT_KIND = "line_segment"
+#: Cable ends closer than this (metres) are one point when access points are derived from cables.
+CABLE_END_TOLERANCE_M = 0.05
+#: A derived cable end or junction this close to its transformer is the transformer's LV board (metres).
+DERIVED_AT_TRANSFORMER_M = 1.0
 
 
 def _readonly(values: npt.ArrayLike, dtype: Any) -> npt.NDArray[Any]:
@@ -230,6 +236,10 @@ class AccessPointSnapshot:
         ``'pole'`` or ``'branch_box'``.
     x_m, y_m : ndarray of float64
         Location in the local projected CRS, metres.
+    derived : ndarray of bool
+        ``True`` for a branch box derived from the cable geometry (a junction where three or more cable
+        ends meet, or a free end; :func:`derive_cable_access`), not read from the GIS: the project manager
+        confirms it on site. All ``False`` when not given.
     """
 
     asset_id: ObjectArray
@@ -237,12 +247,16 @@ class AccessPointSnapshot:
     kind: ObjectArray
     x_m: FloatArray
     y_m: FloatArray
+    derived: BoolArray | None = None
 
     def __post_init__(self) -> None:
+        if self.derived is None:
+            object.__setattr__(self, "derived", _readonly(np.zeros(len(self.asset_id), dtype=bool), bool))
         floats = {"x_m": self.x_m, "y_m": self.y_m}
         _check_lengths(
             "access_points",
-            {"asset_id": self.asset_id, "transformer_pos": self.transformer_pos, "kind": self.kind, **floats},
+            {"asset_id": self.asset_id, "transformer_pos": self.transformer_pos, "kind": self.kind,
+             "derived": self.derived, **floats},  # type: ignore[dict-item]
         )
         _check_finite("access_points", self.asset_id, floats)
         bad_kinds = sorted({str(k) for k in self.kind.tolist()} - set(ACCESS_POINT_KINDS))
@@ -264,6 +278,7 @@ class AccessPointSnapshot:
         kind: Sequence[str],
         x_m: Sequence[float] | FloatArray,
         y_m: Sequence[float] | FloatArray,
+        derived: Sequence[bool] | BoolArray | None = None,
     ) -> AccessPointSnapshot:
         """Build from lists whose feeding transformer is already given as a snapshot position."""
         return cls(
@@ -272,6 +287,23 @@ class AccessPointSnapshot:
             kind=_object_array(kind),
             x_m=_readonly(x_m, np.float64),
             y_m=_readonly(y_m, np.float64),
+            derived=None if derived is None else _readonly(derived, bool),
+        )
+
+    def __len__(self) -> int:
+        return len(self.asset_id)
+
+    def concat(self, other: AccessPointSnapshot) -> AccessPointSnapshot:
+        """These access points followed by ``other``'s (e.g. the GIS's, then those derived from cables)."""
+        if not len(other):
+            return self
+        return AccessPointSnapshot(
+            asset_id=_object_array(np.concatenate([self.asset_id, other.asset_id])),
+            transformer_pos=_readonly(np.concatenate([self.transformer_pos, other.transformer_pos]), np.int64),
+            kind=_object_array(np.concatenate([self.kind, other.kind])),
+            x_m=_readonly(np.concatenate([self.x_m, other.x_m]), np.float64),
+            y_m=_readonly(np.concatenate([self.y_m, other.y_m]), np.float64),
+            derived=_readonly(np.concatenate([self.derived, other.derived]), bool),  # type: ignore[list-item]
         )
 
     @classmethod
@@ -394,3 +426,75 @@ class LineSegmentSnapshot:
             y1_m=_readonly(seg[:, 3], np.float64),
         )
 
+
+
+def derive_cable_access(
+    asset_id: Sequence[str] | ObjectArray,
+    transformer_asset_id: Sequence[str] | ObjectArray,
+    lines_local: Sequence[BaseGeometry] | ObjectArray,
+    transformers: TransformerSnapshot,
+    *,
+    tolerance_m: float = CABLE_END_TOLERANCE_M,
+    at_transformer_m: float = DERIVED_AT_TRANSFORMER_M,
+    except_transformer_pos: IntArray | None = None,
+) -> AccessPointSnapshot:
+    """Access points derived from LV **cables** where the GIS has no branch boxes (issue 20 item 1a).
+
+    A cable can only be tapped where it already ends in a box, so the candidates are the points of one
+    transformer's cables where three or more segment ends meet (a junction: in practice a branch box or
+    cable distribution cabinet) and the free ends (one end alone: an end box or a house connection).
+    Two ends meeting are a straight joint, not a candidate. Ends within ``tolerance_m`` (rounded to that
+    grid) are one point; a point within ``at_transformer_m`` of its transformer is left out (that is the
+    transformer's LV board, which the transformer access already stands for). Each comes back as kind
+    ``branch_box`` with ``derived`` set; its ``asset_id`` is ``<line asset id>@start`` or ``@end`` of the
+    first line (in input order) that ends there. Lines of unknown transformers are skipped, and so are
+    those of ``except_transformer_pos`` (transformers whose branch boxes the GIS has).
+
+    Vectorised: one ``shapely.get_coordinates`` over all parts and a lexicographic sort of the rounded end
+    coordinates; no Python loop per segment.
+
+    Examples
+    --------
+    >>> from shapely import LineString
+    >>> t = TransformerSnapshot.from_lists(["T1"], [0.0], [0.0], [400.0], [120.0], [0.0], ["G1"])
+    >>> lines = [LineString([(0, 0), (10, 0)]), LineString([(10, 0), (20, 0)]), LineString([(10, 0), (10, 5)])]
+    >>> d = derive_cable_access(["C1", "C2", "C3"], ["T1"] * 3, lines, t)
+    >>> d.asset_id.tolist(), d.x_m.tolist(), d.y_m.tolist(), bool(d.derived.all())
+    (['C1@end', 'C2@end', 'C3@end'], [10.0, 20.0, 10.0], [0.0, 0.0, 5.0], True)
+    """
+    pos, kept = _positions(list(transformer_asset_id), transformers.positions_by_asset_id(), True)
+    if except_transformer_pos is not None and len(except_transformer_pos):
+        wanted = ~np.isin(pos, except_transformer_pos)
+        pos, kept = pos[wanted], kept[wanted]
+    ids = np.asarray(asset_id, dtype=object)[kept]
+    geoms = np.empty(len(kept), dtype=object)
+    geoms[:] = [lines_local[i] for i in kept.tolist()] if not isinstance(lines_local, np.ndarray) \
+        else lines_local[kept]
+    parts, part_line = shapely.get_parts(geoms, return_index=True)
+    good = (shapely.get_type_id(parts) == shapely.GeometryType.LINESTRING) & (shapely.get_num_coordinates(parts) >= 2)
+    parts, part_line = parts[good], part_line[good]
+    if not len(parts):
+        return AccessPointSnapshot.empty()
+    xy, vertex_part = shapely.get_coordinates(parts, return_index=True)
+    first = np.flatnonzero(np.r_[True, vertex_part[1:] != vertex_part[:-1]])
+    last = np.r_[first[1:] - 1, len(vertex_part) - 1]
+    # every part's two ends: (coordinates, line row, 0 = start / 1 = end)
+    end_xy = np.stack([xy[first], xy[last]], axis=1).reshape(-1, 2)  # start, end of part 0, then of part 1, ...
+    end_line = np.repeat(part_line, 2)
+    end_flag = np.tile(np.array([0, 1], dtype=np.int8), len(first))
+    end_t = pos[end_line]
+    kx = np.round(end_xy[:, 0] / tolerance_m).astype(np.int64)
+    ky = np.round(end_xy[:, 1] / tolerance_m).astype(np.int64)
+    order = np.lexsort((ky, kx, end_t))  # stable: ties keep input order, so a group starts at its first line
+    kx, ky, ts = kx[order], ky[order], end_t[order]
+    starts = np.flatnonzero(np.r_[True, (kx[1:] != kx[:-1]) | (ky[1:] != ky[:-1]) | (ts[1:] != ts[:-1])])
+    counts = np.diff(np.r_[starts, len(order)])
+    chosen = order[starts[(counts == 1) | (counts >= 3)]]
+    chosen = np.sort(chosen)  # input order
+    cx, cy, ct = end_xy[chosen, 0], end_xy[chosen, 1], end_t[chosen]
+    away = np.hypot(cx - transformers.x_m[ct], cy - transformers.y_m[ct]) > at_transformer_m
+    chosen, cx, cy, ct = chosen[away], cx[away], cy[away], ct[away]
+    suffix = np.where(end_flag[chosen] == 0, "@start", "@end")
+    names = np.char.add(ids[end_line[chosen]].astype(str), suffix).astype(object)
+    return AccessPointSnapshot.from_positions(
+        names, ct, np.full(len(chosen), "branch_box", dtype=object), cx, cy, np.ones(len(chosen), dtype=bool))

@@ -27,8 +27,10 @@ __all__ = ["AccessHit", "Neighbour", "SourceIndex"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# Preference among equally distant access geometry: real equipment before a point on a line.
+# Preference among equally distant access geometry: real equipment before a point on a line, and both
+# before a branch box derived from cable ends (to be confirmed on site).
 _KIND_RANK = {"pole": 0, "branch_box": 1, LINE_SEGMENT_KIND: 2}
+_DERIVED_RANK = 3
 # Beyond this ring the search switches from the per-cell loop to a vectorised doubling scan.
 _RING_SWITCH = 4
 # Relative slack when the vectorised scan pre-selects before exact distances are computed.
@@ -51,6 +53,9 @@ class AccessHit(NamedTuple):
     x_m: float
     y_m: float
     distance_m: float
+    #: A branch box derived from the cable geometry, not read from the GIS (issue 20 item 1a).
+    derived: bool = False
+
 
 def _csr(group_pos: IntArray, n_groups: int) -> tuple[IntArray, IntArray]:
     order = np.argsort(group_pos, kind="stable")
@@ -95,6 +100,7 @@ class SourceIndex:
         self._limits: dict[float, _Packed] = {}
         self._no_limit_packed: _Packed | None = None
         self._ap_order, self._ap_ptr = _csr(access_points.transformer_pos, n)
+        self._ap_rank = _access_ranks(access_points)
         self._seg_order, self._seg_ptr = _csr(line_segments.transformer_pos, n)
         self._area_cache: dict[float, Mapping[str, float]] = {}
         self._cache_lock = threading.Lock()
@@ -421,9 +427,9 @@ class SourceIndex:
     def nearest_access_point(self, x_m: float, y_m: float, transformer_pos: int) -> AccessHit | None:
         """Return the nearest pole, branch box or overhead-line point fed by one transformer.
 
-        Among equally distant geometry, a pole beats a branch box, which beats a point on a line.
-        Returns ``None`` when the transformer feeds no access geometry (the caller then connects
-        at the transformer itself).
+        Among equally distant geometry, a pole beats a branch box, which beats a point on a line, which beats
+        a branch box derived from cable ends (``derived``). Returns ``None`` when the transformer feeds no
+        access geometry (the caller then connects at the transformer itself).
 
         Examples
         --------
@@ -440,12 +446,14 @@ class SourceIndex:
         if stop > start:
             rows = self._ap_order[start:stop]
             d = np.hypot(ap.x_m[rows] - x_m, ap.y_m[rows] - y_m)
-            ranks = np.fromiter((_KIND_RANK[k] for k in ap.kind[rows].tolist()), dtype=np.int64, count=len(rows))
+            ranks = self._ap_rank[rows]
+            derived = ap.derived[rows]  # type: ignore[index]
             ids = ap.asset_id[rows]
             i = int(np.lexsort((ids.astype(str), ranks, d))[0])
             row = int(rows[i])
             best = (float(d[i]), int(ranks[i]), str(ids[i]))
-            hit = AccessHit(str(ids[i]), str(ap.kind[row]), float(ap.x_m[row]), float(ap.y_m[row]), float(d[i]))
+            hit = AccessHit(str(ids[i]), str(ap.kind[row]), float(ap.x_m[row]), float(ap.y_m[row]), float(d[i]),
+                            bool(derived[i]))
         seg = self.line_segments
         start, stop = int(self._seg_ptr[transformer_pos]), int(self._seg_ptr[transformer_pos + 1])
         if stop > start:
@@ -458,6 +466,15 @@ class SourceIndex:
             if best is None or candidate < best:
                 hit = AccessHit(candidate[2], LINE_SEGMENT_KIND, float(px[i]), float(py[i]), candidate[0])
         return hit
+
+
+def _access_ranks(access_points: AccessPointSnapshot) -> IntArray:
+    """Each access point's tie-break rank (:data:`_KIND_RANK`; derived branch boxes last), vectorised."""
+    ranks = np.full(len(access_points.asset_id), _KIND_RANK["branch_box"], dtype=np.int64)
+    for kind, rank in _KIND_RANK.items():
+        ranks[access_points.kind == kind] = rank
+    ranks[access_points.derived] = _DERIVED_RANK  # type: ignore[index]
+    return ranks
 
 
 def _nearest_on_segments(
