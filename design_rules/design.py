@@ -268,6 +268,7 @@ def _site_facts(candidate: SourceCandidate, feasible: bool, area_type: AreaType,
         meter_box_in_no_overhead_zone=any(zone.intersects(end) for zone in extra_no_overhead_local),
         load_rate_after_pct=None if lv_works_only else candidate.load_rate_after_pct,
         area_type=area_type,
+        access_point_derived=feasible and candidate.access_point.derived,
     )
 
 

@@ -27,6 +27,14 @@ _ACCESS_POINT_ZH = {
 
 _RURAL_AREAS = frozenset({AreaType.RURAL, AreaType.D, AreaType.E})
 
+#: The note on an access point derived from the cable geometry (issue 20 item 1a; docs/design.md).
+_DERIVED_NOTE = Reason(
+    "DERIVED_ACCESS_POINT",
+    "接入点为按低压电缆线段汇接点（三端及以上）或末端推定的电缆分支箱（GIS 无分支箱资料），待现场核实；"
+    "按既有分支箱/端子箱接火，本清单未计该处新分支箱，若核实为直通接头需另行增加。",
+    "issue 20 item 1a; docs/design.md (derived access points)",
+)
+
 
 class RoadCrossing(NamedTuple):
     """A road the new route crosses. A plain ``(name, road_class)`` tuple is accepted too."""
@@ -60,6 +68,10 @@ class SiteFacts:
         Projected peak load rate of the chosen transformer after connection.
     area_type : AreaType
         Area type of the site (for the supply radius quoted in reasons).
+    access_point_derived : bool
+        The access point is a branch box derived from the cable network's junctions and ends (the GIS has
+        no branch boxes there; issue 20 item 1a): it counts as a branch box, and a note asks the project
+        manager to confirm it on site.
     """
 
     feasible_source: bool
@@ -71,6 +83,7 @@ class SiteFacts:
     meter_box_in_no_overhead_zone: bool = False
     load_rate_after_pct: float | None = None
     area_type: AreaType = AreaType.URBAN
+    access_point_derived: bool = False
 
     def __post_init__(self) -> None:
         """Normalise vocabulary values and reject impossible facts with ``InvalidInputError``."""
@@ -232,6 +245,8 @@ def classify_job(site: SiteFacts, profile: Profile) -> JobDecision:
     # Mypy-friendly: __post_init__ guarantees these for a feasible source.
     assert site.new_route_length_m is not None and site.straight_distance_m is not None
     notes = _load_notes(site, profile)
+    if site.access_point_derived:
+        notes.append(_DERIVED_NOTE)
 
     # Rule 2: no-overhead zone.
     if site.meter_box_in_no_overhead_zone or site.enters_no_overhead_zone:

@@ -105,18 +105,22 @@ class AccessPointRef:
 
     ``kind`` is ``'pole'``, ``'branch_box'``, ``'line_segment'`` (the nearest point of an LV
     overhead line; ``asset_id`` is the line's) or ``'transformer'`` (it feeds no access geometry).
+    ``derived``: a branch box derived from the cable network's junctions and ends where the GIS has no
+    branch boxes (``asset_id`` is ``<cable asset id>@start`` or ``@end``), to be confirmed on site (待核实).
     """
 
     asset_id: str
     kind: str
     x_m: float
     y_m: float
+    derived: bool = False
 
     def to_dict(self, projector: Projector) -> dict[str, Any]:
         """Return plain JSON with a GeoJSON Point in WGS-84."""
         return {
             "asset_id": self.asset_id,
             "kind": self.kind,
+            "derived": self.derived,
             "geometry": projector.geojson_point_wgs84(self.x_m, self.y_m),
         }
 
@@ -255,7 +259,7 @@ def _access(pin: LocalPin, index: SourceIndex, found: Neighbour) -> tuple[Access
     if hit is None:
         return AccessPointRef(str(t.asset_id[found.pos]), TRANSFORMER_KIND, float(t.x_m[found.pos]),
                               float(t.y_m[found.pos])), found.distance_m
-    return AccessPointRef(hit.asset_id, hit.kind, hit.x_m, hit.y_m), hit.distance_m
+    return AccessPointRef(hit.asset_id, hit.kind, hit.x_m, hit.y_m, hit.derived), hit.distance_m
 
 
 def _candidates(

@@ -67,6 +67,8 @@ class AccessPointOut(BaseModel):
 
     asset_id: str
     kind: Literal["pole", "branch_box", "line_segment", "transformer"]
+    derived: bool = Field(default=False, description="A branch box derived from the cable network's junctions and "
+                          "ends (no branch box in the GIS): to be confirmed on site (issue 20 item 1a).")
     geometry: GeoJsonGeometry
 
 

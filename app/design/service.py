@@ -185,6 +185,12 @@ def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer
     access_points = [ExistingAccessPoint(kind=str(data.access_kind[i]), x_m=float(data.access_x_m[i]),
                                          y_m=float(data.access_y_m[i]), label=str(data.access_asset_id[i]))
                      for i in near_a if data.access_kind[i] in ("pole", "branch_box")]
+    # branch boxes derived from the source transformer's cables (issue 20 item 1a), marked to be confirmed
+    derived = snapshot.derived_access
+    near_d = [i for i in sorted(snapshot.derived_tree.query(box, predicate="intersects").tolist())
+              if source_t is not None and int(derived.transformer_pos[i]) == source_t]  # index positions = data's
+    access_points += [ExistingAccessPoint(kind="branch_box", x_m=float(derived.x_m[i]), y_m=float(derived.y_m[i]),
+                                          label=str(derived.asset_id[i]), derived=True) for i in near_d]
     # the source's lines whole, the others clipped to the frame in one vectorised call; then the parts'
     # vertices are split back per part
     hits = np.setdiff1d(snapshot.line_tree.query(box, predicate="intersects"), source_lines)

@@ -50,6 +50,8 @@ def assets_near(snapshot: NetworkSnapshot, engine: SitingEngine, x_m: float, y_m
                 radius_m: float = SURVEY_RADIUS_M) -> dict[str, Any]:
     """Existing transformers, access points, LV lines, roads and no-overhead zones within ``radius_m``.
 
+    Access points include the branch boxes derived from cables (``derived: true``, to be confirmed on site).
+
     Lines, roads and zones are clipped to the circle, so the package stays small in a dense city.
     """
     data = snapshot.data
@@ -68,6 +70,12 @@ def assets_near(snapshot: NetworkSnapshot, engine: SitingEngine, x_m: float, y_m
         features.append(_feature(shapely.Point(data.access_x_m[i], data.access_y_m[i]), engine, {
             "layer": "access_points", "asset_id": str(data.access_asset_id[i]), "kind": str(data.access_kind[i]),
             "transformer_asset_id": str(data.access_transformer_asset_id[i])}))
+    derived = snapshot.derived_access  # branch boxes derived from cables (issue 20 item 1a): to be confirmed
+    for i in sorted(int(h) for h in snapshot.derived_tree.query(circle, predicate="intersects")):
+        features.append(_feature(shapely.Point(derived.x_m[i], derived.y_m[i]), engine, {
+            "layer": "access_points", "asset_id": str(derived.asset_id[i]), "kind": str(derived.kind[i]),
+            "transformer_asset_id": str(snapshot.index.transformers.asset_id[derived.transformer_pos[i]]),
+            "derived": True}))
     for i in sorted(int(h) for h in snapshot.line_tree.query(circle, predicate="intersects")):
         features.append(_feature(data.line_local[i].intersection(circle), engine, {
             "layer": "lv_lines", "asset_id": str(data.line_asset_id[i]), "kind": str(data.line_kind[i]),
@@ -85,7 +93,9 @@ def _candidate(candidate: dict[str, Any]) -> dict[str, Any]:
     return {
         "transformer_asset_id": candidate["transformer_asset_id"],
         "access_point": {"asset_id": candidate["access_point"]["asset_id"],
-                         "kind": candidate["access_point"]["kind"]},
+                         "kind": candidate["access_point"]["kind"],
+                         # derived from the cable network's junctions and ends: to be confirmed (issue 20 item 1a)
+                         "derived": bool(candidate["access_point"].get("derived", False))},
         "straight_to_access_point_m": round(candidate["straight_to_access_point_m"], 1),
         "route_length_m": round(candidate["route"]["length_m"], 1) if candidate.get("route") else None,
         "load_rate_before_pct": round(candidate["load_rate_before_pct"], 1),

@@ -10,11 +10,11 @@ from ezdxf import bbox
 
 from design_rules.catalogue import TypicalDesigns, load_typical_designs
 from design_rules.drawing.layout import (
-    ACCESS_KIND_ZH,
     BOUNDARY_LABEL,
     EQUIPMENT_LEGEND_ZH,
     LINE_KIND_ZH,
     PROPERTY_LABEL,
+    access_label,
     all_points,
     equipment_label,
     inward_unit,
@@ -132,8 +132,11 @@ def render_dxf(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> byt
         kva = f" {t.rated_kva:g} kVA" if t.rated_kva else ""
         text(f"既有配变 {t.label}{kva}", (t.x_m + text_m, t.y_m + text_m))
     for a in d.access_points:
-        symbol(a.kind, (a.x_m, a.y_m), "EXISTING")
-        text(f"{ACCESS_KIND_ZH[a.kind]} {a.label}".strip(), (a.x_m + text_m / 2, a.y_m + text_m / 2))
+        if a.derived:  # issue 20 item 1a: dashed outline, labelled 待核实
+            symbol(a.kind, (a.x_m, a.y_m), "EXISTING", linetype="DASHED", ltscale=text_m / 4)
+        else:
+            symbol(a.kind, (a.x_m, a.y_m), "EXISTING")
+        text(access_label(a), (a.x_m + text_m / 2, a.y_m + text_m / 2))
     for route in d.new_routes:
         msp.add_lwpolyline(route.points_m, dxfattribs={"layer": "NEW_WORKS"})
         (mx, my), _ = longest_segment_mid(route.points_m)

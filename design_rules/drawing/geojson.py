@@ -7,11 +7,11 @@ from typing import Any
 
 from design_rules.catalogue import TypicalDesigns, load_typical_designs
 from design_rules.drawing.layout import (
-    ACCESS_KIND_ZH,
     BOUNDARY_LABEL,
     EQUIPMENT_LEGEND_ZH,
     LINE_KIND_ZH,
     PROPERTY_LABEL,
+    access_label,
     equipment_label,
     property_line_of,
     route_label,
@@ -93,8 +93,8 @@ def render_geojson(d: DrawingInput, to_wgs84: ToWgs84, *, designs: TypicalDesign
             )
         )
     for a in d.access_points:
-        label = f"{ACCESS_KIND_ZH[a.kind]} {a.label}".strip()
-        features.append(feature(point((a.x_m, a.y_m)), status="existing", kind=a.kind, label=label))
+        extra = {"derived": True} if a.derived else {}  # issue 20 item 1a: to be confirmed on site
+        features.append(feature(point((a.x_m, a.y_m)), status="existing", kind=a.kind, label=access_label(a), **extra))
     for line in d.existing_lines:
         label = f"{LINE_KIND_ZH[line.kind]} {line.label}".strip()
         features.append(feature(linestring(line.points_m), status="existing", kind=f"lv_{line.kind}", label=label))

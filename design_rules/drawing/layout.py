@@ -11,7 +11,14 @@ from collections.abc import Iterable
 from itertools import pairwise
 
 from design_rules.catalogue import DrawingStyle, load_typical_designs
-from design_rules.drawing.model import DrawingInput, NewEquipment, NewRoute, PointM, PropertyLine
+from design_rules.drawing.model import (
+    DrawingInput,
+    ExistingAccessPoint,
+    NewEquipment,
+    NewRoute,
+    PointM,
+    PropertyLine,
+)
 
 ROUTE_KIND_ZH = {
     "overhead": "新建架空线路",
@@ -22,6 +29,11 @@ ROUTE_KIND_ZH = {
 }
 LINE_KIND_ZH = {"overhead": "既有低压架空线", "cable": "既有低压电缆"}
 ACCESS_KIND_ZH = {"pole": "既有电杆", "branch_box": "既有电缆分支箱"}
+#: A branch box derived from the cable geometry (issue 20 item 1a): named so, and marked to be confirmed.
+DERIVED_ACCESS_ZH = "推定电缆分支箱"
+DERIVED_MARK_ZH = "待核实"
+#: Legend text of a derived branch box (dashed outline).
+DERIVED_LEGEND_ZH = "推定电缆分支箱（虚框，待核实）"
 #: Legend text of each new-equipment symbol (the symbol's own label is the BOM assembly's name).
 EQUIPMENT_LEGEND_ZH = {
     "branch_box": "新建电缆分支箱",
@@ -48,6 +60,21 @@ def route_label(route: NewRoute) -> str:
     parts.append(f"{route.length_m:.0f} m")
     parts.append("掘路" if route.road_dug else "不掘路")
     return " ".join(parts)
+
+
+def access_label(access: ExistingAccessPoint) -> str:
+    """Label of an existing access point; a derived branch box says so and is marked 待核实.
+
+    Examples
+    --------
+    >>> access_label(ExistingAccessPoint(kind="branch_box", x_m=0, y_m=0, label="L7@end", derived=True))
+    '推定电缆分支箱 L7@end 待核实'
+    >>> access_label(ExistingAccessPoint(kind="pole", x_m=0, y_m=0, label="P1"))
+    '既有电杆 P1'
+    """
+    if access.derived:
+        return f"{DERIVED_ACCESS_ZH} {access.label} {DERIVED_MARK_ZH}".replace("  ", " ")
+    return f"{ACCESS_KIND_ZH[access.kind]} {access.label}".strip()
 
 
 def equipment_label(item: NewEquipment) -> str:

@@ -28,12 +28,17 @@ class ExistingTransformer(_Model):
 
 
 class ExistingAccessPoint(_Model):
-    """An existing LV pole or cable branch box."""
+    """An existing LV pole or cable branch box.
+
+    ``derived``: a branch box derived from the cable network's junctions and ends where the GIS has none
+    (issue 20 item 1a): drawn with a dashed outline and labelled 待核实 until the project manager confirms it.
+    """
 
     kind: Literal["pole", "branch_box"]
     x_m: float
     y_m: float
     label: str = ""
+    derived: bool = False
 
 
 class ExistingLine(_Model):

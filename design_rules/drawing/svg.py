@@ -11,11 +11,12 @@ from typing import Any
 
 from design_rules.catalogue import DrawingStyle, TypicalDesigns, load_typical_designs
 from design_rules.drawing.layout import (
-    ACCESS_KIND_ZH,
     BOUNDARY_LABEL,
+    DERIVED_LEGEND_ZH,
     EQUIPMENT_LEGEND_ZH,
     LINE_KIND_ZH,
     PROPERTY_LABEL,
+    access_label,
     all_points,
     equipment_label,
     inward_unit,
@@ -172,7 +173,9 @@ def render_svg(d: DrawingInput, *, designs: TypicalDesigns | None = None) -> str
     for transformer in d.transformers:
         _svg_symbols(existing, "transformer", *frame.px((transformer.x_m, transformer.y_m)), black)
     for access in d.access_points:
-        _svg_symbols(existing, access.kind, *frame.px((access.x_m, access.y_m)), black)
+        # a derived branch box (issue 20 item 1a): the same symbol with a dashed outline
+        holder = _sub(existing, "g", class_="derived", stroke_dasharray="3 2") if access.derived else existing
+        _svg_symbols(holder, access.kind, *frame.px((access.x_m, access.y_m)), black)
 
     new = _sub(svg, "g", id="new-works", stroke=blue, fill="none")
     for route in d.new_routes:
@@ -359,7 +362,7 @@ def _svg_labels(
     meter_at = (d.meter_box.x_m, d.meter_box.y_m)
     for access in heapq.nsmallest(_MAX_EXISTING_LABELS, d.access_points,
                                   key=lambda a: math.dist((a.x_m, a.y_m), meter_at)):
-        text = f"{ACCESS_KIND_ZH[access.kind]} {access.label}".strip()
+        text = access_label(access)
         placer.place(group, *frame.px((access.x_m, access.y_m)), text, black, _AROUND_POINT)
     for pole in labelled_poles(d.new_poles, _MAX_POLE_LABELS):
         placer.place(group, *frame.px((pole.x_m, pole.y_m)), f"新建电杆 {pole.label}", blue, _AROUND_POINT)
@@ -434,6 +437,7 @@ def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -
         ("transformer", black, "既有配变（黑）"),
         ("pole", black, "既有电杆"),
         ("branch_box", black, "既有电缆分支箱"),
+        ("derived_branch_box", black, DERIVED_LEGEND_ZH),
         ("line", black, "既有低压线路"),
         ("route", blue, "新建线路（蓝，注长度、掘路）"),
         ("mv_route", blue, "新建10kV线路（点划线）"),
@@ -461,6 +465,8 @@ def _svg_legend(svg: ET.Element, style: DrawingStyle, left: float, top: float) -
             element.set("stroke-dasharray", style.property_dasharray)
         elif kind == "boundary":
             _sub(group, "circle", cx=x, cy=y, r=3.5, fill=colour, stroke=colour)
+        elif kind == "derived_branch_box":
+            _svg_symbols(_sub(group, "g", stroke_dasharray="3 2"), "branch_box", x, y, colour)
         elif kind in ("pole_riser", "transformer_uprate"):  # drawn as at their place: on a pole, round a transformer
             under = "pole" if kind == "pole_riser" else "transformer"
             _svg_symbols(group, under, x, y - (4 if kind == "pole_riser" else 0), black)
