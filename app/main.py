@@ -124,8 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     configure_logging(settings.log_level, json_logs=settings.log_json)
     app = FastAPI(title="Sanling", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
-                  generate_unique_id_function=_operation_id, dependencies=request_slots(settings.request_concurrency),
-                  docs_url=None, redoc_url=None)  # /docs and /redoc from vendored files: app/api/docs_pages.py
+                  # /docs and /redoc from vendored files: app/api/docs_pages.py
+                  generate_unique_id_function=_operation_id, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.siting_engine = SitingEngine.from_settings(settings)
     app.state.map_snapshots = SnapshotCache[MapSnapshot]()  # planner map and capacity lists, per asset generation
@@ -146,23 +146,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_request_middleware(app)
     # Routes are matched in this order: the field terminals' hot paths first (every request tries each
     # route before its own; ~3 % of a design request's CPU went on matching the routes listed before it).
-    app.include_router(designs.router)
-    app.include_router(sources.router)
-    app.include_router(applications.router)
-    app.include_router(applications.admin_router)
-    app.include_router(terminal.router)
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(audit.router)
-    app.include_router(notifications.router)
-    app.include_router(imports.router)
-    app.include_router(capacity.router)
-    app.include_router(features.router)
-    app.include_router(tiles.router)
-    app.include_router(public.router)
-    app.include_router(reports.router)
-    app.include_router(map_page.router)
-    app.include_router(docs_pages.router)
+    slots = request_slots(settings.request_concurrency)  # per router: /healthz holds none
+    app.include_router(designs.router, dependencies=slots)
+    app.include_router(sources.router, dependencies=slots)
+    app.include_router(applications.router, dependencies=slots)
+    app.include_router(applications.admin_router, dependencies=slots)
+    app.include_router(terminal.router, dependencies=slots)
+    app.include_router(health.router)  # no slot: a health check never queues behind slow requests
+    app.include_router(auth.router, dependencies=slots)
+    app.include_router(audit.router, dependencies=slots)
+    app.include_router(notifications.router, dependencies=slots)
+    app.include_router(imports.router, dependencies=slots)
+    app.include_router(capacity.router, dependencies=slots)
+    app.include_router(features.router, dependencies=slots)
+    app.include_router(tiles.router, dependencies=slots)
+    app.include_router(public.router, dependencies=slots)
+    app.include_router(reports.router, dependencies=slots)
+    app.include_router(map_page.router, dependencies=slots)
+    app.include_router(docs_pages.router, dependencies=slots)
     app.mount("/static", StaticFiles(directory=map_page.STATIC_DIR), name="static")
     install_contract(app, settings)  # the OpenAPI says what the server does (app/platform/params.py)
     return app

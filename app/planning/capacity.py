@@ -7,7 +7,11 @@ tiles, the planner map and the public disclosure, so all of them show the same f
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -173,29 +177,79 @@ def read_capacity(conn: Connection, *, profile_id: str, thresholds: LoadThreshol
     return CapacitySnapshot(generation, profile_id, thresholds, loads, table, in_service, areas)
 
 
+#: How long a request waits for a rebuild of a derived snapshot before it is answered from the previous one.
+REBUILD_WAIT_S = 2.0
+
+
 class SnapshotCache(Generic[T]):
     """One object per asset generation, rebuilt when the generation moves and shared by request threads.
 
     ``get(conn, build)`` reads the generation (one small query) and returns the cached object when it was
-    built from that generation; otherwise it builds a new one with ``build(conn, generation, previous)`` and
-    swaps it in (``previous`` is the object of the older generation, or None, so that a builder can keep what
-    did not change). Concurrent misses are serialised by a lock, so a burst of requests builds once.
+    built from that generation (or a later one); otherwise a new one is built with
+    ``build(conn, generation, previous)`` and swapped in (``previous`` is the object of the older generation, or
+    None, so that a builder can keep what did not change). Concurrent misses share one build.
+
+    With ``connect`` (a context manager giving a read-only connection of the app's engine) a *re*build runs in a
+    background thread: the request waits for it at most ``wait_s`` and is otherwise answered from the previous
+    object, which stays in use until the new one is swapped in. So no request waits for the rebuild of a
+    province-size map after an import (issue 12: 23.7 s with no answer after a 1M-row import, the worker's one
+    request slot held meanwhile); the answer names the generation it is of. The first build, with nothing to
+    answer from, is made in the request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wait_s: float = REBUILD_WAIT_S) -> None:
         self._lock = threading.Lock()
         self._value: tuple[int, T] | None = None
+        self._wait_s = wait_s
+        self._building: Future[tuple[int, T]] | None = None
 
-    def get(self, conn: Connection, build: Callable[[Connection, int, T | None], T]) -> T:
-        """Return the object for the current generation, building it if needed."""
+    def get(self, conn: Connection, build: Callable[[Connection, int, T | None], T], *,
+            connect: Callable[[], AbstractContextManager[Connection]] | None = None) -> T:
+        """Return the object for the current generation: cached, rebuilt, or (rebuild still running) the last one."""
         generation = read_asset_generation(conn)
         current = self._value
-        if current is not None and current[0] == generation:
+        if current is not None and current[0] >= generation:
             return current[1]
+        if current is None or connect is None:
+            with self._lock:
+                current = self._value
+                if current is not None and current[0] >= generation:
+                    return current[1]
+                value = build(conn, generation, None if current is None else current[1])
+                self._value = (generation, value)
+                return value
+        deadline = time.monotonic() + self._wait_s
+        while True:
+            future = self._rebuild(connect, build)
+            try:
+                built, value = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except FutureTimeoutError:
+                return current[1]  # still building: answer from the previous generation, the build goes on
+            if built >= generation:
+                return value
+            # that build began before this request's generation was committed: one more, within the same wait
+
+    def _rebuild(self, connect: Callable[[], AbstractContextManager[Connection]],
+                 build: Callable[[Connection, int, T | None], T]) -> Future[tuple[int, T]]:
+        """The running background build, or a new one from the current generation."""
         with self._lock:
-            current = self._value
-            if current is not None and current[0] == generation:
-                return current[1]
-            value = build(conn, generation, None if current is None else current[1])
-            self._value = (generation, value)
-            return value
+            if self._building is not None and not self._building.done():
+                return self._building
+            future: Future[tuple[int, T]] = Future()
+            self._building = future
+            previous = self._value
+
+        def run() -> None:
+            try:
+                with connect() as conn:
+                    generation = read_asset_generation(conn)
+                    value = build(conn, generation, None if previous is None else previous[1])
+                with self._lock:
+                    if self._value is None or self._value[0] < generation:
+                        self._value = (generation, value)
+                future.set_result((generation, value))
+            except BaseException as exc:  # the waiting request raises it; the next one tries again
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="snapshot-rebuild", daemon=True).start()
+        return future

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,8 +17,8 @@ from sqlalchemy import Connection, LargeBinary, func, select, type_coerce
 
 from app.network.generations import network_version
 from app.planning.capacity import CapacitySnapshot, SnapshotCache, read_capacity
-from app.platform.db import read_only_connection
-from app.platform.deps import SessionDep, get_request_settings
+from app.platform.db import READ_ONLY_OPTION, read_only_connection
+from app.platform.deps import SessionDep, get_request_settings, get_session
 from app.platform.models import AccessPoint, GridArea, LvLine, NoOverheadZone, Road
 from design_rules.profiles import LoadThresholds, get_profile
 from gis.mvt import AttributeColumn, AttributeTable, GeometryKind, encode_line_or_polygon_layer, encode_point_layer
@@ -282,7 +283,9 @@ def build_map_snapshot(conn: Connection, generation: int, *, profile_id: str, th
 def get_map_snapshot(request: Request, session: SessionDep) -> MapSnapshot:
     """FastAPI dependency: the map snapshot of the current asset generation (built once per generation per worker).
 
-    The thresholds come from the profile selected by ``SANLING_PROFILE``.
+    The thresholds come from the profile selected by ``SANLING_PROFILE``. A rebuild after a change runs in the
+    background; a request waits for it at most ``app.planning.capacity.REBUILD_WAIT_S`` and is otherwise answered
+    from the previous generation's snapshot (``SnapshotCache``), which every answer names.
     """
     settings = get_request_settings(request)
     profile = get_profile(settings.profile)
@@ -291,9 +294,20 @@ def get_map_snapshot(request: Request, session: SessionDep) -> MapSnapshot:
         return build_map_snapshot(conn, generation, profile_id=profile.profile_id, thresholds=profile.load_thresholds,
                                   previous=previous)
 
+    engine = getattr(request.app.state, "engine", None)
+
+    @contextmanager
+    def connect() -> Iterator[Connection]:  # a rebuild's own connection (the request's ends with the request)
+        with engine.connect() as conn:
+            yield conn.execution_options(**{READ_ONLY_OPTION: True})
+
+    # A background rebuild reads through the app's own engine; where the requests' sessions come from elsewhere
+    # (``app.dependency_overrides``: one outer transaction in tests) it would not see what they see, so there
+    # the rebuild stays in the request.
+    background = engine is not None and get_session not in request.app.dependency_overrides
     # a map read only reads: DEFERRED on SQLite, so it never takes or waits for the write lock (app/platform/db.py)
     cache: SnapshotCache[MapSnapshot] = request.app.state.map_snapshots  # one per worker, made by create_app
-    return cache.get(read_only_connection(session), build)
+    return cache.get(read_only_connection(session), build, connect=connect if background else None)
 
 
 MapSnapshotDep = Annotated[MapSnapshot, Depends(get_map_snapshot)]

@@ -125,7 +125,8 @@ def test_a_taken_port_is_refused_at_once(tmp_path: Path) -> None:
 
 def test_a_request_waiting_for_a_lock_leaves_the_event_loop_answering(tmp_path: Path) -> None:
     """Issue 11 item 4: request work runs off the event loop (no monkeypatched AnyIO), so while one request
-    waits for SQLite's write lock the worker still accepts connections and answers what needs no thread."""
+    waits for SQLite's write lock the worker still accepts connections and answers what needs no thread, and
+    (issue 13) its health check, which needs no request slot."""
     import sqlite3
     import threading
     import urllib.error
@@ -166,6 +167,10 @@ def test_a_request_waiting_for_a_lock_leaves_the_event_loop_answering(tmp_path: 
         except urllib.error.HTTPError as exc:
             assert exc.code == 404
         assert time.monotonic() - started < 1.0  # the loop answered while the other request waits
+        # and /healthz holds no request slot: it answers while the one slot waits for the lock (it used to queue
+        # behind it, and with the lock released only after this call, this would time out)
+        with urllib.request.urlopen(base + "/healthz", timeout=5) as health:
+            assert health.status == 200 and json.loads(health.read())["status"] == "ok"
         time.sleep(1.0)
         holder.execute("ROLLBACK")
         holder.close()
