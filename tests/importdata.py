@@ -184,3 +184,117 @@ def export_oberrhein(folder: Path) -> dict[str, Path]:
     paths["transformers.toml"].write_text(OBERRHEIN_TRANSFORMERS_TOML, encoding="utf-8")
     paths["lv_lines.toml"].write_text(OBERRHEIN_LINES_TOML, encoding="utf-8")
     return paths
+
+
+#: Where pandapower's Schutterwald LV network is moved to (a Chongqing suburb; lon, lat of its centre).
+SCHUTTERWALD_MOVED_TO = (106.55, 29.55)
+
+SCHUTTERWALD_TRANSFORMERS_TOML = """\
+# pandapower's LV Schutterwald network: MV/LV transformers with pandapower's own column names.
+layer = "transformers"
+crs = "EPSG:4326"
+
+[fields]
+asset_id = "name"
+name = "std_type"
+rated_kva = { column = "sn_mva", unit = "MVA" }
+peak_kva = { column = "s_peak_mva", unit = "MVA" }  # pandapower's own power flow: loading_percent x sn_mva
+status = { column = "in_service", values = { "true" = "in_service", "false" = "retired" } }
+"""
+
+SCHUTTERWALD_LINES_TOML = """\
+# pandapower's LV Schutterwald network: all cables (cs), each fed by the transformer whose LV bus it hangs from.
+# Line names repeat (75 of 3,000), so the key is the line's pandapower index, exported as column pp_index.
+layer = "lv_lines"
+crs = "EPSG:4326"
+
+[fields]
+asset_id = "pp_index"
+conductor_type = "std_type"
+kind = { column = "type", values = { cs = "cable", ol = "overhead" } }
+transformer_asset_id = "trafo"  # the transformer's name, from the network's topology (tests/importdata.py)
+"""
+
+
+def line_transformers(net: Any) -> pd.Series:
+    """The name of the transformer feeding each pandapower line (``None`` where none does).
+
+    Buses are joined by in-service lines whose line switches are all closed; a line with an open switch
+    (a normally-open point) belongs to the transformer on its closed side.
+    """
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    line = net.line
+    switch = net.switch[net.switch["et"] == "l"]
+    open_at = {(int(s.element), int(s.bus)) for s in switch.itertuples() if not s.closed}
+    open_lines = {element for element, _ in open_at}
+    closed = line[line["in_service"] & ~line.index.isin(list(open_lines))]
+    buses = {b: i for i, b in enumerate(net.bus.index)}
+    rows = [buses[b] for b in closed["from_bus"]]
+    cols = [buses[b] for b in closed["to_bus"]]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(buses), len(buses)))
+    _, component = connected_components(graph, directed=False)
+    trafo_of = {}
+    for name, lv_bus in zip(net.trafo["name"], net.trafo["lv_bus"], strict=True):
+        trafo_of.setdefault(int(component[buses[int(lv_bus)]]), str(name))
+    owners = []
+    for index, row in line.iterrows():
+        ends = [int(row.from_bus), int(row.to_bus)]
+        ends = [b for b in ends if (int(index), b) not in open_at] or ends
+        owners.append(next((trafo_of[c] for c in (int(component[buses[b]]) for b in ends) if c in trafo_of), None))
+    return pd.Series(owners, index=line.index, dtype=object)
+
+
+def _moved(geometries: Any, origin: tuple[float, float], to: tuple[float, float]) -> Any:
+    """Geometries (WGS-84) moved from ``origin`` to ``to`` keeping metres (azimuthal equidistant at both)."""
+    import numpy as np
+    from pyproj import Transformer
+
+    there = Transformer.from_crs("EPSG:4326", f"+proj=aeqd +lon_0={origin[0]} +lat_0={origin[1]} +ellps=WGS84",
+                                 always_xy=True)
+    here = Transformer.from_crs(f"+proj=aeqd +lon_0={to[0]} +lat_0={to[1]} +ellps=WGS84", "EPSG:4326",
+                                always_xy=True)
+
+    def move(xy: Any) -> Any:
+        return np.column_stack(here.transform(*there.transform(xy[:, 0], xy[:, 1])))
+
+    return shapely.transform(geometries, move)
+
+
+def export_schutterwald(folder: Path) -> dict[str, Any]:
+    """Export pandapower's real LV Schutterwald network, moved into Chongqing, to GeoPackages plus mappings.
+
+    Returns the paths (``transformers``, ``lv_lines`` and their ``.toml``), ``load_buses`` (WGS-84 points of
+    the buses with a load, moved as the network) and ``unfed_lines`` (lines no transformer feeds: not exported).
+    """
+    import numpy as np
+    import pandapower.networks as pn
+
+    net = pn.lv_schutterwald()
+    folder.mkdir(parents=True, exist_ok=True)
+    bus_geo = {index: shapely.from_geojson(geo) for index, geo in net.bus["geo"].items()}
+    origin = tuple(np.mean(shapely.get_coordinates(list(bus_geo.values())), axis=0).tolist())
+    trafo = net.trafo[["name", "std_type", "sn_mva", "in_service"]].copy()
+    trafo["s_peak_mva"] = (net.res_trafo["loading_percent"] / 100.0 * net.trafo["sn_mva"]).round(4)
+    trafos = gpd.GeoDataFrame(trafo, geometry=_moved(np.array([bus_geo[b] for b in net.trafo["lv_bus"]]), origin,
+                                                     SCHUTTERWALD_MOVED_TO), crs="EPSG:4326")
+    line = net.line[["name", "std_type", "type", "length_km", "in_service"]].copy()
+    line["trafo"] = line_transformers(net)
+    line["pp_index"] = [str(i) for i in net.line.index]  # names repeat; the index is the line's identity
+    fed = line["trafo"].notna()
+    geometry = _moved(np.array([shapely.from_geojson(geo) for geo in net.line["geo"]]), origin, SCHUTTERWALD_MOVED_TO)
+    lines = gpd.GeoDataFrame(line[fed], geometry=geometry[fed.to_numpy()], crs="EPSG:4326")
+    paths: dict[str, Any] = {
+        "transformers": folder / "schutterwald_trafo.gpkg", "lv_lines": folder / "schutterwald_line.gpkg",
+        "transformers.toml": folder / "schutterwald_trafo.toml", "lv_lines.toml": folder / "schutterwald_line.toml"}
+    pyogrio.write_dataframe(trafos, paths["transformers"], layer="trafo")
+    pyogrio.write_dataframe(lines, paths["lv_lines"], layer="line")
+    paths["transformers.toml"].write_text(SCHUTTERWALD_TRANSFORMERS_TOML, encoding="utf-8")
+    paths["lv_lines.toml"].write_text(SCHUTTERWALD_LINES_TOML, encoding="utf-8")
+    load_buses = sorted(set(int(b) for b in net.load["bus"]))
+    paths["load_buses"] = [(float(p.x), float(p.y)) for p in _moved(np.array([bus_geo[b] for b in load_buses]),
+                                                                  origin, SCHUTTERWALD_MOVED_TO)]
+    paths["unfed_lines"] = int((~fed).sum())
+    return paths
