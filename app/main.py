@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public.router, dependencies=slots)
     app.include_router(reports.router, dependencies=slots)
     app.include_router(map_page.router, dependencies=slots)
+    app.include_router(public.page_router, dependencies=slots)
     app.include_router(docs_pages.router, dependencies=slots)
     app.mount("/static", StaticFiles(directory=map_page.STATIC_DIR), name="static")
     install_contract(app, settings)  # the OpenAPI says what the server does (app/platform/params.py)

@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         default=500.0, ge=100.0, le=5000.0,
         description="Circumradius of the hexagonal cells of the public capacity disclosure, metres.",
     )
+    service_phone: str = Field(
+        default="95598", min_length=3, max_length=32, pattern=r"^[0-9][0-9 -]*[0-9]$",
+        description="The company's service phone shown on the public disclosure page /public beside the 12398 "
+        "energy-regulator hotline (BS 四(五)1); default 95598, State Grid's service line.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated IP addresses or CIDR networks of the reverse proxies whose X-Forwarded-For / "

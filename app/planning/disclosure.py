@@ -3,7 +3,8 @@
 What the public sees names no asset and no asset's position: spare capacity is summed and the largest spare
 taken per hexagonal cell of in-service transformers, floored to the profile's step and capped at its LV
 limit (``[public_disclosure]`` of the profile). :class:`PublicDisclosure` is made with the app (one per
-worker) and keeps the index of the latest capacity snapshot.
+worker) and keeps the index of the latest capacity snapshot. :func:`disclosure_document` is the rest of what
+the public is told (BS 四(五)1): process, time limits, documents, the 12398 hotline and the service phone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from shapely.geometry import mapping
 from app.planning.capacity import CapacitySnapshot
 from app.planning.mapdata import MapSnapshot
 from app.settings import Settings
-from design_rules.profiles import Profile, get_profile
+from design_rules.profiles import JobClass, Profile, StepCode, get_profile
 from gis.crs import Projector, pin_to_local
 from gis.hexgrid import hex_cell, hex_cells, hex_polygon_m, hex_ring
 
@@ -134,3 +135,64 @@ class PublicDisclosure:
                     "allowable_kva": policy.floor(row.capacity.allowable_kva), "precontrol": row.capacity.precontrol}
         return {"lon_wgs84": local.lon_wgs84, "lat_wgs84": local.lat_wgs84, "grid_area": area, "cell_size_m": size_m,
                 "cells": cells, "generation": snapshot.generation}
+
+
+#: The energy regulator's hotline (能源监管热线), the same number nationwide (not a deployment setting).
+REGULATOR_HOTLINE = "12398"
+REGULATOR_HOTLINE_SOURCE = ("BS 四(五)1 (将12398能源监管热线和公司、分公司供电服务电话在门户网站、"
+                            "供电营业场所同步公开到位); SH 22 (密切关注 12398 能源监管热线情况通报)")
+SERVICE_PHONE_SOURCE = ("BS 四(五)1 (公司、分公司供电服务电话……同步公开到位); the number is the deployment's "
+                        "SANLING_SERVICE_PHONE (default 95598, State Grid's service line, named in CQ-45 措施10 and "
+                        "SH 3 as the 95598 网站)")
+DISCLOSURE_ITEMS_SOURCE = ("BS 四(五)1 (多渠道、多方式及时公布办电流程、办理时限、办理环节、申请资料等信息……"
+                           "公布本地区配电网接入能力和容量受阻情况); "
+                           "SH 22 (公开电网资源、服务流程、作业标准、承诺时限等信息)")
+#: Label points of the grid areas are published to 3 decimals (~100 m): enough to centre a map, no more.
+LABEL_POINT_DIGITS = 3
+
+
+def disclosure_document(profile: Profile, settings: Settings, snapshot: MapSnapshot) -> dict[str, Any]:
+    """The public disclosure items (R6.2; BS 四(五)1): the process, its time limits per job class, the documents
+    to bring, the 12398 hotline and the service phone, every item with the profile's source; the service area's
+    bounds, how capacity figures are published, and the grid areas' names with a label point (the names the
+    capacity answer discloses, for the page's search; no code, no outline, no asset)."""
+    schedule, required = profile.schedule, profile.required_documents
+    job_classes = [{
+        "job_class": job_class.value, "label_zh": job_class.label_zh, "total_days": deadline.total_days,
+        "source": deadline.source, "steps_source": deadline.steps_source,
+        "steps": [{"step": step.value, "label_zh": step.label_zh, "days": deadline.steps_days[step]}
+                  for step in StepCode],
+    } for job_class, deadline in ((job_class, profile.deadlines[job_class]) for job_class in JobClass)]
+    areas = snapshot.layers["grid_areas"]
+    grid_areas = []
+    for position in range(len(areas)):
+        row = snapshot.capacity.areas[str(areas.feature_ids[position])]
+        point = areas.geometries_wgs84[position].representative_point()
+        grid_areas.append({"name": row.name, "area_type": row.area_type,
+                           "lon_wgs84": round(point.x, LABEL_POINT_DIGITS),
+                           "lat_wgs84": round(point.y, LABEL_POINT_DIGITS)})
+    grid_areas.sort(key=lambda area: area["name"])
+    policy = profile.public_disclosure
+    return {
+        "profile": {"profile_id": profile.profile_id, "name_zh": profile.name_zh, "region_zh": profile.region_zh,
+                    "effective_from": profile.effective_from,
+                    "documents": [{"key": d.key, "title_zh": d.title_zh, "number_zh": d.number_zh}
+                                  for d in profile.documents]},
+        "source": DISCLOSURE_ITEMS_SOURCE,
+        "schedule": {"day_kind": schedule.day_kind.value, "day_kind_zh": schedule.day_kind.label_zh,
+                     "count_from_zh": schedule.count_from.label_zh, "source": schedule.source},
+        "job_classes": job_classes,
+        "documents_required": {
+            "items": [{"kind": kind.value, "label_zh": kind.label_zh, "deferrable": kind in required.deferrable}
+                      for kind in required.required],
+            "deferred_until_zh": required.deferred_until_zh, "one_certificate": required.one_certificate,
+            "source": required.source},
+        "phones": [{"kind": "regulator_hotline", "label_zh": "12398 能源监管热线", "number": REGULATOR_HOTLINE,
+                    "source": REGULATOR_HOTLINE_SOURCE},
+                   {"kind": "service_phone", "label_zh": "供电服务电话", "number": settings.service_phone,
+                    "source": SERVICE_PHONE_SOURCE}],
+        "capacity_publication": {"cap_kva": policy.cap_kva, "rounding_kva": policy.rounding_kva,
+                                 "cell_size_m": settings.public_hex_size_m, "source": policy.source},
+        "service_area_wgs84": list(settings.service_area_wgs84),
+        "grid_areas": grid_areas,
+    }
