@@ -470,7 +470,15 @@ def derive_cable_access(
     geoms = np.empty(len(kept), dtype=object)
     geoms[:] = [lines_local[i] for i in kept.tolist()] if not isinstance(lines_local, np.ndarray) \
         else lines_local[kept]
-    parts, part_line = shapely.get_parts(geoms, return_index=True)
+    # LineStrings as they are; only MultiLineStrings are split (get_parts copies every geometry it returns)
+    types = shapely.get_type_id(geoms)
+    multi = np.flatnonzero(types == shapely.GeometryType.MULTILINESTRING)
+    split, split_line = shapely.get_parts(geoms[multi], return_index=True)
+    single = np.flatnonzero(types == shapely.GeometryType.LINESTRING)
+    parts = np.concatenate([geoms[single], split])
+    part_line = np.concatenate([single, multi[split_line]])
+    in_order = np.argsort(part_line, kind="stable")  # input order, so a point is named after its first line
+    parts, part_line = parts[in_order], part_line[in_order]
     good = (shapely.get_type_id(parts) == shapely.GeometryType.LINESTRING) & (shapely.get_num_coordinates(parts) >= 2)
     parts, part_line = parts[good], part_line[good]
     if not len(parts):
