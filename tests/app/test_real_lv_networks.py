@@ -187,6 +187,31 @@ def test_a_derived_tap_is_marked_in_the_drawing_and_its_exports(sw_client: TestC
         assert sw_client.get(f"/api/v1/designs/{design_id}/{export}", headers=headers).status_code == 200, export
 
 
+def test_the_survey_package_marks_derived_points(sw_client: TestClient, sw_engine: Engine,
+                                                outcomes: list[dict[str, Any]]) -> None:
+    """The survey package's source/candidates say ``derived`` and its assets list the derived boxes nearby."""
+    from sqlalchemy.orm import Session
+
+    from app.design.survey import _candidate, assets_near
+    from app.network.siting import SitingEngine
+    from app.platform.models import Design
+
+    engine = SitingEngine(Projector("EPSG:4545"))
+    with sw_engine.connect() as conn:
+        snapshot = engine.snapshot(conn)
+    tapped = next(o for o in outcomes if o.get("derived"))
+    with Session(sw_engine) as session:
+        design = session.query(Design).filter_by(design_id=tapped["design_id"]).order_by(Design.version.desc()).first()
+        assert design is not None
+        result = design.result
+    assert _candidate(result["source"])["access_point"]["derived"] is True
+    pin = result["pin"]
+    assets = assets_near(snapshot, engine, float(pin["x_m"]), float(pin["y_m"]))["features"]
+    derived = [f["properties"] for f in assets if f["properties"].get("derived")]
+    assert derived and all(p["layer"] == "access_points" and p["kind"] == "branch_box" for p in derived)
+    assert result["source"]["access_point"]["asset_id"] in {p["asset_id"] for p in derived}
+
+
 def test_derived_points_are_junctions_and_free_ends_of_one_transformers_cables() -> None:
     """Three or more ends meeting and single ends are candidates; a straight joint and the transformer are not;
     a transformer whose GIS has branch boxes gets none derived."""
