@@ -141,9 +141,10 @@ class PublicDisclosure:
 REGULATOR_HOTLINE = "12398"
 REGULATOR_HOTLINE_SOURCE = ("BS 四(五)1 (将12398能源监管热线和公司、分公司供电服务电话在门户网站、"
                             "供电营业场所同步公开到位); SH 22 (密切关注 12398 能源监管热线情况通报)")
-SERVICE_PHONE_SOURCE = ("BS 四(五)1 (公司、分公司供电服务电话……同步公开到位); the number is the deployment's "
-                        "SANLING_SERVICE_PHONE (default 95598, State Grid's service line, named in CQ-45 措施10 and "
-                        "SH 3 as the 95598 网站)")
+SERVICE_PHONE_SOURCE = "BS 四(五)1 (公司、分公司供电服务电话……同步公开到位)"
+#: The default service phone (``SANLING_SERVICE_PHONE``): State Grid's service line.
+STATE_GRID_SERVICE_PHONE = "95598"
+STATE_GRID_SERVICE_PHONE_SOURCE = "; 95598: 国家电网供电服务热线 (the 95598 网站 of CQ-45 措施10 and SH 3)"
 DISCLOSURE_ITEMS_SOURCE = ("BS 四(五)1 (多渠道、多方式及时公布办电流程、办理时限、办理环节、申请资料等信息……"
                            "公布本地区配电网接入能力和容量受阻情况); "
                            "SH 22 (公开电网资源、服务流程、作业标准、承诺时限等信息)")
@@ -190,7 +191,8 @@ def disclosure_document(profile: Profile, settings: Settings, snapshot: MapSnaps
         "phones": [{"kind": "regulator_hotline", "label_zh": "12398 能源监管热线", "number": REGULATOR_HOTLINE,
                     "source": REGULATOR_HOTLINE_SOURCE},
                    {"kind": "service_phone", "label_zh": "供电服务电话", "number": settings.service_phone,
-                    "source": SERVICE_PHONE_SOURCE}],
+                    "source": SERVICE_PHONE_SOURCE + (STATE_GRID_SERVICE_PHONE_SOURCE
+                                              if settings.service_phone == STATE_GRID_SERVICE_PHONE else "")}],
         "capacity_publication": {"cap_kva": policy.cap_kva, "rounding_kva": policy.rounding_kva,
                                  "cell_size_m": settings.public_hex_size_m, "source": policy.source},
         "service_area_wgs84": list(settings.service_area_wgs84),
