@@ -437,6 +437,7 @@ def derive_cable_access(
     tolerance_m: float = CABLE_END_TOLERANCE_M,
     at_transformer_m: float = DERIVED_AT_TRANSFORMER_M,
     except_transformer_pos: IntArray | None = None,
+    free_ends: bool = True,
 ) -> AccessPointSnapshot:
     """Access points derived from LV **cables** where the GIS has no branch boxes (issue 20 item 1a).
 
@@ -448,7 +449,9 @@ def derive_cable_access(
     transformer's LV board, which the transformer access already stands for). Each comes back as kind
     ``branch_box`` with ``derived`` set; its ``asset_id`` is ``<line asset id>@start`` or ``@end`` of the
     first line (in input order) that ends there. Lines of unknown transformers are skipped, and so are
-    those of ``except_transformer_pos`` (transformers whose branch boxes the GIS has).
+    those of ``except_transformer_pos`` (transformers whose branch boxes the GIS has). ``free_ends=False``
+    keeps the junctions only: on pandapower's Schutterwald most free ends are the far ends of house service
+    cables, i.e. another customer's house connection (docs/siting.md).
 
     Vectorised: one ``shapely.get_coordinates`` over all parts and a lexicographic sort of the rounded end
     coordinates; no Python loop per segment.
@@ -497,7 +500,7 @@ def derive_cable_access(
     kx, ky, ts = kx[order], ky[order], end_t[order]
     starts = np.flatnonzero(np.r_[True, (kx[1:] != kx[:-1]) | (ky[1:] != ky[:-1]) | (ts[1:] != ts[:-1])])
     counts = np.diff(np.r_[starts, len(order)])
-    chosen = order[starts[(counts == 1) | (counts >= 3)]]
+    chosen = order[starts[((counts == 1) & free_ends) | (counts >= 3)]]
     chosen = np.sort(chosen)  # input order
     cx, cy, ct = end_xy[chosen, 0], end_xy[chosen, 1], end_t[chosen]
     away = np.hypot(cx - transformers.x_m[ct], cy - transformers.y_m[ct]) > at_transformer_m

@@ -100,6 +100,7 @@ def outcomes(sw_client: TestClient, sw_engine: Engine, schutterwald: dict[str, A
             access = body["source"]["access_point"]
             result.update(design_id=body["design_id"], job_class=body["job_class"],
                           upgrade_kind=body.get("upgrade_kind"), access_kind=access["kind"],
+                          access_id=access["asset_id"],
                           derived=access.get("derived", False), feasible=body["feasible_source"],
                           reasons=[r["code"] for r in body["job_class_reasons"]])
         else:
@@ -229,6 +230,9 @@ def test_derived_points_are_junctions_and_free_ends_of_one_transformers_cables()
     only_t1 = derive_cable_access(["A", "B", "C", "D", "E"], ["T1", "T1", "T1", "T1", "T2"], lines, t,
                                   except_transformer_pos=np.unique(boxes.transformer_pos))
     assert sorted(only_t1.asset_id.tolist()) == ["B@end", "C@end", "D@end"]
+    junctions = derive_cable_access(["A", "B", "C", "D", "E"], ["T1", "T1", "T1", "T1", "T2"], lines, t,
+                                    free_ends=False)
+    assert junctions.asset_id.tolist() == ["B@end"]
 
 
 def test_mapping_files_are_in_the_docs(schutterwald: dict[str, Any]) -> None:
