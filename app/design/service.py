@@ -187,10 +187,15 @@ def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer
                      for i in near_a if data.access_kind[i] in ("pole", "branch_box")]
     # branch boxes derived from the source transformer's cables (issue 20 item 1a), marked to be confirmed
     derived = snapshot.derived_access
-    near_d = [i for i in sorted(snapshot.derived_tree.query(box, predicate="intersects").tolist())
-              if source_t is not None and int(derived.transformer_pos[i]) == source_t]  # index positions = data's
+    # those within DRAWING_CONTEXT_M of the meter box, and the nearest one (the tap when it is derived): a
+    # cable network has one at every house, and drawing them all would bury the sheet in guesses
+    near_d = np.array([i for i in sorted(snapshot.derived_tree.query(box, predicate="intersects").tolist())
+                       if source_t is not None and int(derived.transformer_pos[i]) == source_t], dtype=np.intp)
+    if len(near_d):
+        d_m = np.hypot(derived.x_m[near_d] - x_m, derived.y_m[near_d] - y_m)
+        near_d = near_d[(d_m <= r) | (np.arange(len(near_d)) == int(np.argmin(d_m)))]
     access_points += [ExistingAccessPoint(kind="branch_box", x_m=float(derived.x_m[i]), y_m=float(derived.y_m[i]),
-                                          label=str(derived.asset_id[i]), derived=True) for i in near_d]
+                                          label=str(derived.asset_id[i]), derived=True) for i in near_d.tolist()]
     # the source's lines whole, the others clipped to the frame in one vectorised call; then the parts'
     # vertices are split back per part
     hits = np.setdiff1d(snapshot.line_tree.query(box, predicate="intersects"), source_lines)

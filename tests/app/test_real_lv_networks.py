@@ -180,6 +180,9 @@ def test_a_derived_tap_is_marked_in_the_drawing_and_its_exports(sw_client: TestC
     design_id = tapped["design_id"]
     svg = sw_client.get(f"/api/v1/designs/{design_id}/drawing.svg", headers=headers)
     assert svg.status_code == 200 and "待核实" in svg.text and 'class="derived"' in svg.text
+    # only the derived boxes near the meter box are drawn (the source has hundreds), the tap among them
+    assert 0 < svg.text.count('class="derived"') <= 80, svg.text.count('class="derived"')
+    assert tapped["access_id"] in svg.text
     assert "推定电缆分支箱（虚框，待核实）" in svg.text  # the legend
     geojson = sw_client.get(f"/api/v1/designs/{design_id}/drawing.geojson", headers=headers).json()
     derived = [f for f in geojson["features"] if f["properties"].get("derived")]
