@@ -54,6 +54,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def database_env(data_dir: Path) -> tuple[str, dict[str, str]]:
+    """The SQLite URL under ``data_dir`` and the environment a benchmark server and CLI run with."""
+    url = f"sqlite:///{data_dir / 'sanling.sqlite'}"
+    return url, {**os.environ, "SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(data_dir),
+                 "SANLING_LOG_LEVEL": "WARNING", "SANLING_JOBS_ENABLED": "false"}
+
+
+def create_planner(env: dict[str, str]) -> None:
+    """The planner account the benchmark clients sign in as (``token``)."""
+    subprocess.run([BIN / "sanling", "user", "create", "bench-planner", "--role", "planner", "--password-env",
+                    "BENCH_PASSWORD"], env={**env, "BENCH_PASSWORD": PASSWORD}, check=True, stdout=subprocess.DEVNULL)
+
+
 def prepare(scenario: str, n_transformers: int, data_dir: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Create and load the scenario's database; return the server environment and request bodies."""
     from sqlalchemy import text
@@ -62,9 +75,7 @@ def prepare(scenario: str, n_transformers: int, data_dir: Path) -> tuple[dict[st
     from app.platform import migrate
     from app.platform.db import create_db_engine
 
-    url = f"sqlite:///{data_dir / 'sanling.sqlite'}"
-    env = {**os.environ, "SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(data_dir),
-           "SANLING_LOG_LEVEL": "WARNING", "SANLING_JOBS_ENABLED": "false"}
+    url, env = database_env(data_dir)
     migrate.upgrade(url)
     engine = create_db_engine(url)
     started = time.perf_counter()
@@ -78,8 +89,7 @@ def prepare(scenario: str, n_transformers: int, data_dir: Path) -> tuple[dict[st
                   for t in ("transformers", "access_points", "lv_lines", "roads")}
     engine.dispose()
     print(f"[{scenario}] loaded in {time.perf_counter() - started:.1f} s: {counts}", flush=True)
-    subprocess.run([BIN / "sanling", "user", "create", "bench-planner", "--role", "planner", "--password-env",
-                    "BENCH_PASSWORD"], env={**env, "BENCH_PASSWORD": PASSWORD}, check=True, stdout=subprocess.DEVNULL)
+    create_planner(env)
     if scenario == "demo":
         with (ROOT / "fixtures" / "sample_applications.csv").open() as f:
             bodies = [{"lon": float(r["lon"]), "lat": float(r["lat"]), "crs": r["crs"], "kw": float(r["kw"]),

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import subprocess
 import sys
@@ -43,7 +42,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.design_api import BIN, PASSWORD, free_port, percentile, start_server, token, wait_for_workers  # noqa: E402
+from benchmarks.design_api import (  # noqa: E402
+    BIN,
+    create_planner,
+    database_env,
+    free_port,
+    percentile,
+    start_server,
+    token,
+    wait_for_workers,
+)
 from benchmarks.synthetic_city import city_layers, city_pins  # noqa: E402
 
 #: How long after an import's commit the designs are watched.
@@ -58,9 +66,7 @@ def prepare(n_transformers: int, poles: int, data_dir: Path) -> dict[str, str]:
     from app.platform import migrate
     from app.platform.db import create_db_engine
 
-    url = f"sqlite:///{data_dir / 'sanling.sqlite'}"
-    env = {**os.environ, "SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(data_dir),
-           "SANLING_LOG_LEVEL": "WARNING", "SANLING_JOBS_ENABLED": "false"}
+    url, env = database_env(data_dir)
     migrate.upgrade(url)
     engine = create_db_engine(url)
     started = time.perf_counter()
@@ -72,8 +78,7 @@ def prepare(n_transformers: int, poles: int, data_dir: Path) -> dict[str, str]:
                   for t in ("transformers", "access_points", "lv_lines", "roads")}
     engine.dispose()
     print(f"city loaded in {time.perf_counter() - started:.1f} s: {counts}", flush=True)
-    subprocess.run([BIN / "sanling", "user", "create", "bench-planner", "--role", "planner", "--password-env",
-                    "BENCH_PASSWORD"], env={**env, "BENCH_PASSWORD": PASSWORD}, check=True, stdout=subprocess.DEVNULL)
+    create_planner(env)
     return env
 
 

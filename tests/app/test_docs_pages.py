@@ -8,25 +8,18 @@ font, as Chromium itself reports it (the platform fonts that rendered a node's t
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from app.platform import migrate
-from tests.support.throwaway_pg import free_port
+from tests.support.live_server import served_uvicorn
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/bootstrap.sh --with-test); never `playwright install`
-STARTUP_TIMEOUT_S = 60
 CJK = re.compile(r"[\u4e00-\u9fff]")
 HOST = "sanling.test"  # resolved to 127.0.0.1 by Chromium itself (--host-resolver-rules)
 
@@ -37,29 +30,10 @@ def served_app(fresh_database, tmp_path_factory: pytest.TempPathFactory) -> Iter
     read no data, so one backend is enough)."""
     url = fresh_database("spatialite")
     migrate.upgrade(url)
-    port = free_port()
-    env = {**os.environ, "SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(tmp_path_factory.mktemp("served")),
+    env = {"SANLING_DATABASE_URL": url, "SANLING_DATA_DIR": str(tmp_path_factory.mktemp("served")),
            "SANLING_LOG_JSON": "false", "SANLING_BASEMAP_TILE_URL": ""}
-    log_path = tmp_path_factory.mktemp("log") / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                                    "--host", "127.0.0.1", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    with served_uvicorn(env, tmp_path_factory.mktemp("log") / "uvicorn.log") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

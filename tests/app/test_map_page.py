@@ -2,56 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import Engine
 
 from app.identity.auth import Role
 from tests.app.auth_helpers import TEST_JWT_SECRET, make_user
-from tests.support.throwaway_pg import free_port
+from tests.support.live_server import served_uvicorn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/bootstrap.sh --with-test); never `playwright install`
-STARTUP_TIMEOUT_S = 60
 CLASS_SELECTORS = {"<50": "path.tx-50", "50-70": "path.tx-50_70", "70-80": "path.tx-70_80", ">80": "path.tx-80"}
 
 
 @pytest.fixture(scope="module")
 def served_app(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run `uvicorn app.main:create_app` on a free loopback port against the demo database."""
-    port = free_port()
-    env = {**os.environ, "SANLING_DATABASE_URL": demo_db_url, "SANLING_JWT_SECRET": TEST_JWT_SECRET,
+    env = {"SANLING_DATABASE_URL": demo_db_url, "SANLING_JWT_SECRET": TEST_JWT_SECRET,
            "SANLING_PASSWORD_HASH_PROFILE": "fast", "SANLING_DATA_DIR": str(tmp_path_factory.mktemp("served")),
            "SANLING_LOG_JSON": "false", "SANLING_BASEMAP_TILE_URL": ""}
-    log_path = tmp_path_factory.mktemp("log") / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                                    "--host", "127.0.0.1", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    with served_uvicorn(env, tmp_path_factory.mktemp("log") / "uvicorn.log") as base:
+        yield base
 
 
 def test_planner_signs_in_and_sees_every_threshold_class(served_app: str, demo_engine: Engine, backend: str) -> None:

@@ -10,11 +10,7 @@ on the page. The screenshot is kept at tests/artifacts/public-<backend>.png.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,12 +24,11 @@ from app.network.loading import DEMO_DIR
 from design_rules.profiles import JobClass, StepCode, get_profile
 from tests.app.auth_helpers import TEST_JWT_SECRET, settings_for_tests
 from tests.app.test_docs_pages import assert_cjk_font, chinese_text_fonts
-from tests.support.throwaway_pg import free_port
+from tests.support.live_server import served_uvicorn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/bootstrap.sh --with-test); never `playwright install`
-STARTUP_TIMEOUT_S = 60
 HOST = "sanling.test"  # resolved to 127.0.0.1 by Chromium itself (--host-resolver-rules)
 PATH = "/api/v1/public/disclosure"
 JINSHAN = "金山网格"  # a demo grid area (urban, not pre-controlled)
@@ -118,30 +113,11 @@ def test_the_endpoint_has_a_schema_and_is_public(client: TestClient) -> None:
 @pytest.fixture(scope="module")
 def served_app(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run `uvicorn app.main:create_app` on a free loopback port against the demo database."""
-    port = free_port()
-    env = {**os.environ, "SANLING_DATABASE_URL": demo_db_url, "SANLING_JWT_SECRET": TEST_JWT_SECRET,
+    env = {"SANLING_DATABASE_URL": demo_db_url, "SANLING_JWT_SECRET": TEST_JWT_SECRET,
            "SANLING_PASSWORD_HASH_PROFILE": "fast", "SANLING_DATA_DIR": str(tmp_path_factory.mktemp("served")),
            "SANLING_LOG_JSON": "false", "SANLING_BASEMAP_TILE_URL": "", "SANLING_PUBLIC_RATE_BURST": "50"}
-    log_path = tmp_path_factory.mktemp("log") / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                                    "--host", "127.0.0.1", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    with served_uvicorn(env, tmp_path_factory.mktemp("log") / "uvicorn.log") as base:
+        yield base
 
 
 def kva_text(value: float) -> str:

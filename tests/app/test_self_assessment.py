@@ -10,9 +10,7 @@ interactions, CQ-32 四(二); customer cost 0, CQ-45 一.3; SAIDI < 1 h and SAIF
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import openpyxl
@@ -20,19 +18,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, select
 
-import app.api.applications as applications_router
-import app.api.terminal as terminal_router
 from app.design.service import work_calendar
 from app.identity.auth import Role
-from app.main import create_app
 from app.platform.models import AuditLog
 from app.reporting import self_assessment
 from app.reporting.self_assessment import AssessmentRecord
 from design_rules.profiles import get_profile
-from tests.app.auth_helpers import make_user, override_session, settings_for_tests
+from tests.app import test_reports
+from tests.app.auth_helpers import make_user
 from tests.app.lifecycle_helpers import (
     JPEG,
-    REPO,
     SAMPLES,
     application_form,
     apply,
@@ -47,27 +42,9 @@ MONTH = "2026-11"
 SHEET_HEADER = ["指标", "分项", "数值", "单位", "目标", "是否达标", "目标依据"]
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> ServerClock:
-    server_clock = ServerClock()
-
-    class _ServerDatetime(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-            return server_clock.now.astimezone(tz) if tz else server_clock.now.replace(tzinfo=None)
-
-    for module in (applications_router, terminal_router):
-        monkeypatch.setattr(module, "datetime", _ServerDatetime)
-    return server_clock
-
-
-@pytest.fixture
-def client(db_conn: Connection, demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = settings_for_tests(demo_db_url, data_dir=tmp_path,
-                                  depot_stock_file=REPO / "fixtures" / "depot_stock.csv")
-    app = create_app(settings)
-    override_session(app, db_conn)
-    yield TestClient(app)
+# the server clock and the client of the annex-2 tests (one definition: tests/app/test_reports.py)
+clock = test_reports.clock
+client = test_reports.client
 
 
 def _sample(job_class: str, index: int) -> dict[str, str]:
