@@ -166,8 +166,7 @@ def _surroundings(snapshot: NetworkSnapshot, x_m: float, y_m: float, transformer
     r = DRAWING_CONTEXT_M
     x0, y0, x1, y1 = x_m - r, y_m - r, x_m + r, y_m + r
     source_t = snapshot.transformer_position.get(transformer_asset_id)
-    source_lines = np.flatnonzero(data.line_transformer_asset_id == transformer_asset_id) if source_t is not None \
-        else np.empty(0, dtype=np.intp)
+    source_lines = snapshot.lines_of(transformer_asset_id) if source_t is not None else np.empty(0, dtype=np.intp)
     if source_t is not None:
         tx, ty = float(data.transformer_x_m[source_t]), float(data.transformer_y_m[source_t])
         x0, y0, x1, y1 = min(x0, tx), min(y0, ty), max(x1, tx), max(y1, ty)

@@ -69,6 +69,12 @@ class NetworkSnapshot:
     #: ``derived_tree`` indexes their points for the drawing and the survey package.
     derived_access: AccessPointSnapshot
     derived_tree: STRtree
+    #: The LV lines grouped by their transformer (``line_order`` sorted by owner, ``line_owners`` the distinct
+    #: owners, ``line_bounds`` where each group starts and ends), so a drawing finds a transformer's lines by a
+    #: binary search instead of comparing every line's owner (3.7 ms a design at 100k lines).
+    line_order: np.ndarray
+    line_owners: np.ndarray
+    line_bounds: np.ndarray
 
     @classmethod
     def build(cls, data: NetworkData, version: NetworkVersion) -> NetworkSnapshot:
@@ -140,6 +146,7 @@ class NetworkSnapshot:
             data=data,
             derived_access=derived,
             derived_tree=STRtree(shapely.points(derived.x_m, derived.y_m)),
+            **_lines_by_owner(data.line_transformer_asset_id),
             build_s=time.perf_counter() - started,
         )
 
@@ -159,6 +166,13 @@ class NetworkSnapshot:
         return dataclasses.replace(self, index=self.index.with_loads(peak_kva=peak, reserved_kva=reserved),
                                    generation=version.generation, capacity_seq=version.capacity_seq)
 
+    def lines_of(self, transformer_asset_id: str) -> np.ndarray:
+        """Positions (in ``data``'s line order, ascending) of the LV lines fed by ``transformer_asset_id``."""
+        at = int(np.searchsorted(self.line_owners, transformer_asset_id))
+        if at == len(self.line_owners) or self.line_owners[at] != transformer_asset_id:
+            return np.empty(0, dtype=np.intp)
+        return np.sort(self.line_order[self.line_bounds[at]:self.line_bounds[at + 1]])
+
     def grid_area_at(self, x_m: float, y_m: float) -> GridAreaHit | None:
         """The grid area containing the point (the lowest code when areas overlap), or ``None``."""
         hits = self.grid_area_tree.query(shapely.Point(x_m, y_m), predicate="intersects")
@@ -166,6 +180,15 @@ class NetworkSnapshot:
             return None
         pos = min(int(h) for h in hits)
         return GridAreaHit(self.grid_area_codes[pos], self.grid_area_types[pos])
+
+
+def _lines_by_owner(owner_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The CSR grouping of lines by transformer that :meth:`NetworkSnapshot.lines_of` searches."""
+    owners = np.asarray(owner_ids, dtype=str)
+    order = np.argsort(owners, kind="stable").astype(np.intp)
+    keys, starts = np.unique(owners[order], return_index=True)
+    return {"line_order": order, "line_owners": keys,
+            "line_bounds": np.append(starts, len(order)).astype(np.intp)}
 
 
 def _prepared(geometries: list[BaseGeometry]) -> list[BaseGeometry]:
