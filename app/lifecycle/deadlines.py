@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.design.service import work_calendar
 from app.identity.auth import Role
-from app.lifecycle.states import OPEN_STATUSES, china_date
+from app.lifecycle.states import OPEN_STATUSES, china_date, lock_or_skip
 from app.platform.audit import record_change
 from app.platform.models import Application, ApplicationStep, User
 from app.platform.notifications import notify
@@ -68,7 +68,7 @@ def watch_deadlines(session: Session, settings: Settings, *, now: datetime | Non
     """Update the deadline status of every open step of open applications and notify (flushes, never commits).
 
     Race-safe against the transitions (issue 13): a step is marked and chased only under its application's
-    row lock, re-read (see :func:`_lock_or_skip`); the locks are held until the caller commits.
+    row lock, re-read (``app.lifecycle.states.lock_or_skip``); the locks are held until the caller commits.
     """
     now = now or datetime.now(UTC)
     today = china_date(now)
@@ -89,7 +89,7 @@ def watch_deadlines(session: Session, settings: Settings, *, now: datetime | Non
             # the watch never waits; a step completed, or an application cancelled, since the read above is
             # neither marked nor chased.
             if application.id not in locked:
-                locked[application.id] = _lock_or_skip(session, application)
+                locked[application.id] = lock_or_skip(session, application.id) is not None
             if not locked[application.id]:
                 continue
             session.refresh(step)
@@ -113,17 +113,6 @@ def watch_deadlines(session: Session, settings: Settings, *, now: datetime | Non
         report.notifications += _notify(session, application, step, status, today)
     session.flush()
     return report
-
-
-def _lock_or_skip(session: Session, application: Application) -> bool:
-    """Lock ``application`` (``FOR UPDATE SKIP LOCKED``) and re-read it; False when a transition holds it.
-
-    SQLite renders no FOR UPDATE: the watch's transaction holds the database's write lock since its
-    ``BEGIN IMMEDIATE``, so no transition runs meanwhile and the re-read is what is stored.
-    """
-    row = session.scalar(select(Application).where(Application.id == application.id)
-                         .with_for_update(skip_locked=True).execution_options(populate_existing=True))
-    return row is not None
 
 
 def _notify(session: Session, application: Application, step: ApplicationStep, status: DeadlineStatus,

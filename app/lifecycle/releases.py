@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.lifecycle.states import ApplicationStatus
+from app.lifecycle.states import ApplicationStatus, lock_or_skip
 from app.network.reservations import ReleaseReason, release_reservation
 from app.platform.audit import as_utc
 from app.platform.models import Application, LoadReading
@@ -95,8 +95,7 @@ def release_bookings(session: Session, settings: Settings, *, now: datetime | No
             continue
         # About to write: take the application's row lock first, as every transition does, and re-read under it;
         # one a transition holds right now waits for the next run (the job never waits).
-        locked = session.scalar(select(Application).where(Application.id == application.id)
-                                .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+        locked = lock_or_skip(session, application.id)
         if locked is None:
             report.skipped_locked += 1
             continue

@@ -161,6 +161,18 @@ def lock_for_transition(session: Session, application: Application) -> Applicati
     return application
 
 
+def lock_or_skip(session: Session, application_id: int) -> Application | None:
+    """The application re-read under ``SELECT … FOR UPDATE SKIP LOCKED``, or ``None`` while a transition holds it.
+
+    For the periodic jobs (deadline watch, booking release): they take the lock every transition takes
+    (:func:`lock_for_transition`) before they write, but never wait for it — an application locked now is seen
+    by the next run. SQLite renders no FOR UPDATE: the job's transaction holds the database's write lock since
+    its ``BEGIN IMMEDIATE``, so no transition runs meanwhile and the re-read is what is stored.
+    """
+    return session.scalar(select(Application).where(Application.id == application_id)
+                          .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+
+
 def steps_of(session: Session, application: Application) -> list[ApplicationStep]:
     """The application's steps in process order."""
     return list(session.scalars(select(ApplicationStep).where(ApplicationStep.application_id == application.id)
