@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from app.network.loading import load_demo
 from app.platform import migrate
 from app.platform.db import create_db_engine
+from tests.support.databases import rolled_back
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("spatialite", "postgis")
@@ -106,9 +107,5 @@ def demo_engine(demo_db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def db_conn(demo_engine: Engine) -> Iterator[Connection]:
     """A connection inside an outer transaction that is rolled back after the test."""
-    with demo_engine.connect() as conn:
-        transaction = conn.begin()
-        try:
-            yield conn
-        finally:
-            transaction.rollback()
+    with rolled_back(demo_engine) as conn:
+        yield conn

@@ -53,6 +53,7 @@ from tests.app.auth_helpers import (
     override_session,
     settings_for_tests,
 )
+from tests.support.databases import rolled_back
 
 GRID_AREAS = ("GA-N", "GA-S")
 ME = "/api/v1/auth/me"
@@ -78,12 +79,8 @@ def auth_engine(backend: str, migrated_engine) -> Engine:  # type: ignore[no-unt
 @pytest.fixture
 def conn(auth_engine: Engine) -> Iterator[Connection]:
     """A connection inside an outer transaction that is rolled back after the test."""
-    with auth_engine.connect() as connection:
-        transaction = connection.begin()
-        try:
-            yield connection
-        finally:
-            transaction.rollback()
+    with rolled_back(auth_engine) as connection:
+        yield connection
 
 
 @pytest.fixture
