@@ -204,6 +204,10 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="A terminal's API key, `sl_<prefix>_<secret>`.")
 
 
+#: Where :func:`authenticate_before_body` leaves the caller for :func:`get_current_user` (the request's state).
+_CHECKED_BEFORE_BODY = "sanling_authenticated_user"
+
+
 def get_current_user(
     request: Request,
     session: SessionDep,
@@ -235,6 +239,9 @@ def get_current_user(
     CredentialsInvalidError, TokenExpiredError
         Credentials presented but not valid (401).
     """
+    checked = request.scope.get("state", {}).get(_CHECKED_BEFORE_BODY)
+    if checked is not None:  # the body middleware authenticated this request already (authenticate_before_body)
+        return checked  # type: ignore[no-any-return]
     return authenticate(session, bearer or api_key, get_request_settings(request))
 
 
@@ -332,6 +339,7 @@ async def authenticate_before_body(scope: Scope, authorization: str | None, api_
             return authenticate(session, credential, app.state.settings)
 
     user = await run_in_threadpool(check)
+    scope.setdefault("state", {})[_CHECKED_BEFORE_BODY] = user  # the route's dependency answers with it: one read
     if roles and user.role not in roles and user.role is not Role.ADMIN:
         raise ForbiddenError(required_roles=sorted(roles), role=str(user.role))
 

@@ -553,3 +553,24 @@ def test_a_length_that_cannot_be_read_answers_411() -> None:
                                                           (b"content-type", b"application/json")],
                                       [b"{" + b" " * 60, b" " * 60 + b"}"])
     assert (status, body["code"], reached) == (413, "BODY_TOO_LARGE", True)
+
+
+def test_a_body_request_is_authenticated_once(client: TestClient, db_conn: Connection,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full check before the body reads the caller's row; the route's dependency answers with the same
+    caller instead of reading it again (one read per request on the design hot path, not two)."""
+    from app.identity import auth
+
+    user = make_user(db_conn, Role.PLANNER)
+    headers = auth_headers(client, user)
+    calls: list[str | None] = []
+    real = auth.authenticate
+    monkeypatch.setattr(auth, "authenticate", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    response = client.post("/api/v1/designs", json={"lon": 106.4883433, "lat": 29.499325, "kw": 10,
+                                                    "category": "small_enterprise"}, headers=headers)
+    assert response.status_code == 201, response.text
+    assert len(calls) == 1
+    # a bodiless request has no check before the body: its dependency authenticates it
+    calls.clear()
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    assert len(calls) == 1
